@@ -1,0 +1,76 @@
+# Hookpost. `make test` and `make demo` do the whole set-up on a fresh machine.
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+BIN            := $(CURDIR)/bin
+KUBE_VERSION   ?= 1.37.2
+CONTROLLER_GEN ?= $(BIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+HELM           ?= $(BIN)/helm
+HELM_VERSION   ?= v3.22.0
+GINKGO_FLAGS   ?=
+export KUBEBUILDER_ASSETS ?= $(BIN)/k8s/$(KUBE_VERSION)
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the Go types, and copy the CRDs into the Helm chart.
+	$(CONTROLLER_GEN) crd rbac:roleName=hookpost-manager paths="./api/..." paths="./internal/controller/..." paths="./internal/ingest/..." output:crd:artifacts:config=config/crd/bases
+	@if [ -d charts/hookpost/crds ]; then cp config/crd/bases/*.yaml charts/hookpost/crds/; fi
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt:
+	go fmt ./...
+
+.PHONY: vet
+vet:
+	go vet ./...
+
+.PHONY: verify
+verify: generate manifests ## Regenerate everything and fail if the tree changed.
+	gofmt -l $$(git ls-files '*.go') | tee /dev/stderr | (! read)
+	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
+
+.PHONY: envtest
+envtest: $(KUBEBUILDER_ASSETS)/kube-apiserver ## Build kube-apiserver and etcd for envtest from the Go module proxy.
+
+$(KUBEBUILDER_ASSETS)/kube-apiserver:
+	KUBE_VERSION=$(KUBE_VERSION) hack/envtest-assets.sh >/dev/null
+
+.PHONY: postgres
+postgres: ## Install the PostgreSQL server binaries if missing (tests start throwaway clusters).
+	@hack/ensure-postgres.sh
+
+.PHONY: test
+test: envtest postgres ## Run every test: unit, envtest suites, real PostgreSQL and NATS, helm lint.
+	go vet ./...
+	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
+
+.PHONY: bench
+bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes.
+	go test -run '^$$' -bench . -benchmem ./internal/...
+	go run ./test/bench
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager and the kubectl plugin into bin/.
+	go build -o $(BIN)/manager ./cmd/manager
+	@if [ -d cmd/kubectl-hookpost ]; then go build -o $(BIN)/kubectl-hookpost ./cmd/kubectl-hookpost; fi
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+$(HELM):
+	GOBIN=$(BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: help
+help:
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

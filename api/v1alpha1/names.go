@@ -1,0 +1,51 @@
+package v1alpha1
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// DeliveryName is the name of the WebhookDelivery for an event and a subscription. It is derived from both, so a
+// source that hands Hookpost the same event twice gets AlreadyExists instead of a second delivery.
+func DeliveryName(subscription, eventID string) string {
+	sum := sha256.Sum256([]byte(subscription + "\x00" + eventID))
+	suffix := hex.EncodeToString(sum[:10])
+	// Names are DNS subdomains of at most 253 characters; keep the subscription's name readable as a prefix.
+	prefix := subscription
+	if max := 253 - len(suffix) - 1; len(prefix) > max {
+		prefix = strings.TrimRight(prefix[:max], ".-")
+	}
+	return prefix + "-" + suffix
+}
+
+// GeneratedSecretName is the Secret Hookpost creates for a subscription without spec.signing.secretRef.
+func GeneratedSecretName(subscription string) string {
+	const suffix = "-signing-secret"
+	if len(subscription)+len(suffix) > 253 {
+		subscription = strings.TrimRight(subscription[:253-len(suffix)], ".-")
+	}
+	return subscription + suffix
+}
+
+// DefaultSecretKey is the Secret data key read when secretRef.key is unset.
+const DefaultSecretKey = "secret"
+
+// EventTypeLabelValue returns the event type as a label value, or "" when it cannot be one (label values are at
+// most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric).
+func EventTypeLabelValue(eventType string) string {
+	if len(eventType) == 0 || len(eventType) > 63 {
+		return ""
+	}
+	for i, c := range eventType {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if alnum {
+			continue
+		}
+		if (c == '.' || c == '-' || c == '_') && i != 0 && i != len(eventType)-1 {
+			continue
+		}
+		return ""
+	}
+	return eventType
+}

@@ -1,0 +1,152 @@
+// Command manager runs the Hookpost operator: the WebhookSubscription and WebhookDelivery controllers and, when
+// configured, the event sources that turn outbox rows and JetStream messages into WebhookDeliveries.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/internal/version"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hookpost:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the manager's flags; each can also be set with the environment variable named in its usage.
+type options struct {
+	metricsAddr, probeAddr string
+	leaderElect            bool
+	leaderElectionNS       string
+	allowCIDRs             stringList
+	maxConcurrent          int
+	maxPerHost             int
+	workers                int
+	maxRetryAfter          time.Duration
+	sources                sourceOptions
+}
+
+func run() error {
+	var o options
+	fs := flag.CommandLine
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", env("HOOKPOST_METRICS_BIND_ADDRESS", ":8080"), "Address of the Prometheus metrics endpoint; 0 disables it. Env HOOKPOST_METRICS_BIND_ADDRESS.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", env("HOOKPOST_HEALTH_PROBE_BIND_ADDRESS", ":8081"), "Address of /healthz and /readyz. Env HOOKPOST_HEALTH_PROBE_BIND_ADDRESS.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", envBool("HOOKPOST_LEADER_ELECT", false), "Elect a leader so only one replica delivers. Env HOOKPOST_LEADER_ELECT.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", env("HOOKPOST_LEADER_ELECTION_NAMESPACE", ""), "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
+	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", envInt("HOOKPOST_MAX_CONCURRENT_ATTEMPTS", 64), "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
+	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", envInt("HOOKPOST_MAX_ATTEMPTS_PER_HOST", 8), "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
+	fs.IntVar(&o.workers, "delivery-workers", envInt("HOOKPOST_DELIVERY_WORKERS", 64), "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
+	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", envDuration("HOOKPOST_MAX_RETRY_AFTER", time.Hour), "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	o.sources.bind(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+	if v := os.Getenv("HOOKPOST_ALLOW_CIDRS"); v != "" && len(o.allowCIDRs) == 0 {
+		_ = o.allowCIDRs.Set(v)
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
+	if err != nil {
+		return fmt.Errorf("--allow-cidr: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(hookpostv1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "hookpost.webhooks.hookpost.io",
+		LeaderElectionNamespace:       o.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr(90 * time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controller.SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("set up cache indexes: %w", err)
+	}
+	sender := delivery.NewSender(delivery.SenderOptions{
+		Guard:         netguard.New(allow),
+		MaxConcurrent: o.maxConcurrent,
+		MaxPerHost:    o.maxPerHost,
+		MaxRetryAfter: o.maxRetryAfter,
+	})
+	clk := clock.RealClock{}
+	if err := (&controller.WebhookSubscriptionReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
+		Clock:    clk,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up subscription controller: %w", err)
+	}
+	if err := (&controller.WebhookDeliveryReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
+		Clock:                   clk,
+		Sender:                  sender,
+		UserAgent:               version.UserAgent(),
+		MaxRetryAfter:           o.maxRetryAfter,
+		MaxConcurrentReconciles: o.workers,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up delivery controller: %w", err)
+	}
+	controller.RegisterMetrics(sender, controller.RetryBacklog(mgr.GetCache()))
+	if err := o.sources.setup(ctx, mgr, clk); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add ready check: %w", err)
+	}
+	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String())
+	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// stringList is a repeatable, comma-separable flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

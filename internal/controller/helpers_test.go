@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+var (
+	tlsReceiver *harness.Receiver
+	nsCounter   atomic.Int64
+)
+
+// tlsReceiverConfig starts the suite's HTTPS receiver and returns a TLS config that trusts it, the way an
+// operator trusts a receiver's CA.
+func tlsReceiverConfig() *tls.Config {
+	tlsReceiver = harness.NewTLSReceiver()
+	pool := x509.NewCertPool()
+	pool.AddCert(tlsReceiver.Certificate())
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+func closeTLSReceiver() {
+	if tlsReceiver != nil {
+		tlsReceiver.Close()
+	}
+}
+
+// newNamespace creates a namespace for one spec.
+func newNamespace() string {
+	name := fmt.Sprintf("t%d", nsCounter.Add(1))
+	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	return name
+}
+
+// newReceiver starts a plain HTTP receiver on 127.0.0.1 for one spec.
+func newReceiver() *harness.Receiver {
+	r := harness.NewReceiver()
+	DeferCleanup(r.Close)
+	return r
+}
+
+func getDelivery(ns, name string) func() *hookpostv1.WebhookDelivery {
+	return func() *hookpostv1.WebhookDelivery {
+		d := &hookpostv1.WebhookDelivery{}
+		Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+		return d
+	}
+}
+
+func getSubscription(ns, name string) func() *hookpostv1.WebhookSubscription {
+	return func() *hookpostv1.WebhookSubscription {
+		s := &hookpostv1.WebhookSubscription{}
+		Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s)).To(Succeed())
+		return s
+	}
+}
+
+// poke makes the controllers look at a delivery again, as the workqueue's timer would after stepping the fake
+// clock (the workqueue itself runs on real time).
+func poke(d *hookpostv1.WebhookDelivery) {
+	patch := client.MergeFrom(d.DeepCopy())
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations["test.hookpost.io/poke"] = fmt.Sprint(time.Now().UnixNano())
+	Expect(k8sClient.Patch(context.Background(), d, patch)).To(Succeed())
+}
+
+// stepAndPoke advances the fake clock and wakes the delivery.
+func stepAndPoke(ns, name string, by time.Duration) {
+	fakeClock.Step(by)
+	poke(getDelivery(ns, name)())
+}
+
+func phaseOf(ns, name string) func() hookpostv1.DeliveryPhase {
+	return func() hookpostv1.DeliveryPhase { return getDelivery(ns, name)().Status.Phase }
+}
+
+func attemptsOf(ns, name string) func() int32 {
+	return func() int32 { return getDelivery(ns, name)().Status.Attempts }
+}
+
+func requestsTo(r *harness.Receiver, path string) func() int {
+	return func() int { return len(r.Requests(path)) }
+}
+
+var _ = http.StatusOK

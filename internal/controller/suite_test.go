@@ -1,0 +1,96 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/netguard"
+)
+
+// The suite runs the real manager, with both controllers, against a real kube-apiserver and etcd. The clock is
+// fake: retries are driven by stepping it, never by sleeping.
+var (
+	testEnv    *envtest.Environment
+	cfg        *rest.Config
+	k8sClient  client.Client
+	fakeClock  *clocktesting.FakeClock
+	cancelMgr  context.CancelFunc
+	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controller Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(BeEmpty(), "run the tests with `make test`, which builds kube-apiserver and etcd into bin/ and sets KUBEBUILDER_ASSETS")
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	scheme := runtime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(hookpostv1.AddToScheme(scheme)).To(Succeed())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelMgr = cancel
+	Expect(SetupIndexes(ctx, mgr)).To(Succeed())
+
+	fakeClock = clocktesting.NewFakeClock(suiteStart)
+	// Only 127.0.0.1 is allowed: receivers on 127.0.0.2 (also loopback) play a forbidden destination.
+	sender := delivery.NewSender(delivery.SenderOptions{
+		Guard:         netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}),
+		MaxConcurrent: 16,
+		MaxPerHost:    4,
+		TLSConfig:     tlsReceiverConfig(),
+	})
+	Expect((&WebhookSubscriptionReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: fakeClock}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&WebhookDeliveryReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: fakeClock,
+		Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, MaxConcurrentReconciles: 8,
+	}).SetupWithManager(mgr)).To(Succeed())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	if cancelMgr != nil {
+		cancelMgr()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+	closeTLSReceiver()
+})

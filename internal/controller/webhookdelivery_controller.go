@@ -1,0 +1,300 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/signing"
+)
+
+// hostBusyRetry is how soon a delivery whose destination host has no free slot is looked at again. The worker
+// is released meanwhile, so a slow host cannot occupy every worker.
+const hostBusyRetry = 250 * time.Millisecond
+
+// WebhookDeliveryReconciler makes a delivery's attempts when they are due and records each one in status.
+type WebhookDeliveryReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Sender   *delivery.Sender
+	// UserAgent is sent on every attempt, "Hookpost/<version>".
+	UserAgent string
+	// MaxRetryAfter caps a receiver's Retry-After.
+	MaxRetryAfter time.Duration
+	// MaxConcurrentReconciles bounds deliveries worked on at once.
+	MaxConcurrentReconciles int
+
+	// written remembers how many attempts this process recorded per delivery, so a reconcile that reads a cache
+	// older than its own last write waits instead of sending the same attempt twice.
+	written sync.Map // types.NamespacedName -> writtenAttempts
+}
+
+// writtenAttempts is the attempt count this process last wrote for a delivery object (by UID, since a name can
+// be reused by a new object).
+type writtenAttempts struct {
+	uid      types.UID
+	attempts int32
+}
+
+// Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
+func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	d := &hookpostv1.WebhookDelivery{}
+	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if w, ok := r.written.Load(req.NamespacedName); ok && w.(writtenAttempts).uid == d.UID && d.Status.Attempts < w.(writtenAttempts).attempts {
+		// Our own last status write has not reached the cache yet.
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	before := d.DeepCopy()
+	defer func() {
+		if equality.Semantic.DeepEqual(before.Status, d.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
+			return
+		}
+		if d.Status.Attempts != before.Status.Attempts {
+			r.written.Store(req.NamespacedName, writtenAttempts{uid: d.UID, attempts: d.Status.Attempts})
+		}
+	}()
+
+	if err := r.acceptReplay(ctx, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	if d.Status.Phase.Finished() {
+		return ctrl.Result{}, nil
+	}
+	if d.Status.Phase == "" {
+		waiting(&d.Status, hookpostv1.ReasonPending, "waiting for the first attempt")
+	}
+	att, wait, err := r.prepare(ctx, d)
+	if err != nil || att == nil {
+		return wait, err
+	}
+	return r.attempt(ctx, d, att)
+}
+
+// acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.
+func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) error {
+	want := d.Annotations[hookpostv1.AnnotationReplay]
+	if want == "" || want == d.Annotations[hookpostv1.AnnotationReplayed] {
+		return nil
+	}
+	// Mark the value as seen first: if the status write then fails, the delivery is merely not replayed and
+	// the user sets a new value; the other order could send the replay twice.
+	patch := client.MergeFrom(d.DeepCopy())
+	d.Annotations[hookpostv1.AnnotationReplayed] = want
+	status := d.Status
+	if err := r.Patch(ctx, d, patch); err != nil {
+		return fmt.Errorf("mark replay %q as accepted: %w", want, err)
+	}
+	d.Status = replay(status)
+	ctrl.LoggerFrom(ctx).Info("Replaying delivery", "replay", want, "attempts", d.Status.Attempts)
+	return nil
+}
+
+// prepare checks the subscription, the secret and the schedule. It returns the attempt to make, or a result
+// saying when to look again (the condition says why).
+func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.WebhookDelivery) (*pendingAttempt, ctrl.Result, error) {
+	sub := &hookpostv1.WebhookSubscription{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); err != nil {
+		if apierrors.IsNotFound(err) {
+			waiting(&d.Status, hookpostv1.ReasonSubscriptionNotFound, fmt.Sprintf("WebhookSubscription %q does not exist in namespace %s; the delivery waits for it", d.Spec.SubscriptionName, d.Namespace))
+			return nil, ctrl.Result{}, nil
+		}
+		return nil, ctrl.Result{}, fmt.Errorf("get subscription: %w", err)
+	}
+	if sub.Spec.Paused {
+		waiting(&d.Status, hookpostv1.ReasonSubscriptionPaused, fmt.Sprintf("subscription %s is paused; the delivery is sent when it resumes", sub.Name))
+		return nil, ctrl.Result{}, nil
+	}
+	secret, err := r.signingSecret(ctx, sub)
+	if err != nil {
+		return nil, ctrl.Result{}, err
+	}
+	if secret == "" {
+		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name))
+		return nil, ctrl.Result{}, nil
+	}
+	now := r.Clock.Now()
+	if next := d.Status.NextAttemptTime; next != nil && next.After(now) {
+		return nil, ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+	}
+	return &pendingAttempt{sub: sub, secret: secret}, ctrl.Result{}, nil
+}
+
+// pendingAttempt is what prepare resolved for an attempt.
+type pendingAttempt struct {
+	sub    *hookpostv1.WebhookSubscription
+	secret string
+}
+
+// signingSecret reads the secret the subscription's status names; "" when it does not resolve yet.
+func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription) (string, error) {
+	ref := sub.Status.SigningSecretRef
+	if ref == nil || !meta.IsStatusConditionTrue(sub.Status.Conditions, hookpostv1.ConditionReady) {
+		return "", nil
+	}
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}, s); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	return string(s.Data[ref.Key]), nil
+}
+
+// attempt sends the delivery once and records the outcome.
+func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	start := r.Clock.Now()
+	req, err := delivery.BuildRequest(attemptFor(d, p, start), r.UserAgent)
+	if err != nil {
+		// The event cannot be encoded: no attempt can ever succeed, so fail it with the reason.
+		out := delivery.Outcome{Error: fmt.Sprintf("cannot build the request: %v", err), Class: delivery.ClassPermanent}
+		r.record(ctx, d, p, out, start)
+		return ctrl.Result{}, nil
+	}
+	out, sent := r.Sender.TrySend(ctx, req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
+	if !sent {
+		log.V(1).Info("Destination host busy; attempt postponed")
+		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
+	}
+	r.record(ctx, d, p, out, start)
+	if d.Status.Phase == hookpostv1.DeliveryRetrying && d.Status.NextAttemptTime != nil {
+		return ctrl.Result{RequeueAfter: max(d.Status.NextAttemptTime.Sub(r.Clock.Now()), time.Millisecond)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// record writes an outcome into the delivery's status, with metrics and transition Events.
+func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt, out delivery.Outcome, start time.Time) {
+	policy := retryPolicy{schedule: scheduleDurations(p.sub.Spec.Retry.Schedule), maxRetryAfter: r.MaxRetryAfter}
+	var tr transition
+	d.Status, tr = recordAttempt(d.Status, out, start, r.Clock.Now(), policy)
+	observeAttempt(out)
+	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))
+	switch tr {
+	case transitionSucceeded:
+		deliveriesTotal.WithLabelValues("succeeded").Inc()
+	case transitionExhausted, transitionRejected:
+		deliveriesTotal.WithLabelValues("failed").Inc()
+		c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered)
+		ctrl.LoggerFrom(ctx).Info("Delivery failed", "attempts", d.Status.Attempts, "reason", c.Reason)
+		if r.Recorder != nil {
+			r.Recorder.Eventf(d, p.sub, corev1.EventTypeWarning, c.Reason, "Deliver", "%s", c.Message)
+		}
+	}
+}
+
+// attemptFor translates the CRs into the domain's plain Attempt.
+func attemptFor(d *hookpostv1.WebhookDelivery, p *pendingAttempt, now time.Time) delivery.Attempt {
+	var data []byte
+	if d.Spec.Data != nil {
+		data = d.Spec.Data.Raw
+	}
+	sub := p.sub
+	return delivery.Attempt{
+		URL:    sub.Spec.URL,
+		Format: envelope.Format(orDefault(string(sub.Spec.PayloadFormat), string(hookpostv1.PayloadFormatEnvelope))),
+		Event: envelope.Event{
+			ID:         d.Spec.Event.ID,
+			Type:       d.Spec.Event.Type,
+			TenantID:   d.Spec.Event.TenantID,
+			Collection: d.Spec.Event.Collection,
+			OccurredAt: d.Spec.Event.OccurredAt.Time,
+			Data:       data,
+			Source:     "/hookpost/" + d.Namespace + "/" + sub.Name,
+		},
+		Scheme:          signing.Scheme(orDefault(string(sub.Spec.Signing.Scheme), string(hookpostv1.SigningSchemeHMACSHA256Hex))),
+		SignatureHeader: string(sub.Spec.Signing.Header),
+		Secret:          p.secret,
+		StaticHeaders:   sub.Spec.Headers,
+		DeliveryName:    d.Name,
+		Number:          int(d.Status.Attempts) + 1,
+		Test:            d.Spec.Test,
+		Now:             now,
+		Timeout:         attemptTimeout(sub),
+	}
+}
+
+// attemptTimeout is the subscription's per-attempt timeout; zero lets the sender apply its default.
+func attemptTimeout(sub *hookpostv1.WebhookSubscription) time.Duration {
+	if sub.Spec.Timeout == nil {
+		return 0
+	}
+	return sub.Spec.Timeout.Duration
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// SetupWithManager watches deliveries and, for subscription changes that can unblock them, their subscription.
+func (r *WebhookDeliveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&hookpostv1.WebhookDelivery{}).
+		Watches(&hookpostv1.WebhookSubscription{}, handler.EnqueueRequestsFromMapFunc(r.unfinishedDeliveries),
+			builder.WithPredicates(subscriptionUnblocks{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Named("webhookdelivery").
+		Complete(r)
+}
+
+func (r *WebhookDeliveryReconciler) unfinishedDeliveries(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &hookpostv1.WebhookDeliveryList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexDeliverySubscription: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List deliveries of a subscription", "subscriptionName", o.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if !list.Items[i].Status.Phase.Finished() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// subscriptionUnblocks passes subscription changes that can let waiting deliveries go: a new subscription, a
+// spec change (resume, new URL) or a Ready flip (the secret appeared). Counter updates are ignored, or every
+// status write would wake every pending delivery.
+type subscriptionUnblocks struct{ predicate.Funcs }
+
+func (subscriptionUnblocks) Create(event.CreateEvent) bool { return true }
+func (subscriptionUnblocks) Delete(event.DeleteEvent) bool { return false }
+func (subscriptionUnblocks) Update(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld.(*hookpostv1.WebhookSubscription), e.ObjectNew.(*hookpostv1.WebhookSubscription)
+	return o.Generation != n.Generation ||
+		meta.IsStatusConditionTrue(o.Status.Conditions, hookpostv1.ConditionReady) != meta.IsStatusConditionTrue(n.Status.Conditions, hookpostv1.ConditionReady) ||
+		!equality.Semantic.DeepEqual(o.Status.SigningSecretRef, n.Status.SigningSecretRef)
+}
+func (subscriptionUnblocks) Generic(event.GenericEvent) bool { return false }

@@ -1,0 +1,311 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/signing"
+	"github.com/hookpost/hookpost/test/fixtures"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+const testSecret = "shh-a-test-signing-secret"
+
+var _ = Describe("WebhookDelivery controller", func() {
+	ctx := context.Background()
+	var (
+		ns  string
+		rcv *harness.Receiver
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		rcv = newReceiver()
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+	})
+
+	// subscribe creates a Ready subscription delivering to path on the spec's receiver.
+	subscribe := func(name, path string, opts ...fixtures.SubscriptionOption) {
+		opts = append([]fixtures.SubscriptionOption{fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")}, opts...)
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, name, rcv.URL+path, opts...))).To(Succeed())
+		Eventually(readyOf(ns, name)).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+	}
+	deliver := func(sub, eventID string, opts ...fixtures.DeliveryOption) string {
+		d := fixtures.Delivery(ns, sub, eventID, "order.created", map[string]any{"order_id": 1001, "total": 299.99, "status": "pending"}, opts...)
+		Expect(k8sClient.Create(ctx, d)).To(Succeed())
+		return d.Name
+	}
+	lastError := func(name string) string { return getDelivery(ns, name)().Status.LastAttempt.Error }
+
+	It("delivers a signed Envelope body on the first attempt, with the headers a doc-000 receiver reads", func() {
+		subscribe("orders", "/ok")
+		name := deliver("orders", "evt-1")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+
+		reqs := rcv.Requests("/ok")
+		Expect(reqs).To(HaveLen(1))
+		r := reqs[0]
+		Expect(string(r.Body)).To(Equal(`{"event":"order.created","tenant_id":123,"timestamp":"2025-11-16T10:30:00Z","data":{"order_id":1001,"status":"pending","total":299.99}}`))
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(r.Header.Get("X-Event-Id")).To(Equal("evt-1"))
+		Expect(r.Header.Get("Content-Type")).To(Equal("application/json"))
+		Expect(r.Header.Get("User-Agent")).To(Equal("Hookpost/test"))
+		Expect(r.Header.Get("X-Hookpost-Delivery")).To(Equal(name))
+		Expect(r.Header.Get("X-Hookpost-Attempt")).To(Equal("1"))
+
+		d := getDelivery(ns, name)()
+		Expect(d.Status.Attempts).To(BeEquivalentTo(1))
+		Expect(d.Status.LastAttempt.StatusCode).To(BeEquivalentTo(200))
+		Expect(d.Status.LastAttempt.ResponseBody).To(Equal(`{"received":true}`))
+		Expect(d.Status.CompletionTime).NotTo(BeNil())
+		Expect(d.Status.NextAttemptTime).To(BeNil())
+		Expect(meta.IsStatusConditionTrue(d.Status.Conditions, hookpostv1.ConditionDelivered)).To(BeTrue())
+		Eventually(func() int64 { return getSubscription(ns, "orders")().Status.Delivered }).Should(BeEquivalentTo(1))
+	})
+
+	It("delivers to an HTTPS receiver whose certificate it verifies", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "tls", tlsReceiver.URL+"/tls-"+ns, fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		name := deliver("tls", "evt-tls")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		Expect(tlsReceiver.Requests("/tls-" + ns)).To(HaveLen(1))
+	})
+
+	It("retries a receiver that fails twice at exactly 1m and 5m on the clock, then succeeds", func() {
+		rcv.Script("/flaky", harness.Response{Status: 500}, harness.Response{Status: 503}, harness.Response{Status: 200})
+		subscribe("flaky", "/flaky")
+		start := fakeClock.Now()
+		name := deliver("flaky", "evt-flaky")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryRetrying))
+		d := getDelivery(ns, name)()
+		Expect(d.Status.NextAttemptTime.Time).To(BeTemporally("==", start.Add(time.Minute)))
+		Expect(d.Status.LastAttempt.StatusCode).To(BeEquivalentTo(500))
+
+		By("not attempting before the retry is due")
+		stepAndPoke(ns, name, 59*time.Second)
+		Consistently(attemptsOf(ns, name), "300ms").Should(BeEquivalentTo(1))
+
+		stepAndPoke(ns, name, time.Second)
+		Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(2))
+		Expect(getDelivery(ns, name)().Status.NextAttemptTime.Time).To(BeTemporally("==", start.Add(6*time.Minute)))
+
+		stepAndPoke(ns, name, 5*time.Minute)
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		d = getDelivery(ns, name)()
+		Expect(d.Status.History).To(HaveLen(3))
+		Expect(d.Status.History[0].Time.Time).To(BeTemporally("==", start))
+		Expect(d.Status.History[1].Time.Time).To(BeTemporally("==", start.Add(time.Minute)))
+		Expect(d.Status.History[2].Time.Time).To(BeTemporally("==", start.Add(6*time.Minute)))
+
+		reqs := rcv.Requests("/flaky")
+		Expect(reqs).To(HaveLen(3))
+		for _, r := range reqs {
+			Expect(r.Header.Get("X-Event-Id")).To(Equal("evt-flaky"), "the idempotency key is stable across retries")
+			Expect(r.Body).To(Equal(reqs[0].Body), "the body is identical on every retry")
+		}
+	})
+
+	It("fails after the whole default schedule (1m, 5m, 15m, 1h, 6h) and emits an Event", func() {
+		rcv.Script("/down", harness.Response{Status: 502})
+		subscribe("down", "/down")
+		name := deliver("down", "evt-down")
+		Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(1))
+		for i, wait := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour} {
+			stepAndPoke(ns, name, wait)
+			Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(i + 2))
+		}
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryFailed))
+		c := meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionDelivered)
+		Expect(c.Reason).To(Equal(hookpostv1.ReasonRetriesExhausted))
+		Expect(c.Message).To(ContainSubstring("all 6 attempts failed"))
+		Eventually(func() []string {
+			list := &corev1.EventList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var reasons []string
+			for _, e := range list.Items {
+				reasons = append(reasons, e.Reason)
+			}
+			return reasons
+		}).Should(ContainElement(hookpostv1.ReasonRetriesExhausted))
+		Eventually(func() int64 { return getSubscription(ns, "down")().Status.Failed }).Should(BeEquivalentTo(1))
+		Expect(getSubscription(ns, "down")().Status.ConsecutiveFailures).To(BeEquivalentTo(6))
+	})
+
+	It("fails a 4xx for good, but retries it with retryOn4xx (doc 002)", func() {
+		rcv.Script("/bad", harness.Response{Status: 400, Body: "bad request"})
+		subscribe("strict", "/bad")
+		subscribe("lenient", "/bad", fixtures.RetryOn4xx())
+		strict := deliver("strict", "evt-4xx")
+		lenient := deliver("lenient", "evt-4xx")
+		Eventually(phaseOf(ns, strict)).Should(Equal(hookpostv1.DeliveryFailed))
+		Expect(meta.FindStatusCondition(getDelivery(ns, strict)().Status.Conditions, hookpostv1.ConditionDelivered).Reason).To(Equal(hookpostv1.ReasonRejected))
+		Expect(getDelivery(ns, strict)().Status.LastAttempt.ResponseBody).To(Equal("bad request"))
+		Eventually(phaseOf(ns, lenient)).Should(Equal(hookpostv1.DeliveryRetrying))
+	})
+
+	It("stops on 410 Gone and says so", func() {
+		rcv.Script("/gone", harness.Response{Status: 410})
+		subscribe("gone", "/gone", fixtures.RetryOn4xx())
+		name := deliver("gone", "evt-gone")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryFailed))
+		c := meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionDelivered)
+		Expect(c.Reason).To(Equal(hookpostv1.ReasonGone))
+		Expect(c.Message).To(ContainSubstring("410 Gone"))
+	})
+
+	It("honours Retry-After on a 429 when it is longer than the schedule's delay", func() {
+		rcv.Script("/busy", harness.Response{Status: 429, Header: map[string]string{"Retry-After": "600"}})
+		subscribe("busy", "/busy")
+		start := fakeClock.Now()
+		name := deliver("busy", "evt-busy")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryRetrying))
+		Expect(getDelivery(ns, name)().Status.NextAttemptTime.Time).To(BeTemporally("==", start.Add(10*time.Minute)))
+	})
+
+	It("counts a redirect as a failed attempt and does not follow it", func() {
+		rcv.Script("/moved", harness.Response{Status: 302, Header: map[string]string{"Location": rcv.URL + "/ok"}})
+		subscribe("moved", "/moved")
+		name := deliver("moved", "evt-moved")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryRetrying))
+		Expect(getDelivery(ns, name)().Status.LastAttempt.StatusCode).To(BeEquivalentTo(302))
+		Expect(lastError(name)).To(ContainSubstring("not followed"))
+		Expect(rcv.Requests("/ok")).To(BeEmpty())
+	})
+
+	It("records a timeout and retries", func() {
+		rcv.Script("/slow", harness.Response{Status: 200, Delay: 5 * time.Second})
+		subscribe("slow", "/slow", fixtures.Timeout(time.Second))
+		name := deliver("slow", "evt-slow")
+		Eventually(phaseOf(ns, name), "10s").Should(Equal(hookpostv1.DeliveryRetrying))
+		Expect(lastError(name)).To(ContainSubstring("timeout"))
+	})
+
+	It("refuses a loopback destination the operator was not started with --allow-cidr for", func() {
+		url := strings.Replace(rcv.URL, "127.0.0.1", "127.0.0.2", 1)
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "ssrf", url+"/x", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		name := deliver("ssrf", "evt-ssrf")
+		Eventually(func() *hookpostv1.AttemptRecord { return getDelivery(ns, name)().Status.LastAttempt }).ShouldNot(BeNil())
+		Expect(lastError(name)).To(And(ContainSubstring("127.0.0.2"), ContainSubstring("127.0.0.0/8"), ContainSubstring("--allow-cidr")))
+		Expect(rcv.Requests("")).To(BeEmpty(), "nothing reached the receiver")
+	})
+
+	It("holds deliveries Pending while the subscription is paused and drains them on resume", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "pausable", rcv.URL+"/pausable", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"), fixtures.Paused()))).To(Succeed())
+		Eventually(readyOf(ns, "pausable")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))
+		var names []string
+		for _, id := range []string{"p1", "p2", "p3"} {
+			names = append(names, deliver("pausable", id))
+		}
+		for _, n := range names {
+			Eventually(func() string {
+				c := meta.FindStatusCondition(getDelivery(ns, n)().Status.Conditions, hookpostv1.ConditionDelivered)
+				if c == nil {
+					return ""
+				}
+				return c.Reason
+			}).Should(Equal(hookpostv1.ReasonSubscriptionPaused))
+			Expect(phaseOf(ns, n)()).To(Equal(hookpostv1.DeliveryPending))
+		}
+		Consistently(requestsTo(rcv, "/pausable"), "300ms").Should(BeZero())
+
+		sub := getSubscription(ns, "pausable")()
+		patch := client.MergeFrom(sub.DeepCopy())
+		sub.Spec.Paused = false
+		Expect(k8sClient.Patch(ctx, sub, patch)).To(Succeed())
+		for _, n := range names {
+			Eventually(phaseOf(ns, n)).Should(Equal(hookpostv1.DeliverySucceeded))
+		}
+		Expect(rcv.Requests("/pausable")).To(HaveLen(3))
+	})
+
+	It("waits with a clear condition while its subscription does not exist", func() {
+		name := deliver("later", "evt-later")
+		Eventually(func() string {
+			c := meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionDelivered)
+			if c == nil {
+				return ""
+			}
+			return c.Reason
+		}).Should(Equal(hookpostv1.ReasonSubscriptionNotFound))
+		subscribe("later", "/later")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+	})
+
+	It("sends a delivery again when the replay annotation changes, keeping its history", func() {
+		subscribe("replay", "/replay")
+		name := deliver("replay", "evt-replay")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		for i, value := range []string{"first", "second"} {
+			d := getDelivery(ns, name)()
+			patch := client.MergeFrom(d.DeepCopy())
+			d.Annotations = map[string]string{hookpostv1.AnnotationReplay: value}
+			Expect(k8sClient.Patch(ctx, d, patch)).To(Succeed())
+			Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(i + 2))
+			Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		}
+		Consistently(requestsTo(rcv, "/replay"), "300ms").Should(Equal(3), "each replay value sends once")
+		Expect(getDelivery(ns, name)().Status.History).To(HaveLen(3))
+		Expect(rcv.Requests("/replay")[2].Header.Get("X-Hookpost-Attempt")).To(Equal("3"))
+	})
+
+	It("marks a test event in its headers", func() {
+		subscribe("testing", "/test")
+		name := deliver("testing", "evt-test", fixtures.Test())
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		Expect(rcv.Requests("/test")[0].Header.Get("X-Hookpost-Test")).To(Equal("true"))
+	})
+
+	It("sends Collection bodies with the doc-002 signature header and StandardWebhooks signatures", func() {
+		subscribe("collection", "/collection", fixtures.Format(hookpostv1.PayloadFormatCollection), fixtures.SignatureHeader("X-urBackend-Signature"))
+		name := deliver("collection", "evt-col", fixtures.Collection("posts"))
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		r := rcv.Requests("/collection")[0]
+		var body map[string]json.RawMessage
+		Expect(json.Unmarshal(r.Body, &body)).To(Succeed())
+		Expect(body).To(HaveKey("payload"))
+		Expect(string(body["collection"])).To(Equal(`"posts"`))
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-urBackend-Signature"))).To(Succeed())
+
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "std", rcv.URL+"/std", fixtures.InsecureHTTP(), fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks)))).To(Succeed())
+		Eventually(readyOf(ns, "std")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		std := deliver("std", "evt-std")
+		Eventually(phaseOf(ns, std)).Should(Equal(hookpostv1.DeliverySucceeded))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "std-signing-secret"}, s)).To(Succeed())
+		sr := rcv.Requests("/std")[0]
+		Expect(sr.Header.Get("webhook-id")).To(Equal("evt-std"))
+		Expect(signing.VerifyStandard(string(s.Data["secret"]), sr.Header, sr.Body, time.Now(), 24*365*time.Hour*10)).To(Succeed())
+	})
+
+	It("deletes the oldest finished deliveries beyond the history limits and keeps counting them", func() {
+		subscribe("bounded", "/bounded", fixtures.HistoryLimits(2, 1))
+		var names []string
+		for _, id := range []string{"h1", "h2", "h3", "h4"} {
+			n := deliver("bounded", id)
+			Eventually(phaseOf(ns, n)).Should(Equal(hookpostv1.DeliverySucceeded))
+			names = append(names, n)
+			fakeClock.Step(time.Second) // completion times strictly ordered
+		}
+		Eventually(func() []string {
+			list := &hookpostv1.WebhookDeliveryList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var left []string
+			for _, d := range list.Items {
+				left = append(left, d.Name)
+			}
+			return left
+		}).Should(ConsistOf(names[2], names[3]))
+		Eventually(func() int64 { return getSubscription(ns, "bounded")().Status.Delivered }).Should(BeEquivalentTo(4))
+	})
+})
+
+var _ = http.StatusOK

@@ -1,0 +1,232 @@
+package controller
+
+import (
+	"errors"
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/signing"
+)
+
+// WebhookSubscriptionReconciler resolves (or generates) a subscription's signing secret, keeps Ready current,
+// summarises its deliveries into status and deletes finished deliveries beyond the history limits.
+type WebhookSubscriptionReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
+func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	sub := &hookpostv1.WebhookSubscription{}
+	if err := r.Get(ctx, req.NamespacedName, sub); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := sub.DeepCopy()
+	defer func() {
+		if retErr == nil {
+			sub.Status.ObservedGeneration = sub.Generation
+		}
+		if equality.Semantic.DeepEqual(before.Status, sub.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, sub, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
+		}
+	}()
+
+	secret, err := r.resolveSecret(ctx, sub)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	sub.Status.SigningSecretRef = secret.ref
+	r.setReady(sub, before, readyCondition(sub, secret))
+
+	if err := r.summariseDeliveries(ctx, sub); err != nil {
+		return ctrl.Result{}, err
+	}
+	if secret.reason != "" {
+		// A human has to create or fix the Secret; the Secret watch brings us back when they do.
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("signing secret: %s", secret.message))
+	}
+	return ctrl.Result{}, nil
+}
+
+// setReady sets Ready and emits an Event only when its status flips.
+func (r *WebhookSubscriptionReconciler) setReady(sub, before *hookpostv1.WebhookSubscription, c metav1.Condition) {
+	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionReady)
+	meta.SetStatusCondition(&sub.Status.Conditions, c)
+	if r.Recorder == nil || (prev != nil && prev.Status == c.Status) {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if c.Status != metav1.ConditionTrue {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(sub, nil, kind, c.Reason, "Ready", "Ready is %s: %s", c.Status, c.Message)
+}
+
+// resolveSecret finds the signing secret, generating one when the spec names none.
+func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription) (secretResolution, error) {
+	scheme := signing.Scheme(sub.Spec.Signing.Scheme)
+	if scheme == "" {
+		scheme = signing.SchemeHMACSHA256Hex
+	}
+	if ref := sub.Spec.Signing.SecretRef; ref != nil {
+		key := ref.Key
+		if key == "" {
+			key = hookpostv1.DefaultSecretKey
+		}
+		s := &corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}, s)
+		switch {
+		case apierrors.IsNotFound(err):
+			return secretResolution{reason: hookpostv1.ReasonSecretNotFound,
+				message: fmt.Sprintf("Secret %q named in spec.signing.secretRef does not exist in namespace %s; create it with the signing secret under key %q", ref.Name, sub.Namespace, key)}, nil
+		case err != nil:
+			return secretResolution{}, fmt.Errorf("get signing secret %s: %w", ref.Name, err)
+		}
+		value, ok := s.Data[key]
+		if !ok || len(value) == 0 {
+			return secretResolution{reason: hookpostv1.ReasonSecretKeyMissing,
+				message: fmt.Sprintf("Secret %q has no data under key %q; add it, or set spec.signing.secretRef.key to the key that holds the secret", ref.Name, key)}, nil
+		}
+		if _, err := signing.Key(scheme, string(value)); err != nil {
+			return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
+				message: fmt.Sprintf("Secret %q key %q cannot sign with scheme %s: %v", ref.Name, key, scheme, err)}, nil
+		}
+		return secretResolution{ref: &hookpostv1.SecretKeyRef{Name: ref.Name, Key: key}}, nil
+	}
+	return r.ensureGeneratedSecret(ctx, sub, scheme)
+}
+
+// ensureGeneratedSecret creates (or repairs) the Secret Hookpost owns for a subscription without secretRef. It is
+// owned by the subscription, so it goes when the subscription goes.
+func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription, scheme signing.Scheme) (secretResolution, error) {
+	ref := &hookpostv1.SecretKeyRef{Name: hookpostv1.GeneratedSecretName(sub.Name), Key: hookpostv1.DefaultSecretKey}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sub.Namespace, Name: ref.Name}}
+	err := r.Get(ctx, client.ObjectKeyFromObject(s), s)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return secretResolution{}, fmt.Errorf("get generated signing secret: %w", err)
+	}
+	if err == nil {
+		if !metav1.IsControlledBy(s, sub) {
+			return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
+				message: fmt.Sprintf("Secret %q exists but is not owned by this subscription; delete it, or name it in spec.signing.secretRef", ref.Name)}, nil
+		}
+		if _, keyErr := signing.Key(scheme, string(s.Data[ref.Key])); keyErr == nil {
+			return secretResolution{ref: ref, generated: true}, nil
+		}
+		// The scheme changed since the secret was generated (a hex secret is not a whsec_ one): generate anew.
+	}
+	value, genErr := signing.GenerateSecret(scheme)
+	if genErr != nil {
+		return secretResolution{}, fmt.Errorf("generate signing secret: %w", genErr)
+	}
+	if err == nil {
+		s.Data = map[string][]byte{ref.Key: []byte(value)}
+		if err := r.Update(ctx, s); err != nil {
+			return secretResolution{}, fmt.Errorf("update generated signing secret: %w", err)
+		}
+		return secretResolution{ref: ref, generated: true}, nil
+	}
+	s.Type = corev1.SecretTypeOpaque
+	s.Labels = map[string]string{hookpostv1.LabelSubscription: sub.Name}
+	s.Data = map[string][]byte{ref.Key: []byte(value)}
+	if err := controllerutil.SetControllerReference(sub, s, r.Scheme()); err != nil {
+		return secretResolution{}, fmt.Errorf("own generated signing secret: %w", err)
+	}
+	if err := r.Create(ctx, s); err != nil {
+		return secretResolution{}, fmt.Errorf("create generated signing secret: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Generated signing secret", "secretName", ref.Name)
+	return secretResolution{ref: ref, generated: true}, nil
+}
+
+// summariseDeliveries prunes finished deliveries beyond the history limits and recomputes the counters.
+func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) error {
+	list := &hookpostv1.WebhookDeliveryList{}
+	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}); err != nil {
+		return fmt.Errorf("list deliveries: %w", err)
+	}
+	succeeded, failed := deliveriesToPrune(list.Items, sub.Spec.History)
+	pruned := map[types.UID]bool{}
+	for _, batch := range []struct {
+		ds      []hookpostv1.WebhookDelivery
+		counter *int64
+	}{{succeeded, &sub.Status.PrunedSucceeded}, {failed, &sub.Status.PrunedFailed}} {
+		for i := range batch.ds {
+			d := &batch.ds[i]
+			err := r.Delete(ctx, d, client.Preconditions{UID: &d.UID})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return fmt.Errorf("delete delivery %s beyond the history limit: %w", d.Name, err)
+			}
+			if err == nil {
+				*batch.counter++
+			}
+			pruned[d.UID] = true
+		}
+	}
+	if len(pruned) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("Pruned finished deliveries", "count", len(pruned))
+	}
+	kept := list.Items[:0]
+	for _, d := range list.Items {
+		if !pruned[d.UID] {
+			kept = append(kept, d)
+		}
+	}
+	applyDeliveryStats(&sub.Status, computeDeliveryStats(sub.Status, kept))
+	return nil
+}
+
+// SetupWithManager watches subscriptions, their deliveries and the Secrets they sign with.
+func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&hookpostv1.WebhookSubscription{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
+		Watches(&hookpostv1.WebhookDelivery{}, handler.EnqueueRequestsFromMapFunc(subscriptionForDelivery)).
+		Named("webhooksubscription").
+		Complete(r)
+}
+
+func (r *WebhookSubscriptionReconciler) subscriptionsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	subs := &hookpostv1.WebhookSubscriptionList{}
+	if err := r.List(ctx, subs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexSubscriptionSecret: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List subscriptions for a secret", "secretName", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(subs.Items))
+	for _, s := range subs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return reqs
+}
+
+func subscriptionForDelivery(_ context.Context, o client.Object) []reconcile.Request {
+	d := o.(*hookpostv1.WebhookDelivery)
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}}}
+}

@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/test/fixtures"
+)
+
+func readyOf(ns, name string) func() *metav1.Condition {
+	return func() *metav1.Condition {
+		return meta.FindStatusCondition(getSubscription(ns, name)().Status.Conditions, hookpostv1.ConditionReady)
+	}
+}
+
+var _ = Describe("WebhookSubscription controller", func() {
+	ctx := context.Background()
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("generates a signing secret it owns when the spec names none, and becomes Ready", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "gen", "https://example.com/hook"))).To(Succeed())
+		Eventually(readyOf(ns, "gen")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue), HaveField("Reason", hookpostv1.ReasonSecretGenerated)))
+		sub := getSubscription(ns, "gen")()
+		Expect(sub.Status.SigningSecretRef).To(Equal(&hookpostv1.SecretKeyRef{Name: "gen-signing-secret", Key: "secret"}))
+		Expect(sub.Status.ObservedGeneration).To(Equal(sub.Generation))
+
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gen-signing-secret"}, s)).To(Succeed())
+		Expect(s.Data["secret"]).To(HaveLen(64), "a 256-bit hex secret")
+		Expect(metav1.IsControlledBy(s, sub)).To(BeTrue(), "the secret goes when the subscription goes")
+	})
+
+	It("generates a whsec_ secret for StandardWebhooks", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "std", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks)))).To(Succeed())
+		Eventually(readyOf(ns, "std")).Should(HaveField("Status", metav1.ConditionTrue))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "std-signing-secret"}, s)).To(Succeed())
+		Expect(string(s.Data["secret"])).To(HavePrefix("whsec_"))
+	})
+
+	It("waits with SecretNotFound, then becomes Ready as soon as the secret is created", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "byo", "https://example.com/hook", fixtures.SecretRef("my-secret", "")))).To(Succeed())
+		Eventually(readyOf(ns, "byo")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonSecretNotFound)))
+		Expect(readyOf(ns, "byo")().Message).To(ContainSubstring(`Secret "my-secret" named in spec.signing.secretRef does not exist`))
+
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-secret"}, StringData: map[string]string{"other": "x"}})).To(Succeed())
+		Eventually(readyOf(ns, "byo")).Should(HaveField("Reason", hookpostv1.ReasonSecretKeyMissing))
+
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "my-secret"}, s)).To(Succeed())
+		s.Data["secret"] = []byte("my own signing secret")
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		Eventually(readyOf(ns, "byo")).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", hookpostv1.ReasonSecretReady)))
+		Expect(getSubscription(ns, "byo")().Status.SigningSecretRef).To(Equal(&hookpostv1.SecretKeyRef{Name: "my-secret", Key: "secret"}))
+
+		events := &corev1.EventList{}
+		Eventually(func() []string {
+			Expect(k8sClient.List(ctx, events, client.InNamespace(ns))).To(Succeed())
+			var reasons []string
+			for _, e := range events.Items {
+				if e.InvolvedObject.Name == "byo" {
+					reasons = append(reasons, e.Reason)
+				}
+			}
+			return reasons
+		}).Should(ConsistOf(hookpostv1.ReasonSecretNotFound, hookpostv1.ReasonSecretReady), "an Event only when Ready flips")
+	})
+
+	It("reports a paused subscription as not Ready with reason Paused", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "paused", "https://example.com/hook", fixtures.Paused()))).To(Succeed())
+		Eventually(readyOf(ns, "paused")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))
+	})
+})

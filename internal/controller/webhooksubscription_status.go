@@ -1,0 +1,142 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+)
+
+// secretResolution is what resolving a subscription's signing secret found.
+type secretResolution struct {
+	// ref is the Secret and key in use; nil when none could be resolved.
+	ref *hookpostv1.SecretKeyRef
+	// generated is true when Hookpost owns the Secret.
+	generated bool
+	// reason and message explain a failure; reason is empty on success.
+	reason, message string
+}
+
+// readyCondition computes the subscription's Ready condition.
+func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution) metav1.Condition {
+	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
+	switch {
+	case secret.reason != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
+	case sub.Spec.Paused:
+		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonPaused
+		c.Message = "spec.paused is true: deliveries wait and are sent when it is set to false"
+	case secret.generated:
+		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonSecretGenerated
+		c.Message = fmt.Sprintf("signing with the generated secret in Secret %s, key %s", secret.ref.Name, secret.ref.Key)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonSecretReady
+		c.Message = fmt.Sprintf("signing with Secret %s, key %s", secret.ref.Name, secret.ref.Key)
+	}
+	return c
+}
+
+// deliveryStats are the subscription's counters and times, computed from its retained deliveries.
+type deliveryStats struct {
+	succeeded, failed, pending int64
+	lastDelivery, lastSuccess  *metav1.Time
+	lastFailure                *metav1.Time
+	consecutiveFailures        int32
+}
+
+// computeDeliveryStats summarises deliveries. Times never move backwards: pruning an old delivery must not make
+// lastSuccessTime older than it was, so the previous status is folded in.
+func computeDeliveryStats(prev hookpostv1.WebhookSubscriptionStatus, deliveries []hookpostv1.WebhookDelivery) deliveryStats {
+	s := deliveryStats{lastDelivery: prev.LastDeliveryTime, lastSuccess: prev.LastSuccessTime, lastFailure: prev.LastFailureTime}
+	var failedAttempts []time.Time
+	for i := range deliveries {
+		d := &deliveries[i]
+		switch d.Status.Phase {
+		case hookpostv1.DeliverySucceeded:
+			s.succeeded++
+		case hookpostv1.DeliveryFailed:
+			s.failed++
+		default:
+			s.pending++
+		}
+		for j := range d.Status.History {
+			a := &d.Status.History[j]
+			s.lastDelivery = later(s.lastDelivery, &a.Time)
+			if attemptSucceeded(a) {
+				s.lastSuccess = later(s.lastSuccess, &a.Time)
+			} else {
+				s.lastFailure = later(s.lastFailure, &a.Time)
+				failedAttempts = append(failedAttempts, a.Time.Time)
+			}
+		}
+	}
+	for _, t := range failedAttempts {
+		if s.lastSuccess == nil || t.After(s.lastSuccess.Time) {
+			s.consecutiveFailures++
+		}
+	}
+	return s
+}
+
+func attemptSucceeded(a *hookpostv1.AttemptRecord) bool {
+	return a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300
+}
+
+func later(a, b *metav1.Time) *metav1.Time {
+	if a == nil || (b != nil && b.After(a.Time)) {
+		if b == nil {
+			return nil
+		}
+		t := *b
+		return &t
+	}
+	return a
+}
+
+// applyDeliveryStats writes stats into the status, counting deliveries already pruned.
+func applyDeliveryStats(st *hookpostv1.WebhookSubscriptionStatus, s deliveryStats) {
+	st.Delivered = st.PrunedSucceeded + s.succeeded
+	st.Failed = st.PrunedFailed + s.failed
+	st.Pending = s.pending
+	st.LastDeliveryTime, st.LastSuccessTime, st.LastFailureTime = s.lastDelivery, s.lastSuccess, s.lastFailure
+	st.ConsecutiveFailures = s.consecutiveFailures
+}
+
+// deliveriesToPrune returns the finished deliveries beyond the history limits, oldest first.
+func deliveriesToPrune(deliveries []hookpostv1.WebhookDelivery, limits hookpostv1.HistoryLimits) (succeeded, failed []hookpostv1.WebhookDelivery) {
+	var ok, bad []hookpostv1.WebhookDelivery
+	for _, d := range deliveries {
+		switch d.Status.Phase {
+		case hookpostv1.DeliverySucceeded:
+			ok = append(ok, d)
+		case hookpostv1.DeliveryFailed:
+			bad = append(bad, d)
+		}
+	}
+	return oldestBeyond(ok, limitOr(limits.SucceededLimit, 100)), oldestBeyond(bad, limitOr(limits.FailedLimit, 1000))
+}
+
+func limitOr(v *int32, def int) int {
+	if v == nil {
+		return def
+	}
+	return int(*v)
+}
+
+func oldestBeyond(ds []hookpostv1.WebhookDelivery, limit int) []hookpostv1.WebhookDelivery {
+	if len(ds) <= limit {
+		return nil
+	}
+	sort.SliceStable(ds, func(i, j int) bool { return finishedAt(&ds[i]).Before(finishedAt(&ds[j])) })
+	return ds[:len(ds)-limit]
+}
+
+func finishedAt(d *hookpostv1.WebhookDelivery) time.Time {
+	if d.Status.CompletionTime != nil {
+		return d.Status.CompletionTime.Time
+	}
+	return d.CreationTimestamp.Time
+}

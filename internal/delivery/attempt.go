@@ -1,0 +1,117 @@
+package delivery
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/signing"
+)
+
+// Headers Hookpost sets on every attempt. Receivers key on them, so they are
+// part of the product's contract.
+const (
+	// HeaderEventID carries the event id: doc 000's idempotency key, the same
+	// on every attempt and replay of an event.
+	HeaderEventID  = "X-Event-Id"
+	HeaderDelivery = "X-Hookpost-Delivery"
+	HeaderAttempt  = "X-Hookpost-Attempt"
+	// HeaderTest marks test events so receivers can avoid acting on them.
+	HeaderTest = "X-Hookpost-Test"
+)
+
+// Attempt is everything needed to make one HTTP attempt, as plain values; the
+// controller translates the subscription and delivery objects into it.
+type Attempt struct {
+	URL             string
+	Format          envelope.Format
+	Event           envelope.Event
+	Scheme          signing.Scheme
+	SignatureHeader string
+	Secret          string
+	StaticHeaders   map[string]string
+	DeliveryName    string
+	Number          int  // attempt number, 1-based
+	Test            bool // a test event, marked with X-Hookpost-Test: true
+	// Now is the signing timestamp, injected so a request is reproducible.
+	Now     time.Time
+	Timeout time.Duration
+}
+
+// BuildRequest returns the exact request attempt a makes. It is deterministic:
+// the same Attempt always yields the same bytes, which is what lets
+// `kubectl hookpost inspect` show a request without sending it. Errors wrap
+// ErrInvalidRequest, because retrying cannot fix them.
+func BuildRequest(a Attempt, userAgent string) (Request, error) {
+	if _, err := parseDestination(a.URL); err != nil {
+		return Request{}, err
+	}
+	body, contentType, err := envelope.Build(a.Format, a.Event)
+	if err != nil {
+		return Request{}, fmt.Errorf("%w: building the %s body: %w", ErrInvalidRequest, a.Format, err)
+	}
+
+	h := http.Header{}
+	h.Set("Content-Type", contentType)
+	h.Set("User-Agent", userAgent)
+	h.Set(HeaderEventID, a.Event.ID)
+	h.Set(HeaderDelivery, a.DeliveryName)
+	h.Set(HeaderAttempt, strconv.Itoa(a.Number))
+	if a.Test {
+		h.Set(HeaderTest, "true")
+	}
+
+	// The message id is the event id, so Standard Webhooks' webhook-id is the
+	// same idempotency key as X-Event-Id, stable across retries.
+	sig, err := signing.Headers(a.Scheme, a.SignatureHeader, a.Secret, signing.Message{ID: a.Event.ID, Timestamp: a.Now, Body: body})
+	if err != nil {
+		// signing's errors name what is wrong with a secret, never the secret.
+		return Request{}, fmt.Errorf("%w: signing: %w", ErrInvalidRequest, err)
+	}
+	owned := map[string]bool{canonical(a.SignatureHeader): a.SignatureHeader != ""}
+	for k, vs := range sig {
+		h[canonical(k)] = slices.Clone(vs)
+	}
+	for k := range h {
+		owned[k] = true
+	}
+
+	// The API rejects static headers that collide with Hookpost's; skipping
+	// them here as well means a stale or hand-edited object cannot forge a
+	// signature or an event id. Keys are sorted so two spellings of one header
+	// resolve the same way every time.
+	keys := make([]string, 0, len(a.StaticHeaders))
+	for k := range a.StaticHeaders {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ck := canonical(k)
+		if owned[ck] || transportOwned[ck] {
+			continue
+		}
+		h.Set(ck, a.StaticHeaders[k])
+	}
+
+	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body}, nil
+}
+
+// transportOwned are headers the HTTP transport computes from the request;
+// setting them by hand would either be ignored or corrupt the framing.
+var transportOwned = map[string]bool{
+	"Host":              true,
+	"Content-Length":    true,
+	"Transfer-Encoding": true,
+	"Connection":        true,
+	"Te":                true,
+	"Trailer":           true,
+	"Upgrade":           true,
+	"Keep-Alive":        true,
+}
+
+func canonical(k string) string {
+	return http.CanonicalHeaderKey(k)
+}

@@ -1,0 +1,90 @@
+package delivery
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/hookpost/hookpost/internal/netguard"
+)
+
+// Class is what an attempt's outcome means for the delivery.
+type Class string
+
+const (
+	// ClassSucceeded: the receiver accepted the event; the delivery is done.
+	ClassSucceeded Class = "Succeeded"
+	// ClassRetry: the failure may be transient; try again on the backoff schedule.
+	ClassRetry Class = "Retry"
+	// ClassPermanent: retrying the same request cannot succeed; the delivery fails now.
+	ClassPermanent Class = "Permanent"
+	// ClassGone: the receiver answered 410 Gone, asking us to stop sending to this
+	// endpoint; the delivery fails now and the subscription may be paused.
+	ClassGone Class = "Gone"
+)
+
+// ErrInvalidRequest marks errors that come from the request itself (a URL that
+// cannot be sent to, a payload or signature that cannot be built). They are a
+// deterministic function of the delivery's inputs, so they never retry.
+var ErrInvalidRequest = errors.New("invalid request")
+
+// Classify is the one table that says which outcomes retry. err is the error of
+// the attempt when there was no response (statusCode 0); retryOn4xx is the
+// subscription's choice for receivers that use 4xx for transient failures.
+func Classify(statusCode int, err error, retryOn4xx bool) Class {
+	if err != nil {
+		var refused *netguard.RefusedError
+		switch {
+		case errors.As(err, &refused):
+			// Permanent, although DNS could later point the name elsewhere: a
+			// refused destination is a configuration problem (the URL, or the
+			// operator's --allow-cidr) that no amount of waiting fixes, and
+			// failing at once puts the guard's instructions in status now
+			// instead of after seven hours of retries.
+			return ClassPermanent
+		case errors.Is(err, ErrInvalidRequest):
+			return ClassPermanent
+		default:
+			// Timeouts, refused or reset connections, DNS failures and TLS
+			// errors: doc 000's failure conditions, all of which a receiver
+			// (or its certificate, or its DNS) can recover from.
+			return ClassRetry
+		}
+	}
+	switch {
+	case statusCode >= 200 && statusCode <= 299:
+		return ClassSucceeded
+	case statusCode == http.StatusGone:
+		// 410 is the receiver saying the endpoint is gone for good. It stays
+		// permanent even with retryOn4xx: retrying would ignore an explicit
+		// request to stop.
+		return ClassGone
+	case statusCode == http.StatusRequestTimeout:
+		// 408: the receiver (or its proxy) gave up waiting on us; the same
+		// request can succeed next time.
+		return ClassRetry
+	case statusCode == http.StatusTooManyRequests:
+		// 429: the receiver is rate limiting; retry, honouring Retry-After.
+		return ClassRetry
+	case statusCode >= 300 && statusCode <= 399:
+		// Redirects are not followed (a redirect could lead the signed payload
+		// past the SSRF guard's intent or to another host). A 3xx counts as a
+		// failed attempt that retries, because it is usually a misconfigured
+		// or moving endpoint that its owner fixes, not a verdict on the event.
+		return ClassRetry
+	case statusCode >= 400 && statusCode <= 499:
+		if retryOn4xx {
+			// Doc 002's receivers answer 4xx for transient problems and
+			// expect retries.
+			return ClassRetry
+		}
+		// The receiver rejected this request (bad signature, unknown route,
+		// validation); the identical retry would be rejected too.
+		return ClassPermanent
+	case statusCode >= 500 && statusCode <= 599:
+		return ClassRetry
+	default:
+		// No response and no error, or a status outside HTTP's classes: we do
+		// not know the event arrived, so try again.
+		return ClassRetry
+	}
+}

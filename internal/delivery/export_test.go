@@ -1,0 +1,13 @@
+package delivery
+
+import "net/url"
+
+// HostUsers reports how many attempts hold or wait for rawURL's host slots, so
+// tests can tell that an attempt is queued before they go on.
+func (s *Sender) HostUsers(rawURL string) int {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return -1
+	}
+	return s.hosts.users(hostKey(u))
+}

@@ -1,0 +1,13 @@
+package delivery
+
+import "net/http"
+
+// Request is the exact request an attempt makes. It is a plain value, not an
+// *http.Request, so `kubectl hookpost inspect` can show precisely what a receiver
+// will get without sending it.
+type Request struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}

@@ -1,0 +1,276 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookpost/hookpost/internal/backoff"
+	"github.com/hookpost/hookpost/internal/netguard"
+)
+
+const (
+	// MaxResponseBody is how much of a receiver's answer is kept for the record.
+	MaxResponseBody = 1 << 10
+	// drainLimit is how much more of a response is read and discarded so the
+	// connection can be reused; past it, closing is cheaper than reading.
+	drainLimit = 64 << 10
+	// DefaultTimeout applies when an attempt has none: doc 002's receivers
+	// expect an answer within 10 seconds, and an attempt without a deadline
+	// would hold its slots forever.
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxConcurrent and DefaultMaxPerHost apply when SenderOptions
+	// leaves the bounds at zero.
+	DefaultMaxConcurrent = 64
+	DefaultMaxPerHost    = 8
+	// maxLocationInMessage keeps a hostile Location header from bloating status.
+	maxLocationInMessage = 256
+)
+
+// SenderOptions configures a Sender.
+type SenderOptions struct {
+	// Guard refuses forbidden destinations. nil means no guard, for tests of
+	// the sender alone; the operator always sets it.
+	Guard *netguard.Guard
+	// MaxConcurrent bounds attempts in flight across all hosts (default 64).
+	MaxConcurrent int
+	// MaxPerHost bounds attempts in flight per destination host (default 8),
+	// so one slow endpoint cannot starve the others.
+	MaxPerHost int
+	// TLSConfig verifies receivers; nil means the system roots. Tests pass an
+	// httptest server's pool.
+	TLSConfig *tls.Config
+	// MaxRetryAfter caps the Retry-After that Send reports, so a receiver
+	// cannot park a delivery for days. Zero leaves it uncapped.
+	MaxRetryAfter time.Duration
+}
+
+// Sender makes attempts. It shares one Transport so connections to a receiver
+// are reused across deliveries. A Sender is safe for concurrent use.
+type Sender struct {
+	client        *http.Client
+	hosts         *hostLimiter
+	global        chan struct{}
+	inFlight      atomic.Int64
+	maxRetryAfter time.Duration
+}
+
+// NewSender returns a Sender configured by o.
+func NewSender(o SenderOptions) *Sender {
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if o.MaxPerHost <= 0 {
+		o.MaxPerHost = DefaultMaxPerHost
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.TLSConfig != nil {
+		tlsConfig = o.TLSConfig.Clone()
+		if tlsConfig.MinVersion == 0 {
+			tlsConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+	dial := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
+	if o.Guard != nil {
+		dial = o.Guard.DialContext
+	}
+	transport := &http.Transport{
+		// No proxy: the guard checks the address the socket connects to, and
+		// with a proxy that would be the proxy, which then reaches any
+		// destination on our behalf.
+		Proxy:             nil,
+		DialContext:       dial,
+		TLSClientConfig:   tlsConfig,
+		ForceAttemptHTTP2: true,
+		// Attempts per host never exceed MaxPerHost, so that many idle
+		// connections is exactly what keeps a busy receiver's connections warm.
+		MaxIdleConns:        o.MaxConcurrent,
+		MaxIdleConnsPerHost: o.MaxPerHost,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		// Send exactly the headers the Request lists (inspect shows them), and
+		// record the receiver's answer as it sent it.
+		DisableCompression: true,
+	}
+	return &Sender{
+		client: &http.Client{
+			Transport: transport,
+			// Redirects are never followed: the signed payload goes to the
+			// configured URL or nowhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		hosts:         newHostLimiter(o.MaxPerHost),
+		global:        make(chan struct{}, o.MaxConcurrent),
+		maxRetryAfter: o.MaxRetryAfter,
+	}
+}
+
+// InFlight reports attempts in flight (holding their slots), for a metric.
+func (s *Sender) InFlight() int {
+	return int(s.inFlight.Load())
+}
+
+// Send makes the attempt r with the given timeout (DefaultTimeout when not
+// positive) and classifies what happened. It first waits for a slot for r's
+// host and then for a global slot, respecting ctx. now is the time the attempt
+// is made, used to read an HTTP-date Retry-After.
+func (s *Sender) Send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) Outcome {
+	out, _ := s.send(ctx, r, timeout, retryOn4xx, now, true)
+	return out
+}
+
+// TrySend is Send without waiting for the destination host: when every slot for r's host is taken it returns
+// sent=false at once. A caller with a bounded pool of workers (the delivery controller) uses it to release the
+// worker and come back later, rather than parking workers behind one slow endpoint.
+func (s *Sender) TrySend(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) (out Outcome, sent bool) {
+	return s.send(ctx, r, timeout, retryOn4xx, now, false)
+}
+
+func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, wait bool) (Outcome, bool) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	u, err := parseDestination(r.URL)
+	if err != nil {
+		return Outcome{Error: err.Error(), Class: Classify(0, err, retryOn4xx)}, true
+	}
+
+	// Per-host slot first, global slot second: a request waiting for its busy
+	// host must not sit on a global slot that a request to another host could use.
+	var releaseHost func()
+	if wait {
+		releaseHost, err = s.hosts.acquire(ctx, hostKey(u))
+		if err != nil {
+			return waitCanceled(err), true
+		}
+	} else if releaseHost = s.hosts.tryAcquire(hostKey(u)); releaseHost == nil {
+		return Outcome{}, false
+	}
+	defer releaseHost()
+	select {
+	case s.global <- struct{}{}:
+		defer func() { <-s.global }()
+	case <-ctx.Done():
+		return waitCanceled(ctx.Err()), true
+	}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	method := r.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(actx, method, u.String(), bytes.NewReader(r.Body))
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		return Outcome{Error: err.Error(), Class: Classify(0, err, retryOn4xx)}, true
+	}
+	req.Header = r.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+
+	// Duration is a measurement of the wall clock, not a policy decision, so
+	// it uses the real clock rather than now.
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return Outcome{
+			Duration: time.Since(start),
+			Error:    errorMessage(err, ctx, timeout),
+			Class:    Classify(0, err, retryOn4xx),
+		}, true
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	_ = resp.Body.Close()
+
+	out := Outcome{
+		StatusCode:   resp.StatusCode,
+		Duration:     time.Since(start),
+		ResponseBody: body,
+		Class:        Classify(resp.StatusCode, nil, retryOn4xx),
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		out.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
+		if s.maxRetryAfter > 0 {
+			out.RetryAfter = min(out.RetryAfter, s.maxRetryAfter)
+		}
+	}
+	out.Error = statusMessage(resp)
+	return out, true
+}
+
+// parseDestination accepts only absolute http and https URLs: anything else
+// (file:, a relative path) is a broken subscription, not a transient failure.
+func parseDestination(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the URL, which may hold credentials; keep the reason only.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, fmt.Errorf("%w: unparsable URL: %w", ErrInvalidRequest, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%w: URL scheme %q is not http or https", ErrInvalidRequest, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%w: URL has no host", ErrInvalidRequest)
+	}
+	return u, nil
+}
+
+// hostKey names the destination a per-host slot belongs to: host and port, so
+// https://a and http://a:8080 are limited separately, as they are separate servers.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+func waitCanceled(err error) Outcome {
+	return Outcome{Error: "attempt canceled while waiting for a free slot: " + err.Error(), Class: ClassRetry}
+}
+
+// statusMessage says what a non-2xx answer means for the delivery.
+func statusMessage(resp *http.Response) string {
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code <= 299:
+		return ""
+	case code >= 300 && code <= 399:
+		loc := resp.Header.Get("Location")
+		if loc == "" {
+			return fmt.Sprintf("redirect %d without a Location not followed", code)
+		}
+		if len(loc) > maxLocationInMessage {
+			loc = loc[:maxLocationInMessage] + "..."
+		}
+		return fmt.Sprintf("redirect %d to %s not followed", code, loc)
+	case code == http.StatusGone:
+		return "HTTP 410 Gone: the receiver says this endpoint no longer exists; not retrying"
+	default:
+		if text := http.StatusText(code); text != "" {
+			return fmt.Sprintf("HTTP %d %s", code, text)
+		}
+		return fmt.Sprintf("HTTP %d", code)
+	}
+}

@@ -1,0 +1,337 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/netguard"
+)
+
+var testNow = time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC)
+
+// loopbackGuard is the guard an operator started with
+// --allow-cidr=127.0.0.0/8 --allow-cidr=::1/128 would use.
+func loopbackGuard() *netguard.Guard {
+	return netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})
+}
+
+func newSender(opts delivery.SenderOptions) *delivery.Sender {
+	if opts.Guard == nil {
+		opts.Guard = loopbackGuard()
+	}
+	return delivery.NewSender(opts)
+}
+
+func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func post(url string) delivery.Request {
+	return delivery.Request{
+		Method: http.MethodPost,
+		URL:    url,
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   []byte(`{"event":"order.created"}`),
+	}
+}
+
+func TestSendStatusOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		header     map[string]string
+		retryOn4xx bool
+		wantClass  delivery.Class
+		wantError  string
+		wantRetry  time.Duration
+	}{
+		{name: "success", status: 200, wantClass: delivery.ClassSucceeded},
+		{name: "server error retries", status: 500, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error"},
+		{name: "not found is permanent", status: 404, wantClass: delivery.ClassPermanent, wantError: "HTTP 404 Not Found"},
+		{name: "not found retries with retryOn4xx", status: 404, retryOn4xx: true, wantClass: delivery.ClassRetry, wantError: "HTTP 404 Not Found"},
+		{name: "gone stops and says so", status: 410, retryOn4xx: true, wantClass: delivery.ClassGone, wantError: "HTTP 410 Gone: the receiver says this endpoint no longer exists; not retrying"},
+		{name: "429 with delta Retry-After", status: 429, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: 2 * time.Minute},
+		{name: "503 with HTTP-date Retry-After", status: 503, header: map[string]string{"Retry-After": "Sun, 16 Nov 2025 10:40:00 GMT"}, wantClass: delivery.ClassRetry, wantError: "HTTP 503 Service Unavailable", wantRetry: 10 * time.Minute},
+		{name: "Retry-After is capped", status: 429, header: map[string]string{"Retry-After": "86400"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: time.Hour},
+		{name: "Retry-After ignored on 500", status: 500, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error"},
+	}
+	s := newSender(delivery.SenderOptions{MaxRetryAfter: time.Hour})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, "answer")
+			})
+			out := s.Send(context.Background(), post(srv.URL), 5*time.Second, tt.retryOn4xx, testNow)
+			if out.StatusCode != tt.status || out.Class != tt.wantClass || out.Error != tt.wantError || out.RetryAfter != tt.wantRetry {
+				t.Errorf("outcome = {status %d, class %s, error %q, retryAfter %v}, want {%d, %s, %q, %v}",
+					out.StatusCode, out.Class, out.Error, out.RetryAfter, tt.status, tt.wantClass, tt.wantError, tt.wantRetry)
+			}
+			if string(out.ResponseBody) != "answer" {
+				t.Errorf("response body = %q, want %q", out.ResponseBody, "answer")
+			}
+			if out.Duration <= 0 {
+				t.Errorf("duration = %v, want > 0", out.Duration)
+			}
+		})
+	}
+}
+
+func TestSendDeliversMethodHeadersAndBody(t *testing.T) {
+	var got *http.Request
+	var gotBody []byte
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		gotBody, _ = io.ReadAll(r.Body)
+	})
+	req := post(srv.URL + "/hooks/orders")
+	req.Header.Set("X-Event-Id", "evt_1")
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), req, 5*time.Second, false, testNow)
+	if out.Class != delivery.ClassSucceeded {
+		t.Fatalf("outcome = %+v", out)
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/hooks/orders" || got.Header.Get("X-Event-Id") != "evt_1" || !bytes.Equal(gotBody, req.Body) {
+		t.Errorf("receiver saw %s %s X-Event-Id=%q body=%q", got.Method, got.URL.Path, got.Header.Get("X-Event-Id"), gotBody)
+	}
+	if ae := got.Header.Get("Accept-Encoding"); ae != "" {
+		t.Errorf("receiver saw Accept-Encoding %q that the Request did not list", ae)
+	}
+}
+
+func TestSendDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/moved", func(http.ResponseWriter, *http.Request) { followed.Add(1) })
+	srv := serve(t, mux.ServeHTTP)
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, srv.URL+"/moved", http.StatusFound)
+	})
+
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL+"/hook"), 5*time.Second, false, testNow)
+	if out.StatusCode != http.StatusFound || out.Class != delivery.ClassRetry {
+		t.Errorf("outcome = {status %d, class %s}, want {302, Retry}", out.StatusCode, out.Class)
+	}
+	if want := "redirect 302 to " + srv.URL + "/moved not followed"; out.Error != want {
+		t.Errorf("error = %q, want %q", out.Error, want)
+	}
+	if followed.Load() != 0 {
+		t.Error("the redirect target received the webhook")
+	}
+}
+
+func TestSendTimeoutRetries(t *testing.T) {
+	release := make(chan struct{})
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 50*time.Millisecond, false, testNow)
+	if out.StatusCode != 0 || out.Class != delivery.ClassRetry || out.Error != "timeout after 50ms" {
+		t.Errorf("outcome = {status %d, class %s, error %q}, want {0, Retry, timeout after 50ms}", out.StatusCode, out.Class, out.Error)
+	}
+}
+
+func TestSendConnectionRefusedRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post("http://"+addr+"/hook"), 5*time.Second, false, testNow)
+	if out.Class != delivery.ClassRetry || out.Error != "connection refused" {
+		t.Errorf("outcome = {class %s, error %q}, want {Retry, connection refused}", out.Class, out.Error)
+	}
+}
+
+func TestSendVerifiesTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	// The refused handshake is the point of the second case; keep it out of test output.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+
+	t.Run("trusted by the configured pool", func(t *testing.T) {
+		s := newSender(delivery.SenderOptions{TLSConfig: &tls.Config{RootCAs: pool}})
+		out := s.Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow)
+		if out.Class != delivery.ClassSucceeded {
+			t.Errorf("outcome = {class %s, error %q}, want Succeeded", out.Class, out.Error)
+		}
+	})
+	t.Run("untrusted with the system roots", func(t *testing.T) {
+		out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow)
+		want := "TLS: certificate signed by unknown authority"
+		if out.Class != delivery.ClassRetry || out.Error != want {
+			t.Errorf("outcome = {class %s, error %q}, want {Retry, %q}", out.Class, out.Error, want)
+		}
+	})
+}
+
+func TestSendGuardRefusesLoopbackByDefault(t *testing.T) {
+	var hits atomic.Int32
+	srv := serve(t, func(http.ResponseWriter, *http.Request) { hits.Add(1) })
+
+	s := delivery.NewSender(delivery.SenderOptions{Guard: netguard.New(nil)})
+	out := s.Send(context.Background(), post(srv.URL), 5*time.Second, true, testNow)
+	want := "destination 127.0.0.1 is in the loopback range 127.0.0.0/8, which Hookpost refuses by default; start the operator with --allow-cidr=127.0.0.0/8 to allow it"
+	if out.Class != delivery.ClassPermanent || out.Error != want {
+		t.Errorf("outcome = {class %s, error %q}, want {Permanent, %q}", out.Class, out.Error, want)
+	}
+	if hits.Load() != 0 {
+		t.Error("the receiver was reached through the guard")
+	}
+}
+
+func TestSendRejectsUnsendableURL(t *testing.T) {
+	for _, u := range []string{"file:///etc/passwd", "/relative/hook", "http://%zz", "https://"} {
+		out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(u), time.Second, true, testNow)
+		if out.Class != delivery.ClassPermanent || !strings.HasPrefix(out.Error, "invalid request: ") {
+			t.Errorf("Send(%q) = {class %s, error %q}, want Permanent invalid request", u, out.Class, out.Error)
+		}
+	}
+}
+
+func TestSendKeepsOnlyFirstKiBOfResponse(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB
+	srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(big)
+	})
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow)
+	if len(out.ResponseBody) != 1024 || !bytes.Equal(out.ResponseBody, big[:1024]) {
+		t.Errorf("response body is %d bytes, want the first 1024", len(out.ResponseBody))
+	}
+}
+
+func TestSendReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// More than the recorded 1 KiB, so reuse depends on draining the rest.
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 8<<10))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	s := newSender(delivery.SenderOptions{})
+	for range 5 {
+		if out := s.Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow); out.Class != delivery.ClassSucceeded {
+			t.Fatalf("outcome = %+v", out)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 sequential attempts opened %d connections, want 1", n)
+	}
+}
+
+// TestSlowHostDoesNotStarveOthers fills a slow host's only slot, queues a second
+// attempt behind it, and shows an attempt to another host still completes.
+// With the slots taken in the other order the queued attempt would hold the last
+// global slot and the fast attempt would never start.
+func TestSlowHostDoesNotStarveOthers(t *testing.T) {
+	arrived := make(chan struct{}, 2)
+	release := make(chan struct{})
+	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	fast := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+
+	s := newSender(delivery.SenderOptions{MaxConcurrent: 2, MaxPerHost: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	slowDone := make(chan delivery.Outcome, 2)
+	go func() { slowDone <- s.Send(ctx, post(slow.URL), time.Minute, false, testNow) }()
+	<-arrived // the first slow attempt holds the slow host's slot and one global slot
+	go func() { slowDone <- s.Send(ctx, post(slow.URL), time.Minute, false, testNow) }()
+	for s.HostUsers(slow.URL) != 2 { // the second waits for the slow host's slot
+		time.Sleep(time.Millisecond)
+	}
+	if n := s.InFlight(); n != 1 {
+		t.Errorf("InFlight = %d while one attempt runs and one waits, want 1", n)
+	}
+
+	fastDone := make(chan delivery.Outcome, 1)
+	go func() { fastDone <- s.Send(ctx, post(fast.URL), time.Minute, false, testNow) }()
+	select {
+	case out := <-fastDone:
+		if out.Class != delivery.ClassSucceeded {
+			t.Errorf("fast host outcome = %+v", out)
+		}
+	case <-slowDone:
+		t.Fatal("a slow attempt finished before it was released")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fast host's attempt is stuck behind the slow host")
+	}
+
+	close(release)
+	for range 2 {
+		if out := <-slowDone; out.Class != delivery.ClassSucceeded {
+			t.Errorf("slow host outcome = %+v", out)
+		}
+	}
+	if n := s.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d after all attempts finished, want 0", n)
+	}
+}
+
+func TestSendGivesUpWaitingWhenCanceled(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	s := newSender(delivery.SenderOptions{MaxPerHost: 1})
+	go s.Send(context.Background(), post(slow.URL), time.Minute, false, testNow)
+	<-arrived
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan delivery.Outcome, 1)
+	go func() { done <- s.Send(ctx, post(slow.URL), time.Minute, false, testNow) }()
+	for s.HostUsers(slow.URL) != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	out := <-done
+	if out.Class != delivery.ClassRetry || !strings.Contains(out.Error, "canceled while waiting") || out.StatusCode != 0 {
+		t.Errorf("outcome = %+v, want a Retry that says it was canceled while waiting", out)
+	}
+}

@@ -1,0 +1,52 @@
+package netguard
+
+import "net/netip"
+
+// forbiddenRange is one address range refused by default, with the name used in
+// RefusedError so a user can tell why their destination was refused.
+type forbiddenRange struct {
+	prefix netip.Prefix
+	name   string
+}
+
+// forbiddenRanges are refused unless allowed. IPv4-mapped IPv6 addresses
+// (::ffff:127.0.0.1) are unmapped before the check, so only native forms appear.
+var forbiddenRanges = []forbiddenRange{
+	// "This network": the kernel treats 0.0.0.0 as the local host.
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
+	{netip.MustParsePrefix("10.0.0.0/8"), "private"},
+	// Carrier-grade NAT space is used for pod and service networks by several
+	// Kubernetes distributions, so it is as internal as RFC 1918 space.
+	{netip.MustParsePrefix("100.64.0.0/10"), "CGNAT"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	// Includes 169.254.169.254, the cloud metadata service that hands out
+	// node credentials: the classic SSRF target.
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private"},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("fc00::/7"), "unique-local"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+// classify returns the forbidden range holding addr, if any. addr must already
+// be unmapped and zone-free (see normalize).
+func classify(addr netip.Addr) (forbiddenRange, bool) {
+	for _, r := range forbiddenRanges {
+		if r.prefix.Contains(addr) {
+			return r, true
+		}
+	}
+	return forbiddenRange{}, false
+}
+
+// normalize puts an address in the form the ranges are written in. Unmapping
+// stops ::ffff:127.0.0.1 from passing as an IPv6 address; dropping the zone
+// matters because netip.Prefix.Contains never matches an address with a zone,
+// so fe80::1%eth0 would otherwise escape the link-local range.
+func normalize(addr netip.Addr) netip.Addr {
+	return addr.Unmap().WithZone("")
+}

@@ -1,0 +1,159 @@
+package signing
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scheme names how a webhook is signed.
+type Scheme string
+
+const (
+	// SchemeHMACSHA256Hex puts the hex HMAC-SHA256 of the body in a configurable header, as product
+	// documents 000 and 002 verify it.
+	SchemeHMACSHA256Hex Scheme = "HMACSHA256Hex"
+	// SchemeStandardWebhooks follows https://www.standardwebhooks.com: webhook-id, webhook-timestamp and
+	// webhook-signature ("v1,<base64>").
+	SchemeStandardWebhooks Scheme = "StandardWebhooks"
+)
+
+// DefaultHMACHeader carries the signature for SchemeHMACSHA256Hex when no header is configured.
+const DefaultHMACHeader = "X-Webhook-Signature"
+
+// Header names of the Standard Webhooks specification.
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+// Message is what is signed.
+type Message struct {
+	ID        string    // stable across retries (webhook-id); the event id
+	Timestamp time.Time // per attempt (webhook-timestamp)
+	Body      []byte
+}
+
+// Headers returns the headers that carry the signature for the scheme. secret is the secret string as
+// the user stores it (see Key); taking the string rather than key bytes keeps decoding, and its
+// errors, in one place. header is the header name for HMACSHA256Hex (empty means DefaultHMACHeader)
+// and is ignored for StandardWebhooks, which returns webhook-id, webhook-timestamp and
+// webhook-signature.
+func Headers(scheme Scheme, header string, secret string, m Message) (http.Header, error) {
+	switch scheme {
+	case SchemeHMACSHA256Hex:
+		if header == "" {
+			header = DefaultHMACHeader
+		}
+		if !validHeaderName(header) {
+			return nil, fmt.Errorf("signature header name %q is not a valid HTTP header name", header)
+		}
+		key, err := Key(scheme, secret)
+		if err != nil {
+			return nil, err
+		}
+		h := http.Header{}
+		h.Set(header, SignHMACHex(key, m.Body))
+		return h, nil
+
+	case SchemeStandardWebhooks:
+		signature, err := SignStandard(secret, m)
+		if err != nil {
+			return nil, err
+		}
+		h := http.Header{}
+		h.Set(HeaderWebhookID, m.ID)
+		h.Set(HeaderWebhookTimestamp, strconv.FormatInt(m.Timestamp.Unix(), 10))
+		h.Set(HeaderWebhookSignature, signature)
+		return h, nil
+	}
+	return nil, fmt.Errorf("unknown signing scheme %q", scheme)
+}
+
+// Lengths of Standard Webhooks keys the specification allows.
+const (
+	minStandardKeyBytes  = 24
+	maxStandardKeyBytes  = 64
+	standardSecretBytes  = 32
+	hmacHexSecretBytes   = 32
+	standardSecretPrefix = "whsec_"
+)
+
+// GenerateSecret returns a new random secret suitable for the scheme: for StandardWebhooks "whsec_"
+// followed by the base64 of 32 random bytes, for HMACSHA256Hex a 64-character hex string. The hex
+// string itself, not the bytes it spells, is the HMAC key, because doc 002's receiver passes the
+// secret string straight to crypto.createHmac.
+func GenerateSecret(scheme Scheme) (string, error) {
+	var n int
+	switch scheme {
+	case SchemeStandardWebhooks:
+		n = standardSecretBytes
+	case SchemeHMACSHA256Hex:
+		n = hmacHexSecretBytes
+	default:
+		return "", fmt.Errorf("unknown signing scheme %q", scheme)
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	if scheme == SchemeStandardWebhooks {
+		return standardSecretPrefix + base64.StdEncoding.EncodeToString(b), nil
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Key returns the HMAC key bytes for a secret string under a scheme: for StandardWebhooks the
+// base64-decoded part after "whsec_", for HMACSHA256Hex the string's own bytes. The error names what
+// is wrong with the secret but never contains it.
+func Key(scheme Scheme, secret string) ([]byte, error) {
+	switch scheme {
+	case SchemeHMACSHA256Hex:
+		if secret == "" {
+			return nil, errors.New("secret is empty")
+		}
+		return []byte(secret), nil
+
+	case SchemeStandardWebhooks:
+		encoded, ok := strings.CutPrefix(secret, standardSecretPrefix)
+		if !ok {
+			return nil, fmt.Errorf("standard webhooks secret does not start with %q", standardSecretPrefix)
+		}
+		key, err := base64.StdEncoding.DecodeString(encoded)
+		if err != nil {
+			// base64's error quotes a byte offset, not the secret, so it is safe to wrap.
+			return nil, fmt.Errorf("standard webhooks secret after %q is not standard base64: %w", standardSecretPrefix, err)
+		}
+		if len(key) < minStandardKeyBytes || len(key) > maxStandardKeyBytes {
+			return nil, fmt.Errorf("standard webhooks secret decodes to %d bytes, want %d to %d",
+				len(key), minStandardKeyBytes, maxStandardKeyBytes)
+		}
+		return key, nil
+	}
+	return nil, fmt.Errorf("unknown signing scheme %q", scheme)
+}
+
+// validHeaderName reports whether name is an RFC 9110 token, which net/http would otherwise reject
+// only when the request is sent.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,497 @@
+// Package postgres is the transactional-outbox source: applications insert events into an outbox table in the
+// same transaction as their business data, and Hookpost claims them with SELECT ... FOR UPDATE SKIP LOCKED, so
+// several replicas share one table and a crashed replica's claim is released with its connection. A trigger's
+// NOTIFY wakes waiting replicas; polling covers a lost notification.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// Name is the source kind reported by Name and in rejections.
+const Name = "postgres"
+
+// Defaults for Options.
+const (
+	DefaultSchema              = "public"
+	DefaultTable               = "integration_outbox"
+	DefaultPollInterval        = time.Second
+	DefaultRetention           = 24 * time.Hour
+	DefaultReconnectBackoffMax = 5 * time.Second
+)
+
+const (
+	// retentionInterval is how often done rows are purged.
+	retentionInterval = time.Minute
+	// purgeChunk bounds one DELETE, so purging a large backlog never holds locks for long.
+	purgeChunk = 10000
+	// reconnectBackoffMin is the first wait after a failed connection or claim.
+	reconnectBackoffMin = 100 * time.Millisecond
+	// listenPingInterval is how often an idle LISTEN connection is checked, so a silently dead one is replaced.
+	listenPingInterval = 30 * time.Second
+)
+
+// errClosed is returned by a Source after Close.
+var errClosed = errors.New("postgres source is closed")
+
+// Options configure a Source.
+type Options struct {
+	// DSN is a libpq-style connection string or URL.
+	DSN string
+	// Schema holds the outbox table; default "public".
+	Schema string
+	// Table is the outbox table; default "integration_outbox".
+	Table string
+	// PollInterval is how often the table is polled when no notification arrives; default 1s.
+	PollInterval time.Duration
+	// Retention is how long done rows are kept before they are deleted; 0 means DefaultRetention, a negative
+	// value keeps them forever. Rejected rows are never deleted: they wait for a human.
+	Retention time.Duration
+	// MaxPayloadBytes bounds a payload (its JSON text); default source.DefaultMaxDataBytes.
+	MaxPayloadBytes int
+	// ReconnectBackoffMax caps the exponential backoff between reconnection attempts; default 5s.
+	ReconnectBackoffMax time.Duration
+	// OnReject, when set, is called for every row set aside as malformed.
+	OnReject func(source.Rejection)
+	// Now returns the current time for processed_at and retention cutoffs; default time.Now. Waits use real
+	// timers.
+	Now func() time.Time
+}
+
+// Source claims events from an outbox table. It implements source.Source.
+type Source struct {
+	opts  Options
+	table table
+	sql   statements
+	pool  *pgxpool.Pool
+
+	wake         chan struct{} // buffered 1: a notification or a reconnect since the last claim
+	stopListener context.CancelFunc
+	listenerDone chan struct{}
+
+	mu          sync.Mutex
+	listenErr   error // why the LISTEN connection is down, nil while it is up
+	claimErr    error // why the last claim failed, nil after a successful one
+	resumeAt    time.Time
+	nextPurgeAt time.Time
+	open        map[*batch]struct{}
+	closed      bool
+}
+
+var _ source.Source = (*Source)(nil)
+
+type statements struct {
+	claim, reject, ack, purge string
+}
+
+// New connects to the database and starts listening for notifications. It does not wait for the database: a
+// database that is down is retried in the background and reported by Ready.
+func New(ctx context.Context, opts Options) (*Source, error) {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.MaxPayloadBytes <= 0 {
+		opts.MaxPayloadBytes = source.DefaultMaxDataBytes
+	}
+	if opts.ReconnectBackoffMax <= 0 {
+		opts.ReconnectBackoffMax = DefaultReconnectBackoffMax
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	poolConfig, err := pgxpool.ParseConfig(opts.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres dsn: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
+	if err != nil {
+		return nil, fmt.Errorf("create postgres pool: %w", err)
+	}
+	t := newTable(opts.Schema, opts.Table)
+	q := t.qualified()
+	s := &Source{
+		opts:  opts,
+		table: t,
+		sql: statements{
+			// The payload is read only when it is within the limit, so an oversize row costs no memory.
+			claim: fmt.Sprintf(`SELECT id, event_id::text, event_type, coalesce(tenant_id, ''), coalesce(collection, ''),
+       occurred_at, octet_length(payload::text),
+       CASE WHEN octet_length(payload::text) <= $2 THEN payload::text END
+FROM %s WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, q),
+			reject: fmt.Sprintf(`UPDATE %s SET status = 'rejected', error = $2, processed_at = $3 WHERE id = $1`, q),
+			ack:    fmt.Sprintf(`UPDATE %s SET status = 'done', error = NULL, processed_at = $2 WHERE id = ANY($1)`, q),
+			purge: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
+    SELECT id FROM %[1]s WHERE status = 'done' AND processed_at < $1 LIMIT %[2]d)`, q, purgeChunk),
+		},
+		pool:         pool,
+		wake:         make(chan struct{}, 1),
+		listenerDone: make(chan struct{}),
+		open:         map[*batch]struct{}{},
+		listenErr:    errors.New("not yet listening for outbox notifications"),
+	}
+	listenCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopListener = stop
+	go s.listen(listenCtx, poolConfig.ConnConfig.Copy())
+	return s, nil
+}
+
+// Name returns "postgres".
+func (s *Source) Name() string { return Name }
+
+// Next claims up to max pending rows, waiting for a notification or the poll interval while there are none.
+// Connection failures are retried with backoff (and reported by Ready) until ctx ends.
+func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("max batch size must be positive, got %d", max)
+	}
+	failures := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s.isClosed() {
+			return nil, errClosed
+		}
+		if wait := s.pauseRemaining(); wait > 0 {
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		s.purgeIfDue(ctx)
+		b, setAside, err := s.claim(ctx, max)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			s.setClaimErr(err)
+			failures++
+			if err := sleep(ctx, backoff(failures, s.opts.ReconnectBackoffMax)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		s.setClaimErr(nil)
+		failures = 0
+		if b != nil {
+			return b, nil
+		}
+		if setAside {
+			continue // rows behind the rejected ones may be waiting
+		}
+		if err := s.waitForWork(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// claim returns a batch holding its transaction open, or nil when nothing is pending. Malformed rows are
+// rejected and committed on their own (setAside reports it), so they are reported once and never ride on a
+// batch that might be given back.
+func (s *Source) claim(ctx context.Context, max int) (b *batch, setAside bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("begin claim: %w", err)
+	}
+	defer func() {
+		if b == nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	rows, err := tx.Query(ctx, s.sql.claim, max, s.opts.MaxPayloadBytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+	}
+	var (
+		ids       []int64
+		events    []source.Event
+		rejection []source.Rejection
+		rejectIDs []int64
+	)
+	for rows.Next() {
+		var (
+			id          int64
+			ev          source.Event
+			payloadSize int
+			payload     *string
+		)
+		if err := rows.Scan(&id, &ev.ID, &ev.Type, &ev.TenantID, &ev.Collection, &ev.OccurredAt, &payloadSize, &payload); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("read pending row: %w", err)
+		}
+		reason := rowRejection(ev, payloadSize, payload, s.opts.MaxPayloadBytes)
+		if reason != "" {
+			rejectIDs = append(rejectIDs, id)
+			rejection = append(rejection, source.Rejection{Source: Name, ID: ev.ID, Reason: reason})
+			continue
+		}
+		ev.Data = []byte(*payload)
+		ids = append(ids, id)
+		events = append(events, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+	}
+	if len(rejection) > 0 {
+		now := s.opts.Now()
+		for i, id := range rejectIDs {
+			if _, err := tx.Exec(ctx, s.sql.reject, id, rejection[i].Reason, now); err != nil {
+				return nil, false, fmt.Errorf("set aside malformed row %d: %w", id, err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return nil, false, fmt.Errorf("commit rejected rows: %w", err)
+		}
+		if s.opts.OnReject != nil {
+			for _, r := range rejection {
+				s.opts.OnReject(r)
+			}
+		}
+		return nil, true, nil
+	}
+	if len(events) == 0 {
+		return nil, false, nil
+	}
+	b = &batch{src: s, tx: tx, ids: ids, events: events}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		b = nil
+		return nil, false, errClosed
+	}
+	s.open[b] = struct{}{}
+	return b, false, nil
+}
+
+// rowRejection says why a row cannot be delivered, naming the column to fix, or "" when it can.
+func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadBytes int) string {
+	if reason := source.ValidateType(ev.Type); reason != "" {
+		return "event_type: " + reason
+	}
+	if payload == nil {
+		return "payload: " + source.OversizeReason(payloadSize, maxPayloadBytes)
+	}
+	if reason := source.ValidateData([]byte(*payload), maxPayloadBytes); reason != "" {
+		return "payload: " + reason
+	}
+	return ""
+}
+
+func (s *Source) waitForWork(ctx context.Context) error {
+	timer := time.NewTimer(s.opts.PollInterval)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.wake:
+	case <-timer.C:
+	}
+	return nil
+}
+
+func (s *Source) signalWake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pauseFor holds back claims after a Nack, so the given-back rows are not claimed again at once by this replica.
+func (s *Source) pauseFor(delay time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if resume := time.Now().Add(delay); resume.After(s.resumeAt) {
+		s.resumeAt = resume
+	}
+}
+
+func (s *Source) pauseRemaining() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Until(s.resumeAt)
+}
+
+func (s *Source) purgeIfDue(ctx context.Context) {
+	if s.opts.Retention < 0 {
+		return
+	}
+	now := s.opts.Now()
+	s.mu.Lock()
+	due := !now.Before(s.nextPurgeAt)
+	if due {
+		s.nextPurgeAt = now.Add(retentionInterval)
+	}
+	s.mu.Unlock()
+	if due {
+		// A failed purge is retried at the next interval; the claim that follows reports connection trouble.
+		_, _ = s.PurgeDone(ctx)
+	}
+}
+
+// PurgeDone deletes done rows processed longer than Retention ago and returns how many it deleted. Next calls
+// it every minute; it does nothing when Retention is negative.
+func (s *Source) PurgeDone(ctx context.Context) (int64, error) {
+	if s.opts.Retention < 0 {
+		return 0, nil
+	}
+	cutoff := s.opts.Now().Add(-s.opts.Retention)
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, s.sql.purge, cutoff)
+		if err != nil {
+			return total, fmt.Errorf("delete done rows older than %s: %w", s.opts.Retention, err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < purgeChunk {
+			return total, nil
+		}
+	}
+}
+
+// Ready reports why the source cannot work: the LISTEN connection is down, the last claim failed, or the
+// database does not answer.
+func (s *Source) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	listenErr, claimErr, closed := s.listenErr, s.claimErr, s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return errClosed
+	case listenErr != nil:
+		return listenErr
+	case claimErr != nil:
+		return claimErr
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+func (s *Source) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Source) setClaimErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claimErr = err
+}
+
+func (s *Source) setListenErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listenErr = err
+}
+
+// Close gives back open batches, stops listening and closes the pool.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	open := make([]*batch, 0, len(s.open))
+	for b := range s.open {
+		open = append(open, b)
+	}
+	s.mu.Unlock()
+	for _, b := range open {
+		_ = b.settle(context.Background(), func(ctx context.Context) error { return b.tx.Rollback(ctx) })
+	}
+	s.stopListener()
+	<-s.listenerDone
+	s.pool.Close()
+	return nil
+}
+
+// backoff returns the wait before attempt number failures (1-based): doubling from reconnectBackoffMin, capped.
+func backoff(failures int, max time.Duration) time.Duration {
+	d := reconnectBackoffMin
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// listen keeps a dedicated connection LISTENing on the table's channel, reconnecting with backoff.
+func (s *Source) listen(ctx context.Context, config *pgx.ConnConfig) {
+	defer close(s.listenerDone)
+	failures := 0
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, config, func() { failures = 0 })
+		if ctx.Err() != nil {
+			return
+		}
+		s.setListenErr(fmt.Errorf("listen for outbox notifications: %w", err))
+		failures++
+		if sleep(ctx, backoff(failures, s.opts.ReconnectBackoffMax)) != nil {
+			return
+		}
+	}
+}
+
+func (s *Source) listenOnce(ctx context.Context, config *pgx.ConnConfig, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, config)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	channel := ChannelName(s.table.schema, s.table.name)
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	s.setListenErr(nil)
+	connected()
+	s.signalWake() // rows inserted while disconnected notified nobody
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenPingInterval)
+		_, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			s.signalWake()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Ping(pingCtx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}

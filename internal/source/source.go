@@ -1,0 +1,60 @@
+// Package source owns the Event type and the Source interface through which events enter Hookpost. The
+// implementations live in postgres/ (a transactional outbox table) and nats/ (a JetStream stream). Nothing here
+// knows about Kubernetes: ingest turns the events into WebhookDelivery objects.
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Event is one event from any source.
+type Event struct {
+	// ID is unique per event: the outbox event_id, the Nats-Msg-Id header, else "<stream>-<sequence>". A source
+	// that delivers an event twice delivers it with the same ID, so deliveries derived from it stay idempotent.
+	ID string
+	// Type is the event type, e.g. "order.created".
+	Type string
+	// TenantID is empty when the event belongs to no tenant.
+	TenantID string
+	// Collection is an optional grouping chosen by the producer, e.g. "orders".
+	Collection string
+	// OccurredAt is when the producer says the event happened.
+	OccurredAt time.Time
+	// Data is the event's payload: always a JSON object (the envelope's "data"), never invalid JSON.
+	Data json.RawMessage
+}
+
+// Batch is a set of events claimed together; Ack or Nack settles it, once.
+type Batch interface {
+	// Events returns the claimed events in source order.
+	Events() []Event
+	// Ack marks every event done. Call it only after every matching WebhookDelivery exists.
+	Ack(ctx context.Context) error
+	// Nack gives the batch back for redelivery after delay, for a transient failure downstream.
+	Nack(ctx context.Context, delay time.Duration, cause error) error
+}
+
+// Source yields batches of events.
+type Source interface {
+	// Name returns the source kind: "postgres" or "nats".
+	Name() string
+	// Next blocks until a batch of at least one and at most max events is available, or ctx ends. Malformed
+	// input never reaches the caller: the source sets it aside itself, records why, and moves on.
+	Next(ctx context.Context, max int) (Batch, error)
+	// Ready reports whether the source's connection is healthy; the error says why not.
+	Ready(ctx context.Context) error
+	// Close releases the source's connections. A batch still open is given back.
+	Close() error
+}
+
+// Rejection describes malformed input a source set aside, for the caller to log, count or turn into an event.
+type Rejection struct {
+	// Source is the source kind, as returned by Source.Name.
+	Source string
+	// ID identifies the input in the source: an outbox event_id or a NATS message id.
+	ID string
+	// Reason names what is wrong and how to fix it.
+	Reason string
+}

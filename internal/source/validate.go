@@ -1,0 +1,66 @@
+package source
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultMaxDataBytes is the largest payload a source accepts unless configured otherwise.
+const DefaultMaxDataBytes = 256 << 10
+
+// MaxTypeLength bounds an event type, so it fits in labels, subjects and delivery names.
+const MaxTypeLength = 253
+
+// ValidateEvent returns why ev cannot be delivered, or "" when it can. Both sources apply it, so an event
+// malformed in one is malformed in the other. Data must be a JSON object of at most maxDataBytes bytes
+// (maxDataBytes <= 0 means DefaultMaxDataBytes): webhook payloads carry it as the envelope's "data" object.
+func ValidateEvent(ev Event, maxDataBytes int) string {
+	if reason := ValidateType(ev.Type); reason != "" {
+		return reason
+	}
+	return ValidateData(ev.Data, maxDataBytes)
+}
+
+// ValidateType returns why an event type is unusable, or "" when it is fine.
+func ValidateType(eventType string) string {
+	switch {
+	case eventType == "":
+		return "event type is empty: set it to a name such as \"order.created\""
+	case len(eventType) > MaxTypeLength:
+		return fmt.Sprintf("event type is %d bytes long: keep it at most %d", len(eventType), MaxTypeLength)
+	case !utf8.ValidString(eventType):
+		return "event type is not valid UTF-8"
+	}
+	for _, r := range eventType {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Sprintf("event type %q contains whitespace or control characters: use a name such as \"order.created\"", eventType)
+		}
+	}
+	return ""
+}
+
+// ValidateData returns why a payload is unusable, or "" when it is a JSON object within the size limit.
+func ValidateData(data []byte, maxDataBytes int) string {
+	if maxDataBytes <= 0 {
+		maxDataBytes = DefaultMaxDataBytes
+	}
+	if len(data) > maxDataBytes {
+		return OversizeReason(len(data), maxDataBytes)
+	}
+	if !json.Valid(data) {
+		return "payload is not valid JSON: send a JSON object"
+	}
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return "payload is JSON but not an object: wrap the value in an object such as {\"value\": ...}"
+	}
+	return ""
+}
+
+// OversizeReason says that a payload of size bytes exceeds maxDataBytes, for sources that measure a payload
+// before reading it.
+func OversizeReason(size, maxDataBytes int) string {
+	return fmt.Sprintf("payload is %d bytes, over the %d byte limit: send a smaller payload or a reference to the data", size, maxDataBytes)
+}

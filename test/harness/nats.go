@@ -1,0 +1,116 @@
+package harness
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// natsStartTimeout bounds how long a start waits for the server to accept connections.
+const natsStartTimeout = 10 * time.Second
+
+// NATS is an in-process NATS server with JetStream (file storage) listening on 127.0.0.1.
+type NATS struct {
+	storeDir string
+
+	mu     sync.Mutex
+	port   int // -1 until the first start picks a free port; then fixed so clients reconnect to it
+	server *natsserver.Server
+}
+
+// StartNATS starts a server with JetStream storing under a temporary directory and shuts it down when the test
+// ends.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	n, err := StartNATSServer(t.TempDir())
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+// StartNATSServer starts a server with JetStream storing under storeDir on a free loopback port. The caller must
+// call Shutdown. It is the variant for TestMain, Ginkgo's BeforeSuite and benchmark programs.
+func StartNATSServer(storeDir string) (*NATS, error) {
+	n := &NATS{storeDir: storeDir, port: natsserver.RANDOM_PORT}
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// URL returns the client URL, stable across restarts.
+func (n *NATS) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return fmt.Sprintf("nats://127.0.0.1:%d", n.port)
+}
+
+// Server returns the running server, or nil while it is shut down.
+func (n *NATS) Server() *natsserver.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.server
+}
+
+// Shutdown stops the server and waits until it has stopped. Shutting down a stopped server does nothing.
+func (n *NATS) Shutdown() {
+	n.mu.Lock()
+	s := n.server
+	n.server = nil
+	n.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// Restart shuts the server down and starts it again on the same port with the same store directory, so
+// streams, consumers and stored messages survive.
+func (n *NATS) Restart() error {
+	n.Shutdown()
+	return n.Start()
+}
+
+// Start starts a shut-down server again on the same port with the same store directory.
+func (n *NATS) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.server != nil {
+		return fmt.Errorf("nats server is already running")
+	}
+	opts := &natsserver.Options{
+		ServerName: "hookpost-test",
+		Host:       "127.0.0.1",
+		Port:       n.port,
+		JetStream:  true,
+		StoreDir:   n.storeDir,
+		NoLog:      true,
+		NoSigs:     true,
+	}
+	var lastErr error
+	// The port of a server that just shut down can take a moment to be free again.
+	for attempt := 0; attempt < 10; attempt++ {
+		s, err := natsserver.NewServer(opts)
+		if err != nil {
+			return fmt.Errorf("configure nats server: %w", err)
+		}
+		go s.Start()
+		if s.ReadyForConnections(natsStartTimeout) {
+			n.server = s
+			n.port = s.Addr().(*net.TCPAddr).Port
+			return nil
+		}
+		s.Shutdown()
+		s.WaitForShutdown()
+		lastErr = fmt.Errorf("nats server not ready within %s on port %d", natsStartTimeout, n.port)
+		time.Sleep(100 * time.Millisecond)
+	}
+	return lastErr
+}
