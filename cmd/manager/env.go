@@ -35,3 +35,10 @@ func envDuration(name string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+func envFloat(name string, def float64) float64 {
+	if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return f
+	}
+	return def
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/internal/version"
 )
 
@@ -44,6 +45,8 @@ type options struct {
 	maxPerHost             int
 	workers                int
 	maxRetryAfter          time.Duration
+	kubeQPS                float64
+	kubeBurst              int
 	sources                sourceOptions
 }
 
@@ -59,12 +62,18 @@ func run() error {
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", envInt("HOOKPOST_MAX_ATTEMPTS_PER_HOST", 8), "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
 	fs.IntVar(&o.workers, "delivery-workers", envInt("HOOKPOST_DELIVERY_WORKERS", 64), "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", envDuration("HOOKPOST_MAX_RETRY_AFTER", time.Hour), "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", envFloat("HOOKPOST_KUBE_API_QPS", 500), "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", envInt("HOOKPOST_KUBE_API_BURST", 1000), "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	o.sources.bind(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
 	if v := os.Getenv("HOOKPOST_ALLOW_CIDRS"); v != "" && len(o.allowCIDRs) == 0 {
 		_ = o.allowCIDRs.Set(v)
+	}
+	if o.sources.postgresPrintDDL {
+		fmt.Print(postgres.DDL(o.sources.postgresSchema, o.sources.postgresTable))
+		return nil
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
@@ -77,7 +86,14 @@ func run() error {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hookpostv1.AddToScheme(scheme))
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	// Ingest creates a WebhookDelivery per match and the delivery controller patches its status: the API server
+	// is the bottleneck, so client-go's default of 20 requests/s would be.
+	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:        o.probeAddr,

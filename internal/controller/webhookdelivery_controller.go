@@ -8,8 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -214,11 +214,17 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 
 // attemptFor translates the CRs into the domain's plain Attempt.
 func attemptFor(d *hookpostv1.WebhookDelivery, p *pendingAttempt, now time.Time) delivery.Attempt {
+	return AttemptFor(d, p.sub, p.secret, now)
+}
+
+// AttemptFor translates a delivery, its subscription and the subscription's signing secret into the attempt the
+// delivery's next HTTP request is built from, signed as of now. It is the one CR -> domain translation: the
+// reconciler sends what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
+func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, secret string, now time.Time) delivery.Attempt {
 	var data []byte
 	if d.Spec.Data != nil {
 		data = d.Spec.Data.Raw
 	}
-	sub := p.sub
 	return delivery.Attempt{
 		URL:    sub.Spec.URL,
 		Format: envelope.Format(orDefault(string(sub.Spec.PayloadFormat), string(hookpostv1.PayloadFormatEnvelope))),
@@ -233,7 +239,7 @@ func attemptFor(d *hookpostv1.WebhookDelivery, p *pendingAttempt, now time.Time)
 		},
 		Scheme:          signing.Scheme(orDefault(string(sub.Spec.Signing.Scheme), string(hookpostv1.SigningSchemeHMACSHA256Hex))),
 		SignatureHeader: string(sub.Spec.Signing.Header),
-		Secret:          p.secret,
+		Secret:          secret,
 		StaticHeaders:   sub.Spec.Headers,
 		DeliveryName:    d.Name,
 		Number:          int(d.Status.Attempts) + 1,

@@ -73,6 +73,8 @@ type Options struct {
 	MaxAckPending int
 	// ReconnectWait is the pause between reconnection attempts, which go on forever; default 1s.
 	ReconnectWait time.Duration
+	// CredsFile is a NATS credentials file (user JWT and NKey seed); empty connects without.
+	CredsFile string
 	// OnReject, when set, is called for every message terminated as poison.
 	OnReject func(source.Rejection)
 }
@@ -117,8 +119,11 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	if opts.ReconnectWait <= 0 {
 		opts.ReconnectWait = DefaultReconnectWait
 	}
-	conn, err := nats.Connect(opts.URL, nats.Name("hookpost"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(opts.ReconnectWait))
+	connOpts := []nats.Option{nats.Name("hookpost"), nats.MaxReconnects(-1), nats.ReconnectWait(opts.ReconnectWait)}
+	if opts.CredsFile != "" {
+		connOpts = append(connOpts, nats.UserCredentials(opts.CredsFile))
+	}
+	conn, err := nats.Connect(opts.URL, connOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s: %w", opts.URL, err)
 	}

@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// Dispatcher turns one (subscription, event) match into work. It is the one seam between matching and delivery:
+// today it creates a WebhookDelivery; a fast path can make the first attempt itself and write an object only when
+// the delivery needs one. Dispatch must be idempotent: the same match dispatched twice is done once.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error
+}
+
+// DeliveryCreator dispatches by creating a WebhookDelivery named after (subscription, event id).
+type DeliveryCreator struct {
+	Client client.Client
+}
+
+// Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
+func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
+	d := NewDelivery(sub, ev)
+	if err := c.Client.Create(ctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
+	}
+	return nil
+}
+
+// NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
+// subscription and event type, owned by the subscription so it goes when the subscription goes.
+func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDelivery {
+	labels := map[string]string{hookpostv1.LabelSubscription: labelValue(sub.Name)}
+	if v := hookpostv1.EventTypeLabelValue(ev.Type); v != "" {
+		labels[hookpostv1.LabelEventType] = v
+	}
+	d := &hookpostv1.WebhookDelivery{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: sub.Namespace,
+			Name:      hookpostv1.DeliveryName(sub.Name, ev.ID),
+			Labels:    labels,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: hookpostv1.GroupVersion.String(),
+				Kind:       "WebhookSubscription",
+				Name:       sub.Name,
+				UID:        types.UID(sub.UID),
+				Controller: ptr.To(true),
+			}},
+		},
+		Spec: hookpostv1.WebhookDeliverySpec{
+			SubscriptionName: sub.Name,
+			Event: hookpostv1.EventMeta{
+				ID:         ev.ID,
+				Type:       ev.Type,
+				TenantID:   ev.TenantID,
+				Collection: ev.Collection,
+				OccurredAt: metav1.NewTime(ev.OccurredAt),
+			},
+		},
+	}
+	if len(ev.Data) > 0 {
+		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
+	}
+	return d
+}
+
+// labelValue returns name when it fits a label value (names of 64..253 characters do not); "" otherwise, and the
+// spec.subscriptionName field selector still finds the delivery.
+func labelValue(name string) string {
+	if len(name) > 63 {
+		return ""
+	}
+	return name
+}

@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// Options tune an Ingester.
+type Options struct {
+	// BatchSize is the most events claimed from the source at once (default 500).
+	BatchSize int
+	// Parallelism bounds dispatches in flight (default 32).
+	Parallelism int
+	// RetryDelay is how long a batch waits after a failed dispatch before the source hands it over again
+	// (default 5s).
+	RetryDelay time.Duration
+	Clock      clock.PassiveClock
+}
+
+// Ingester is a manager.Runnable that moves events from one source to WebhookDeliveries.
+type Ingester struct {
+	src        source.Source
+	cache      cache.Cache
+	dispatcher Dispatcher
+	opts       Options
+
+	// index is rebuilt from the cache when a subscription changes; dirty says it must be.
+	mu    sync.Mutex
+	index *Index
+	dirty atomic.Bool
+}
+
+// New returns an Ingester reading src, matching against the subscriptions in c and dispatching with d.
+func New(src source.Source, c cache.Cache, d Dispatcher, opts Options) *Ingester {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 32
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = 5 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	i := &Ingester{src: src, cache: c, dispatcher: d, opts: opts}
+	i.dirty.Store(true)
+	return i
+}
+
+// NeedLeaderElection is false: every replica ingests, sharing the source (SKIP LOCKED rows, a shared durable
+// consumer), and idempotent names keep two replicas from making one event's delivery twice.
+func (i *Ingester) NeedLeaderElection() bool { return false }
+
+// Start runs until ctx ends, then closes the source.
+func (i *Ingester) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("source", i.src.Name())
+	ctx = ctrl.LoggerInto(ctx, log)
+	defer func() { _ = i.src.Close() }()
+
+	inf, err := i.cache.GetInformer(ctx, &hookpostv1.WebhookSubscription{})
+	if err != nil {
+		return fmt.Errorf("watch subscriptions: %w", err)
+	}
+	markDirty := func(any) { i.dirty.Store(true) }
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    markDirty,
+		UpdateFunc: func(_, o any) { markDirty(o) },
+		DeleteFunc: markDirty,
+	}); err != nil {
+		return fmt.Errorf("watch subscriptions: %w", err)
+	}
+	if !i.cache.WaitForCacheSync(ctx) {
+		return nil
+	}
+	log.Info("Ingesting events")
+	for {
+		b, err := i.src.Next(ctx, i.opts.BatchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read events from %s: %w", i.src.Name(), err)
+		}
+		if err := i.handle(ctx, b); err != nil && ctx.Err() == nil {
+			log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
+		}
+	}
+}
+
+// handle dispatches every match of a batch, then settles it: Ack only when all are done.
+func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
+	idx, err := i.currentIndex(ctx)
+	if err != nil {
+		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
+	}
+	events := b.Events()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(i.opts.Parallelism)
+	var matches []*Subscription
+	dispatched := 0
+	for k := range events {
+		ev := &events[k]
+		matches = idx.Match(Event{Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt}, matches[:0])
+		for _, sub := range matches {
+			dispatched++
+			g.Go(func() error { return i.dispatcher.Dispatch(gctx, sub, ev) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
+	}
+	if err := b.Ack(ctx); err != nil {
+		// The deliveries exist; the source hands the events over again and AlreadyExists makes that harmless.
+		return fmt.Errorf("acknowledge batch: %w", err)
+	}
+	observeBatch(i.src.Name(), events, dispatched, i.opts.Clock.Now())
+	ctrl.LoggerFrom(ctx).V(1).Info("Batch ingested", "events", len(events), "deliveries", dispatched)
+	return nil
+}
+
+// currentIndex returns the subscription index, rebuilding it from the cache after a subscription changed.
+func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.index != nil && !i.dirty.Load() {
+		return i.index, nil
+	}
+	i.dirty.Store(false)
+	list := &hookpostv1.WebhookSubscriptionList{}
+	if err := i.cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		i.dirty.Store(true)
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	subs := make([]*Subscription, 0, len(list.Items))
+	for k := range list.Items {
+		if s := fromAPI(&list.Items[k]); s != nil {
+			subs = append(subs, s)
+		}
+	}
+	i.index = NewIndex(subs)
+	return i.index, nil
+}
+
+// fromAPI translates a WebhookSubscription for matching; nil for one being deleted.
+func fromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
+	if s.DeletionTimestamp != nil {
+		return nil
+	}
+	out := &Subscription{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), CreatedAt: s.CreationTimestamp.Time}
+	for _, p := range s.Spec.Events {
+		out.Patterns = append(out.Patterns, string(p))
+	}
+	if f := s.Spec.Filter; f != nil {
+		out.Tenants, out.Collections = set(f.Tenants), set(f.Collections)
+	}
+	return out
+}
+
+func set(values []string) map[string]bool {
+	if len(values) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(values))
+	for _, v := range values {
+		m[v] = true
+	}
+	return m
+}

@@ -1,0 +1,46 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+var (
+	eventsIngested = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_events_ingested_total",
+		Help: "Events turned into deliveries (or matched nothing), by source.",
+	}, []string{"source"})
+	eventsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_events_rejected_total",
+		Help: "Malformed events set aside by a source, by source.",
+	}, []string{"source"})
+	deliveriesCreated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_deliveries_dispatched_total",
+		Help: "Matches of an event and a subscription dispatched, by source.",
+	}, []string{"source"})
+	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hookpost_source_lag_seconds",
+		Help: "Age of the newest event of the last batch ingested, by source: how far ingest trails the producers.",
+	}, []string{"source"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(eventsIngested, eventsRejected, deliveriesCreated, sourceLag)
+}
+
+func observeBatch(src string, events []source.Event, dispatched int, now time.Time) {
+	eventsIngested.WithLabelValues(src).Add(float64(len(events)))
+	deliveriesCreated.WithLabelValues(src).Add(float64(dispatched))
+	if n := len(events); n > 0 {
+		sourceLag.WithLabelValues(src).Set(now.Sub(events[n-1].OccurredAt).Seconds())
+	}
+}
+
+// ObserveRejection counts a malformed event a source set aside.
+func ObserveRejection(r source.Rejection) {
+	eventsRejected.WithLabelValues(r.Source).Inc()
+}
