@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+)
+
+// rootOptions are what every command shares: the streams and kubectl's connection flags (--kubeconfig,
+// --context, -n and the rest), so the plugin talks to the cluster exactly as kubectl would.
+type rootOptions struct {
+	streams genericiooptions.IOStreams
+	config  *genericclioptions.ConfigFlags
+}
+
+func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &rootOptions{streams: streams, config: genericclioptions.NewConfigFlags(true)}
+	cmd := &cobra.Command{
+		Use:   "kubectl-hookpost",
+		Short: "Test, replay, inspect and verify Hookpost webhooks",
+		Long: `kubectl hookpost works with Hookpost's WebhookSubscriptions and WebhookDeliveries: send a test event,
+replay deliveries, show the exact request a receiver gets, publish an event into a source, verify a
+signature as a receiver would, and print a subscription's signing secret.`,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl hookpost"},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	o.config.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(
+		newTestCommand(o),
+		newReplayCommand(o),
+		newInspectCommand(o),
+		newPublishCommand(o),
+		newVerifyCommand(o),
+		newSecretCommand(o),
+	)
+	return cmd
+}
+
+// scheme knows the kinds the plugin reads and writes.
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := hookpostv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// client connects to the cluster the kubeconfig flags select. Reads go straight to the API server: a one-shot
+// command has no cache to warm.
+func (o *rootOptions) client() (client.Client, error) {
+	cfg, err := o.config.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	return c, nil
+}
+
+// namespace is -n, else the kubeconfig context's namespace, else "default".
+func (o *rootOptions) namespace() (string, error) {
+	ns, _, err := o.config.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", fmt.Errorf("resolve the namespace: %w", err)
+	}
+	return ns, nil
+}
+
+// addOutputFlag adds kubectl's -o for the formats a command supports besides its human-readable default.
+func addOutputFlag(cmd *cobra.Command, output *string) {
+	cmd.Flags().StringVarP(output, "output", "o", "", "Output format: json or yaml. Default is human-readable text.")
+}
+
+func validateOutput(output string) error {
+	switch output {
+	case "", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("--output %q is not supported: use json or yaml", output)
+}
+
+// printStructured writes v as JSON (indented like kubectl) or YAML.
+func printStructured(w io.Writer, output string, v any) error {
+	if obj, ok := v.(runtime.Object); ok {
+		// The typed client leaves apiVersion and kind empty; kubectl prints them.
+		if gvk, err := apiutil.GVKForObject(obj, scheme); err == nil {
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+		}
+	}
+	var (
+		b   []byte
+		err error
+	)
+	switch output {
+	case "json":
+		b, err = json.MarshalIndent(v, "", "    ")
+		b = append(b, '\n')
+	case "yaml":
+		b, err = yaml.Marshal(v)
+	default:
+		return validateOutput(output)
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", output, err)
+	}
+	_, err = w.Write(b)
+	return err
+}
