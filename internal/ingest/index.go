@@ -86,12 +86,24 @@ func (idx *Index) Match(ev Event, dst []*Subscription) []*Subscription {
 	for _, s := range idx.all {
 		dst = append(dst, s)
 	}
-	// A subscription with two patterns that both match ("order.*" and "order.created") is delivered once.
+	// A subscription with two patterns that both match ("order.*" and "order.created") is delivered once. Only
+	// such subscriptions need the seen-set, so the common case allocates nothing.
 	out := dst[:start]
+	var seen map[*Subscription]bool
 	for _, s := range dst[start:] {
-		if accepts(s, ev) && !contains(out[start:], s) {
-			out = append(out, s)
+		if !accepts(s, ev) {
+			continue
 		}
+		if len(s.Patterns) > 1 {
+			if seen == nil {
+				seen = map[*Subscription]bool{}
+			}
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -124,13 +136,4 @@ func accepts(s *Subscription, ev Event) bool {
 		return false
 	}
 	return true
-}
-
-func contains(subs []*Subscription, s *Subscription) bool {
-	for _, x := range subs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
