@@ -10,6 +10,7 @@ HELM           ?= $(BIN)/helm
 HELM_VERSION   ?= v3.22.0
 GINKGO_FLAGS   ?=
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s/$(KUBE_VERSION)
+IMG            ?= ghcr.io/hookpost/hookpost:latest
 
 .PHONY: all
 all: build
@@ -49,7 +50,7 @@ postgres: ## Install the PostgreSQL server binaries if missing (tests start thro
 	@hack/ensure-postgres.sh
 
 .PHONY: test
-test: envtest postgres ## Run every test: unit, envtest suites, real PostgreSQL and NATS, helm lint.
+test: envtest postgres $(HELM) ## Run every test: unit, envtest suites, real PostgreSQL and NATS, helm lint.
 	go vet ./...
 	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
 
@@ -64,6 +65,20 @@ bench: envtest postgres build ## Benchmarks: Go testing.B per package and the en
 build: ## Build the manager and the kubectl plugin into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
 	@if [ -d cmd/kubectl-hookpost ]; then go build -o $(BIN)/kubectl-hookpost ./cmd/kubectl-hookpost; fi
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Lint the Helm chart.
+	$(HELM) lint --strict charts/hookpost
+
+##@ Deployment
+
+.PHONY: deploy
+deploy: ## Install the CRDs and the manager into the current kubectl context (IMG=... picks the image).
+	kubectl kustomize config/default | sed 's|image: ghcr.io/hookpost/hookpost:latest|image: $(IMG)|' | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy installed, CRDs (and so every WebhookSubscription and WebhookDelivery) included.
+	kubectl delete --ignore-not-found -k config/default
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -98,4 +97,3 @@ func requestsTo(r *harness.Receiver, path string) func() int {
 	return func() int { return len(r.Requests(path)) }
 }
 
-var _ = http.StatusOK

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"time"
 
@@ -308,4 +307,3 @@ var _ = Describe("WebhookDelivery controller", func() {
 	})
 })
 
-var _ = http.StatusOK

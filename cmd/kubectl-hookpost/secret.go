@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+)
+
+type secretOptions struct {
+	*rootOptions
+	output string
+}
+
+func newSecretCommand(root *rootOptions) *cobra.Command {
+	o := &secretOptions{rootOptions: root}
+	cmd := &cobra.Command{
+		Use:   "secret SUBSCRIPTION",
+		Short: "Print the signing secret a subscription signs with",
+		Long: `Prints the signing secret in use for the subscription (the Secret named in its status.signingSecretRef),
+whether Hookpost generated it or you supplied it, so you can configure your receiver with it.`,
+		Example: `  kubectl hookpost secret orders
+  export WEBHOOK_SECRET="$(kubectl hookpost secret orders)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args[0]) },
+	}
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+// secretOutput is secret's -o form.
+type secretOutput struct {
+	Subscription string                   `json:"subscription"`
+	Scheme       hookpostv1.SigningScheme `json:"scheme"`
+	SecretRef    hookpostv1.SecretKeyRef  `json:"secretRef"`
+	Secret       string                   `json:"secret"`
+}
+
+func (o *secretOptions) run(ctx context.Context, subscription string) error {
+	if err := validateOutput(o.output); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	ns, err := o.namespace()
+	if err != nil {
+		return err
+	}
+	sub := &hookpostv1.WebhookSubscription{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: subscription}, sub); err != nil {
+		return fmt.Errorf("get WebhookSubscription %s/%s: %w", ns, subscription, err)
+	}
+	secret, err := signingSecret(ctx, c, sub)
+	if err != nil {
+		return err
+	}
+	if o.output == "" {
+		fmt.Fprintln(o.streams.Out, secret)
+		return nil
+	}
+	return printStructured(o.streams.Out, o.output, secretOutput{
+		Subscription: sub.Name,
+		Scheme:       orDefault(sub.Spec.Signing.Scheme, hookpostv1.SigningSchemeHMACSHA256Hex),
+		SecretRef:    *sub.Status.SigningSecretRef,
+		Secret:       secret,
+	})
+}
+
+// signingSecret reads the secret the subscription's status names, as the delivery controller does, and says
+// why when there is none yet.
+func signingSecret(ctx context.Context, c client.Client, sub *hookpostv1.WebhookSubscription) (string, error) {
+	ref := sub.Status.SigningSecretRef
+	if ref == nil {
+		why := "Hookpost has not resolved it yet"
+		if cond := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady); cond != nil && cond.Status != "True" {
+			why = cond.Reason + ": " + cond.Message
+		}
+		return "", fmt.Errorf("subscription %s has no signing secret in status.signingSecretRef (%s)", sub.Name, why)
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, s); err != nil {
+		return "", fmt.Errorf("get signing Secret %s/%s of subscription %s: %w", sub.Namespace, ref.Name, sub.Name, err)
+	}
+	key := ref.Key
+	if key == "" {
+		key = hookpostv1.DefaultSecretKey
+	}
+	v, ok := s.Data[key]
+	if !ok || len(v) == 0 {
+		return "", fmt.Errorf("signing Secret %s/%s has no data under key %q", sub.Namespace, ref.Name, key)
+	}
+	return string(v), nil
+}
+
+func orDefault[T ~string](v, def T) T {
+	if v == "" {
+		return def
+	}
+	return v
+}

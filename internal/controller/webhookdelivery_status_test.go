@@ -1,0 +1,94 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
+)
+
+func TestRecordAttempt(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	policy := retryPolicy{schedule: []time.Duration{time.Minute, 5 * time.Minute}, maxRetryAfter: time.Hour}
+	tests := []struct {
+		name       string
+		prior      hookpostv1.WebhookDeliveryStatus
+		out        delivery.Outcome
+		wantPhase  hookpostv1.DeliveryPhase
+		wantReason string
+		wantNext   time.Duration // from now; 0 means no next attempt
+		wantTr     transition
+	}{
+		{"2xx succeeds", hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 204, Class: delivery.ClassSucceeded},
+			hookpostv1.DeliverySucceeded, hookpostv1.ReasonSucceeded, 0, transitionSucceeded},
+		{"first failure waits schedule[0]", hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 500, Class: delivery.ClassRetry},
+			hookpostv1.DeliveryRetrying, hookpostv1.ReasonRetrying, time.Minute, transitionNone},
+		{"second failure waits schedule[1]", hookpostv1.WebhookDeliveryStatus{Attempts: 1}, delivery.Outcome{StatusCode: 500, Class: delivery.ClassRetry},
+			hookpostv1.DeliveryRetrying, hookpostv1.ReasonRetrying, 5 * time.Minute, transitionNone},
+		{"a longer Retry-After wins", hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 429, RetryAfter: 10 * time.Minute, Class: delivery.ClassRetry},
+			hookpostv1.DeliveryRetrying, hookpostv1.ReasonRetrying, 10 * time.Minute, transitionNone},
+		{"the schedule runs out", hookpostv1.WebhookDeliveryStatus{Attempts: 2}, delivery.Outcome{StatusCode: 500, Class: delivery.ClassRetry},
+			hookpostv1.DeliveryFailed, hookpostv1.ReasonRetriesExhausted, 0, transitionExhausted},
+		{"a replay restarts the schedule", hookpostv1.WebhookDeliveryStatus{Attempts: 3, AttemptsBeforeReplay: 3}, delivery.Outcome{StatusCode: 500, Class: delivery.ClassRetry},
+			hookpostv1.DeliveryRetrying, hookpostv1.ReasonRetrying, time.Minute, transitionNone},
+		{"a permanent 4xx fails at once", hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 404, Class: delivery.ClassPermanent},
+			hookpostv1.DeliveryFailed, hookpostv1.ReasonRejected, 0, transitionRejected},
+		{"410 Gone fails at once", hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 410, Class: delivery.ClassGone},
+			hookpostv1.DeliveryFailed, hookpostv1.ReasonGone, 0, transitionRejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, tr := recordAttempt(tc.prior, tc.out, now, now, policy)
+			if st.Phase != tc.wantPhase || tr != tc.wantTr {
+				t.Fatalf("phase %s transition %q, want %s %q", st.Phase, tr, tc.wantPhase, tc.wantTr)
+			}
+			c := meta.FindStatusCondition(st.Conditions, hookpostv1.ConditionDelivered)
+			if c == nil || c.Reason != tc.wantReason {
+				t.Fatalf("Delivered condition %+v, want reason %s", c, tc.wantReason)
+			}
+			if st.Attempts != tc.prior.Attempts+1 || st.LastAttempt == nil || st.LastAttempt.Number != st.Attempts {
+				t.Fatalf("attempts %d last %+v", st.Attempts, st.LastAttempt)
+			}
+			switch {
+			case tc.wantNext == 0 && st.NextAttemptTime != nil:
+				t.Fatalf("next attempt at %v, want none", st.NextAttemptTime)
+			case tc.wantNext != 0 && (st.NextAttemptTime == nil || !st.NextAttemptTime.Time.Equal(now.Add(tc.wantNext))):
+				t.Fatalf("next attempt at %v, want now+%s", st.NextAttemptTime, tc.wantNext)
+			}
+			if tc.wantPhase.Finished() != (st.CompletionTime != nil) {
+				t.Fatalf("completionTime %v for phase %s", st.CompletionTime, st.Phase)
+			}
+		})
+	}
+}
+
+func TestRecordAttemptKeepsTheLastTenAttemptsAndBoundsText(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	var st hookpostv1.WebhookDeliveryStatus
+	long := strings.Repeat("é", 3000)
+	for i := 0; i < 13; i++ {
+		st, _ = recordAttempt(st, delivery.Outcome{StatusCode: 500, Error: long, ResponseBody: []byte(long), Class: delivery.ClassRetry},
+			now, now, retryPolicy{schedule: make([]time.Duration, 20)})
+	}
+	if len(st.History) != maxHistory || st.History[0].Number != 4 || st.History[9].Number != 13 {
+		t.Fatalf("history holds %d attempts from %d, want the last 10 (4..13)", len(st.History), st.History[0].Number)
+	}
+	if n := len([]rune(st.LastAttempt.Error)); n > 1024 {
+		t.Fatalf("error kept %d characters", n)
+	}
+	if n := len([]rune(st.LastAttempt.ResponseBody)); n > maxResponseBodyInStatus {
+		t.Fatalf("response body kept %d characters", n)
+	}
+}
+
+func TestReplayResetsButKeepsHistory(t *testing.T) {
+	st, _ := recordAttempt(hookpostv1.WebhookDeliveryStatus{}, delivery.Outcome{StatusCode: 200, Class: delivery.ClassSucceeded}, time.Now(), time.Now(), retryPolicy{})
+	r := replay(st)
+	if r.Phase != hookpostv1.DeliveryPending || r.CompletionTime != nil || r.AttemptsBeforeReplay != 1 || len(r.History) != 1 {
+		t.Fatalf("replayed status %+v", r)
+	}
+}

@@ -1,0 +1,238 @@
+package helm
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+const chart = "charts/hookpost"
+
+func TestChartLint(t *testing.T) {
+	helm := helmBinary(t)
+	for _, args := range [][]string{
+		{"lint", chart},
+		{"lint", "--strict", chart},
+		{"lint", "--strict", chart, "-f", "test/helm/testdata/postgres-values.yaml", "-f", "test/helm/testdata/nats-values.yaml", "-f", "test/helm/testdata/monitoring-values.yaml"},
+	} {
+		if out, err := runCommand(t, helm, args...); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
+	}
+}
+
+// renderChart runs helm template with the chart's CRDs included, as release "hookpost" in namespace.
+func renderChart(t *testing.T, namespace string, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args = append([]string{"template", "hookpost", chart, "--namespace", namespace, "--include-crds"}, args...)
+	out, err := runCommand(t, helmBinary(t), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeManifests(t, out)
+}
+
+func TestChartRendersAndApplies(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		check  func(t *testing.T, objs []*unstructured.Unstructured, c *corev1.Container)
+	}{{
+		name: "defaults",
+		check: func(t *testing.T, objs []*unstructured.Unstructured, c *corev1.Container) {
+			want := map[string]int{
+				"CustomResourceDefinition": generatedCRDs(t), "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+			}
+			if got := kinds(objs); !reflect.DeepEqual(got, want) {
+				t.Errorf("rendered kinds %v, want %v", got, want)
+			}
+			d := convert[appsv1.Deployment](t, find(t, objs, "Deployment"))
+			if *d.Spec.Replicas != 1 {
+				t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
+			}
+			for _, name := range []string{"HOOKPOST_POSTGRES_DSN", "HOOKPOST_NATS_URL", "HOOKPOST_ALLOW_CIDRS"} {
+				if hasEnvVar(c, name) {
+					t.Errorf("%s is set although its value is off by default", name)
+				}
+			}
+			if got := envVar(t, c, "HOOKPOST_MAX_CONCURRENT_ATTEMPTS").Value; got != "64" {
+				t.Errorf("HOOKPOST_MAX_CONCURRENT_ATTEMPTS %q, want 64", got)
+			}
+		},
+	}, {
+		name:   "postgres",
+		values: []string{"-f", "test/helm/testdata/postgres-values.yaml"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured, c *corev1.Container) {
+			d := convert[appsv1.Deployment](t, find(t, objs, "Deployment"))
+			if *d.Spec.Replicas != 2 {
+				t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
+			}
+			dsn := envVar(t, c, "HOOKPOST_POSTGRES_DSN")
+			if dsn.Value != "" || dsn.ValueFrom == nil || dsn.ValueFrom.SecretKeyRef == nil {
+				t.Fatalf("HOOKPOST_POSTGRES_DSN %+v is not read from a Secret", dsn)
+			}
+			if ref := dsn.ValueFrom.SecretKeyRef; ref.Name != "outbox-dsn" || ref.Key != "dsn" {
+				t.Errorf("HOOKPOST_POSTGRES_DSN from Secret %s key %s, want outbox-dsn key dsn", ref.Name, ref.Key)
+			}
+			for name, want := range map[string]string{
+				"HOOKPOST_POSTGRES_TABLE":   "webhook_outbox",
+				"HOOKPOST_POSTGRES_MIGRATE": "true",
+				"HOOKPOST_ALLOW_CIDRS":      "10.0.0.0/8,fd00::/8",
+			} {
+				if got := envVar(t, c, name).Value; got != want {
+					t.Errorf("%s %q, want %q", name, got, want)
+				}
+			}
+			if !strings.Contains(strings.Join(c.Args, " "), "--zap-log-level=debug") {
+				t.Errorf("args %v lack --zap-log-level=debug", c.Args)
+			}
+		},
+	}, {
+		name:   "nats",
+		values: []string{"-f", "test/helm/testdata/nats-values.yaml"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured, c *corev1.Container) {
+			for name, want := range map[string]string{
+				"HOOKPOST_NATS_URL":                "nats://nats.messaging.svc:4222",
+				"HOOKPOST_NATS_STREAM":             "ORDERS",
+				"HOOKPOST_NATS_SUBJECT_PREFIX":     "orders.events.",
+				"HOOKPOST_NATS_CREATE_STREAM":      "true",
+				"HOOKPOST_MAX_CONCURRENT_ATTEMPTS": "32",
+				"HOOKPOST_MAX_ATTEMPTS_PER_HOST":   "4",
+				"HOOKPOST_DELIVERY_WORKERS":        "16",
+			} {
+				if got := envVar(t, c, name).Value; got != want {
+					t.Errorf("%s %q, want %q", name, got, want)
+				}
+			}
+			// The creds path the manager is told must be the file the Secret volume projects.
+			d := convert[appsv1.Deployment](t, find(t, objs, "Deployment"))
+			credsPath := envVar(t, c, "HOOKPOST_NATS_CREDS").Value
+			if len(c.VolumeMounts) != 1 || len(d.Spec.Template.Spec.Volumes) != 1 {
+				t.Fatalf("want one creds volume and mount, got %v and %v", d.Spec.Template.Spec.Volumes, c.VolumeMounts)
+			}
+			vol := d.Spec.Template.Spec.Volumes[0]
+			if vol.Secret == nil || vol.Secret.SecretName != "nats-user" || len(vol.Secret.Items) != 1 || vol.Secret.Items[0].Key != "user.creds" {
+				t.Fatalf("creds volume %+v does not project key user.creds of Secret nats-user", vol)
+			}
+			if mounted := filepath.Join(c.VolumeMounts[0].MountPath, vol.Secret.Items[0].Path); mounted != credsPath || !c.VolumeMounts[0].ReadOnly {
+				t.Errorf("creds mounted read-only=%v at %s, HOOKPOST_NATS_CREDS=%s", c.VolumeMounts[0].ReadOnly, mounted, credsPath)
+			}
+		},
+	}, {
+		name:   "monitoring",
+		values: []string{"-f", "test/helm/testdata/monitoring-values.yaml"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured, _ *corev1.Container) {
+			svc := convert[corev1.Service](t, find(t, objs, "Service"))
+			sm := find(t, objs, "ServiceMonitor")
+			selector, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+			for k, v := range selector {
+				if svc.Labels[k] != v {
+					t.Errorf("ServiceMonitor selects %s=%s, the metrics Service is labelled %v", k, v, svc.Labels)
+				}
+			}
+			endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+			if len(endpoints) != 1 || endpoints[0].(map[string]any)["port"] != svc.Spec.Ports[0].Name {
+				t.Errorf("ServiceMonitor endpoints %v do not scrape Service port %q", endpoints, svc.Spec.Ports[0].Name)
+			}
+			rule := find(t, objs, "PrometheusRule")
+			groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+			raw, _ := yaml.Marshal(groups)
+			for _, want := range []string{
+				`hookpost_deliveries_total{namespace="hookpost-monitoring",service="hookpost-metrics",outcome="failed"}`,
+				"hookpost_retry_backlog{",
+				"hookpost_source_lag_seconds{",
+				"{{ $value", // Prometheus templating survives Helm's
+			} {
+				if !strings.Contains(string(raw), want) {
+					t.Errorf("PrometheusRule lacks %s:\n%s", want, raw)
+				}
+			}
+		},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := "hookpost-" + tc.name
+			objs := renderChart(t, ns, tc.values...)
+			d := convert[appsv1.Deployment](t, find(t, objs, "Deployment"))
+			c := checkManagerDeployment(t, d)
+			if want := "--leader-election-namespace=" + ns; !strings.Contains(strings.Join(c.Args, " "), want) {
+				t.Errorf("args %v lack %s", c.Args, want)
+			}
+			tc.check(t, objs, c)
+			createNamespace(t, ns)
+			dryRunApply(t, objs)
+		})
+	}
+}
+
+// TestChartClusterRoleMatchesGenerated keeps the chart's copy of the RBAC rules equal to the ones controller-gen
+// generates from the +kubebuilder:rbac markers.
+func TestChartClusterRoleMatchesGenerated(t *testing.T) {
+	objs := renderChart(t, "hookpost-system")
+	chartRole := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole"))
+	generated, err := runCommand(t, "cat", "config/rbac/role.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	genRole := convert[rbacv1.ClusterRole](t, find(t, decodeManifests(t, generated), "ClusterRole"))
+	if !reflect.DeepEqual(chartRole.Rules, genRole.Rules) {
+		t.Errorf("charts/hookpost/templates/clusterrole.yaml rules differ from config/rbac/role.yaml: copy them over\nchart: %+v\ngenerated: %+v", chartRole.Rules, genRole.Rules)
+	}
+}
+
+// TestChartCRDsMatchGenerated catches a chart whose crds/ was not refreshed by make manifests.
+func TestChartCRDsMatchGenerated(t *testing.T) {
+	for _, path := range generatedCRDFiles(t) {
+		rel := filepath.Join("config", "crd", "bases", filepath.Base(path))
+		if _, err := runCommand(t, "cmp", rel, filepath.Join(chart, "crds", filepath.Base(path))); err != nil {
+			t.Errorf("%s is not copied into %s/crds: run 'make manifests'\n%v", rel, chart, err)
+		}
+	}
+}
+
+func TestChartSchemaRejectsBadValues(t *testing.T) {
+	helm := helmBinary(t)
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"replicaCount=abc"}, "/replicaCount"},
+		{[]string{"postgres.enabled=true"}, "/postgres/dsnSecret/name"},
+		{[]string{"nats.enabled=true"}, "/nats"},
+		{[]string{"logLevel=verbose"}, "/logLevel"},
+		{[]string{"allowCIDRs={10.0.0.0}"}, "/allowCIDRs/0"},
+		{[]string{"concurency.deliveryWorkers=4"}, "concurency"},
+	} {
+		args := []string{"template", "hookpost", chart}
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		_, err := runCommand(t, helm, args...)
+		if err == nil {
+			t.Errorf("helm template --set %v succeeded, want a schema error", tc.set)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "values don't meet the specifications of the schema") || !strings.Contains(msg, tc.want) {
+			t.Errorf("helm template --set %v failed without a schema error naming %s: %v", tc.set, tc.want, err)
+		}
+	}
+}
+
+func generatedCRDFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no generated CRDs in config/crd/bases: %v", err)
+	}
+	return files
+}
+
+func generatedCRDs(t *testing.T) int { return len(generatedCRDFiles(t)) }
