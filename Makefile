@@ -66,6 +66,12 @@ build: ## Build the manager and the kubectl plugin into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
 	@if [ -d cmd/kubectl-hookpost ]; then go build -o $(BIN)/kubectl-hookpost ./cmd/kubectl-hookpost; fi
 
+.PHONY: demo
+demo: envtest build ## Run Hookpost locally with no cluster: control plane, operator, NATS (DEMO_SOURCE=postgres for an outbox) and a receiver.
+	@if [ "$$DEMO_SOURCE" = postgres ]; then hack/ensure-postgres.sh; fi
+	go build -o $(BIN)/hookpost-demo ./hack/demo
+	$(BIN)/hookpost-demo
+
 .PHONY: helm-lint
 helm-lint: $(HELM) ## Lint the Helm chart.
 	$(HELM) lint --strict charts/hookpost

@@ -34,7 +34,8 @@ func newInspectCommand(root *rootOptions) *cobra.Command {
 signature, and the body, built by the same code the operator sends with. Each attempt is signed at its own
 time, so the request is shown as the next attempt would be sent now: X-Hookpost-Attempt, and with
 StandardWebhooks webhook-timestamp and webhook-signature, differ per attempt; the body, X-Event-Id and an
-HMACSHA256Hex signature are the same on every attempt.
+HMACSHA256Hex signature are the same on every attempt. User-Agent carries this plugin's version, which may
+differ from the operator's.
 
 Then lists every recorded attempt (status.history): number, time, duration, status code, error and the
 receiver's response body.`,

@@ -29,6 +29,7 @@ import (
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/internal/version"
 )
 
 // The suite runs the plugin's cobra command in-process against a real kube-apiserver and etcd, with the real
@@ -117,7 +118,7 @@ func startManager(cfg *rest.Config) (context.CancelFunc, error) {
 	}
 	if err := (&controller.WebhookDeliveryReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: clock.RealClock{},
-		Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, MaxConcurrentReconciles: 4,
+		Sender: sender, UserAgent: version.UserAgent(), MaxRetryAfter: time.Hour, MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr); err != nil {
 		cancel()
 		return nil, err

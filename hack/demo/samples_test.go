@@ -88,7 +88,7 @@ func TestSamplesAreAcceptedByTheCRDs(t *testing.T) {
 	}
 }
 
-// sampleFiles returns the resources Kustomization file lists, after checking it lists every YAML file in dir.
+// sampleFiles returns the resources config/samples/Kustomization lists, after checking it lists every YAML file in dir.
 func sampleFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "Kustomization"))

@@ -98,7 +98,7 @@ var _ = Describe("kubectl get", func() {
 		ns := newNamespace()
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "orders", "https://example.com/hooks", fixtures.Paused()))).To(Succeed())
 		Expect(k8sClient.Create(ctx, fixtures.Delivery(ns, "orders", "evt-cols", "order.created", map[string]any{"order_id": 1}))).To(Succeed())
-		Eventually(func() string { return string(getSubscription(ns, "orders")().Status.Conditions[0].Status) }).Should(Equal("False"))
+		Eventually(readyOf(ns, "orders")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))
 
 		user, err := testEnv.AddUser(envtest.User{Name: "kubectl", Groups: []string{"system:masters"}}, nil)
 		Expect(err).NotTo(HaveOccurred())

@@ -335,3 +335,90 @@ func TestSendGivesUpWaitingWhenCanceled(t *testing.T) {
 		t.Errorf("outcome = %+v, want a Retry that says it was canceled while waiting", out)
 	}
 }
+
+// TestTrySendDoesNotWaitForABusyHost shows the worker-friendly variant: with the slow host's only slot taken,
+// TrySend to it returns at once without sending, while TrySend to another host sends.
+func TestTrySendDoesNotWaitForABusyHost(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	fast := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	s := newSender(delivery.SenderOptions{MaxConcurrent: 4, MaxPerHost: 1})
+
+	held := make(chan delivery.Outcome, 1)
+	go func() { held <- s.Send(context.Background(), post(slow.URL), time.Minute, false, testNow) }()
+	<-arrived
+	if out, sent := s.TrySend(context.Background(), post(slow.URL), time.Minute, false, testNow); sent {
+		t.Fatalf("TrySend to a host with no free slot sent: %+v", out)
+	}
+	out, sent := s.TrySend(context.Background(), post(fast.URL), time.Minute, false, testNow)
+	if !sent || out.Class != delivery.ClassSucceeded {
+		t.Fatalf("TrySend to a free host: sent=%v outcome %+v", sent, out)
+	}
+	close(release)
+	<-held
+	if _, sent := s.TrySend(context.Background(), post(slow.URL), time.Minute, false, testNow); !sent {
+		t.Fatal("TrySend after the slot was freed did not send")
+	}
+}
+
+// BenchmarkHealthyHostBesideSlowHost measures attempts to a healthy receiver alone, and while a slow receiver
+// (answering only when its attempts time out) keeps every one of its own slots busy. Compare the two ns/op in one
+// run: per-host slots keep the ratio near 1.
+func BenchmarkHealthyHostBesideSlowHost(b *testing.B) {
+	stop := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer slow.Close()
+	defer close(stop)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer fast.Close()
+	const perHost = 4
+	for _, withSlow := range []bool{false, true} {
+		name := "alone"
+		if withSlow {
+			name = "beside-slow"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := newSender(delivery.SenderOptions{MaxConcurrent: 2 * perHost, MaxPerHost: perHost})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			workers := 0
+			if withSlow {
+				workers = 2 * perHost // twice the slow host's slots: some hold them, the rest wait
+			}
+			for range workers {
+				go func() {
+					for ctx.Err() == nil {
+						s.Send(ctx, post(slow.URL), 200*time.Millisecond, false, testNow)
+					}
+					done <- struct{}{}
+				}()
+			}
+			for withSlow && s.InFlight() < perHost {
+				time.Sleep(time.Millisecond)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if out := s.Send(context.Background(), post(fast.URL), 5*time.Second, false, testNow); out.Class != delivery.ClassSucceeded {
+					b.Fatalf("healthy host outcome = %+v", out)
+				}
+			}
+			b.StopTimer()
+			cancel()
+			for range workers {
+				<-done
+			}
+		})
+	}
+}

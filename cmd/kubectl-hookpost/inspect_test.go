@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/signing"
+	"github.com/hookpost/hookpost/test/fixtures"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+func TestInspectStandardWebhooksSignsAsOfNow(t *testing.T) {
+	ns := newNamespace(t)
+	recv := harness.NewReceiver()
+	defer recv.Close()
+	createReadySubscription(t, fixtures.Subscription(ns, "users", recv.URL+"/users", fixtures.InsecureHTTP(),
+		fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.Headers(map[string]string{"X-Team": "growth"})))
+	name := strings.Split(mustRun(t, "test", "users", "--event", "user.registered", "--tenant", "123", "--wait", "-n", ns), "\n")[0]
+	got := recv.Requests("/users")
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d requests", len(got))
+	}
+	received := got[0]
+	secret := strings.TrimSpace(mustRun(t, "secret", "users", "-n", ns))
+
+	var in inspection
+	if err := yaml.Unmarshal([]byte(mustRun(t, "inspect", name, "-n", ns, "-o", "yaml")), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Request == nil || in.Request.Body != string(received.Body) {
+		t.Fatalf("inspect body differs from the received one:\n%+v\n%s", in.Request, received.Body)
+	}
+	// Every header the receiver got that Hookpost sets appears in inspect; only the per-attempt ones differ.
+	perAttempt := map[string]bool{"Webhook-Timestamp": true, "Webhook-Signature": true, "X-Hookpost-Attempt": true}
+	for k := range in.Request.Headers {
+		if perAttempt[k] {
+			continue
+		}
+		if g, w := received.Header.Get(k), in.Request.Headers.Get(k); g != w {
+			t.Errorf("header %s: received %q, inspect shows %q", k, g, w)
+		}
+	}
+	for _, k := range []string{"X-Team", "Webhook-Id", "X-Event-Id", "User-Agent", "Content-Type"} {
+		if in.Request.Headers.Get(k) == "" {
+			t.Errorf("inspect shows no %s header", k)
+		}
+	}
+	if in.Request.Headers.Get("X-Hookpost-Attempt") != "2" {
+		t.Errorf("inspect's X-Hookpost-Attempt = %q, want the next attempt, 2", in.Request.Headers.Get("X-Hookpost-Attempt"))
+	}
+	// The signature is as of now, so it verifies now.
+	if err := signing.VerifyStandard(secret, in.Request.Headers, []byte(in.Request.Body), time.Now(), 5*time.Minute); err != nil {
+		t.Errorf("inspect's signature does not verify now: %v", err)
+	}
+	text := mustRun(t, "inspect", name, "-n", ns)
+	if !strings.Contains(text, "webhook-timestamp and webhook-signature differ per attempt") {
+		t.Errorf("inspect does not say the timestamp is per attempt:\n%s", text)
+	}
+
+	// What the receiver got verifies with `verify`, and a tampered body does not.
+	dir := t.TempDir()
+	body := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(body, received.Body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"verify", "--scheme", "StandardWebhooks", "--secret", secret, "--body", body}, headerFlags(received.Header, "webhook-id", "webhook-timestamp", "webhook-signature")...)
+	if r := run(t, "", args...); r.code != 0 || !strings.HasPrefix(r.stdout, "VALID") {
+		t.Errorf("verify of the received request: exit %d: %s", r.code, r.stdout)
+	}
+	tampered := strings.Replace(string(received.Body), `"user_id":42`, `"user_id":43`, 1)
+	if tampered == string(received.Body) {
+		t.Fatal("test body has no user_id to tamper with")
+	}
+	if err := os.WriteFile(body, []byte(tampered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", args...); r.code != 1 || !strings.Contains(r.stdout, "INVALID: the signature does not match") {
+		t.Errorf("verify of a tampered body: exit %d: %s", r.code, r.stdout)
+	}
+
+	var asJSON map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "inspect", name, "-n", ns, "-o", "json")), &asJSON); err != nil {
+		t.Errorf("inspect -o json is not JSON: %v", err)
+	}
+}
+
+func TestInspectExplainsWhyItCannotBuildTheRequest(t *testing.T) {
+	ns := newNamespace(t)
+	d := fixtures.Delivery(ns, "gone", "evt-1", "order.created", map[string]int{"order_id": 1})
+	if err := k8sClient.Create(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRun(t, "inspect", d.Name, "-n", ns)
+	if !strings.Contains(out, "cannot build the request") || !strings.Contains(out, "History: no attempts yet") {
+		t.Errorf("inspect of a delivery without subscription:\n%s", out)
+	}
+}
+
+// headerFlags turns headers into --header flags.
+func headerFlags(h http.Header, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, "--header", n+": "+h.Get(n))
+	}
+	return out
+}
