@@ -96,4 +96,3 @@ func attemptsOf(ns, name string) func() int32 {
 func requestsTo(r *harness.Receiver, path string) func() int {
 	return func() int { return len(r.Requests(path)) }
 }
-

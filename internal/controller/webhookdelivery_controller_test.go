@@ -306,4 +306,3 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Eventually(func() int64 { return getSubscription(ns, "bounded")().Status.Delivered }).Should(BeEquivalentTo(4))
 	})
 })
-

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,7 +31,14 @@ type WebhookSubscriptionReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+
+	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
+	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
+	pruned sync.Map
 }
+
+// prunedMemory is how long a pruned delivery's UID is remembered; the cache sees a deletion long before.
+const prunedMemory = 10 * time.Minute
 
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions/status,verbs=get;update;patch
@@ -40,22 +49,35 @@ type WebhookSubscriptionReconciler struct {
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
-func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	sub := &hookpostv1.WebhookSubscription{}
 	if err := r.Get(ctx, req.NamespacedName, sub); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := sub.DeepCopy()
+	var prune []hookpostv1.WebhookDelivery
 	defer func() {
 		if retErr == nil {
 			sub.Status.ObservedGeneration = sub.Generation
 		}
-		if equality.Semantic.DeepEqual(before.Status, sub.Status) {
-			return
+		if !equality.Semantic.DeepEqual(before.Status, sub.Status) {
+			// Optimistic lock: the pruned counters are increments, and a write based on a stale read would lose
+			// some. A conflict requeues with a fresh read; nothing was deleted yet.
+			err := r.Status().Patch(ctx, sub, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+			switch {
+			case apierrors.IsConflict(err) && retErr == nil:
+				// Another write landed first (usually our own, not yet in the cache): read again shortly.
+				res = ctrl.Result{RequeueAfter: 100 * time.Millisecond}
+				return
+			case err != nil && !apierrors.IsNotFound(err):
+				retErr = errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
+				return
+			case err != nil:
+				return
+			}
 		}
-		if err := r.Status().Patch(ctx, sub, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
-		}
+		// Deletions follow the status write that counts them.
+		retErr = errors.Join(retErr, r.deletePruned(ctx, prune))
 	}()
 
 	secret, err := r.resolveSecret(ctx, sub)
@@ -65,7 +87,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	sub.Status.SigningSecretRef = secret.ref
 	r.setReady(sub, before, readyCondition(sub, secret))
 
-	if err := r.summariseDeliveries(ctx, sub); err != nil {
+	if prune, err = r.summariseDeliveries(ctx, sub); err != nil {
 		return ctrl.Result{}, err
 	}
 	if secret.reason != "" {
@@ -166,41 +188,59 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 	return secretResolution{ref: ref, generated: true}, nil
 }
 
-// summariseDeliveries prunes finished deliveries beyond the history limits and recomputes the counters.
-func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) error {
+// summariseDeliveries recomputes the counters and returns the finished deliveries beyond the history limits,
+// already counted into the pruned counters, for the caller to delete once the status is written.
+func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) ([]hookpostv1.WebhookDelivery, error) {
 	list := &hookpostv1.WebhookDeliveryList{}
 	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}); err != nil {
-		return fmt.Errorf("list deliveries: %w", err)
+		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
-	succeeded, failed := deliveriesToPrune(list.Items, sub.Spec.History)
-	pruned := map[types.UID]bool{}
-	for _, batch := range []struct {
-		ds      []hookpostv1.WebhookDelivery
-		counter *int64
-	}{{succeeded, &sub.Status.PrunedSucceeded}, {failed, &sub.Status.PrunedFailed}} {
-		for i := range batch.ds {
-			d := &batch.ds[i]
-			err := r.Delete(ctx, d, client.Preconditions{UID: &d.UID})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				return fmt.Errorf("delete delivery %s beyond the history limit: %w", d.Name, err)
-			}
-			if err == nil {
-				*batch.counter++
-			}
-			pruned[d.UID] = true
-		}
-	}
-	if len(pruned) > 0 {
-		ctrl.LoggerFrom(ctx).V(1).Info("Pruned finished deliveries", "count", len(pruned))
-	}
-	kept := list.Items[:0]
+	now := r.Clock.Now()
+	live := list.Items[:0]
 	for _, d := range list.Items {
-		if !pruned[d.UID] {
+		if at, ok := r.pruned.Load(d.UID); ok {
+			if now.Sub(at.(time.Time)) > prunedMemory {
+				r.pruned.Delete(d.UID)
+			}
+			continue
+		}
+		live = append(live, d)
+	}
+	succeeded, failed := deliveriesToPrune(live, sub.Spec.History)
+	sub.Status.PrunedSucceeded += int64(len(succeeded))
+	sub.Status.PrunedFailed += int64(len(failed))
+	prune := append(succeeded, failed...)
+	gone := make(map[types.UID]bool, len(prune))
+	for _, d := range prune {
+		gone[d.UID] = true
+	}
+	kept := make([]hookpostv1.WebhookDelivery, 0, len(live))
+	for _, d := range live {
+		if !gone[d.UID] {
 			kept = append(kept, d)
 		}
 	}
 	applyDeliveryStats(&sub.Status, computeDeliveryStats(sub.Status, kept))
-	return nil
+	return prune, nil
+}
+
+// deletePruned deletes deliveries already counted as pruned. A delivery that cannot be deleted now is forgotten
+// from the pruned set so a later reconcile deletes it; it is then counted twice, which beats never deleting it.
+func (r *WebhookSubscriptionReconciler) deletePruned(ctx context.Context, prune []hookpostv1.WebhookDelivery) error {
+	var errs []error
+	for i := range prune {
+		d := &prune[i]
+		r.pruned.Store(d.UID, r.Clock.Now())
+		err := r.Delete(ctx, d, client.Preconditions{UID: &d.UID})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			r.pruned.Delete(d.UID)
+			errs = append(errs, fmt.Errorf("delete delivery %s beyond the history limit: %w", d.Name, err))
+		}
+	}
+	if len(prune) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("Pruned finished deliveries", "count", len(prune))
+	}
+	return errors.Join(errs...)
 }
 
 // SetupWithManager watches subscriptions, their deliveries and the Secrets they sign with.

@@ -49,7 +49,9 @@ func withHistory(phase hookpostv1.DeliveryPhase, attempts ...hookpostv1.AttemptR
 	return d
 }
 
-func ok(min int) hookpostv1.AttemptRecord { return hookpostv1.AttemptRecord{Time: at(min), StatusCode: 200} }
+func ok(min int) hookpostv1.AttemptRecord {
+	return hookpostv1.AttemptRecord{Time: at(min), StatusCode: 200}
+}
 func bad(min int) hookpostv1.AttemptRecord {
 	return hookpostv1.AttemptRecord{Time: at(min), StatusCode: 500, Error: "HTTP 500"}
 }
