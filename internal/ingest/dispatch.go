@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -30,10 +31,19 @@ type DeliveryCreator struct {
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
 	d := NewDelivery(sub, ev)
-	if err := c.Client.Create(ctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := c.Client.Create(ctx, d)
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+		return nil
+	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
+		// The sources validate events first; an event the API still refuses would be refused on every retry
+		// and hold back every event behind it. Record it loudly and move on.
+		ctrl.LoggerFrom(ctx).Error(err, "Event refused by the API server; not delivered", "eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name)
+		eventsRejected.WithLabelValues("api").Inc()
+		return nil
+	default:
 		return fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
 	}
-	return nil
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the

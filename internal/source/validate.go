@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 )
@@ -20,6 +21,12 @@ const MaxTypeLength = 253
 func ValidateEvent(ev Event, maxDataBytes int) string {
 	if reason := ValidateType(ev.Type); reason != "" {
 		return reason
+	}
+	// Ids, tenants and collections travel in WebhookDelivery fields bounded to 253 characters.
+	for _, f := range []struct{ name, value string }{{"event id", ev.ID}, {"tenant id", ev.TenantID}, {"collection", ev.Collection}} {
+		if len(f.value) > MaxTypeLength {
+			return fmt.Sprintf("%s is %d bytes long: keep it at most %d", f.name, len(f.value), MaxTypeLength)
+		}
 	}
 	return ValidateData(ev.Data, maxDataBytes)
 }
@@ -56,7 +63,25 @@ func ValidateData(data []byte, maxDataBytes int) string {
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return "payload is JSON but not an object: wrap the value in an object such as {\"value\": ...}"
 	}
-	return ""
+	return numbersInRange(data)
+}
+
+// numbersInRange rejects numbers beyond what a double holds (such as 1e400): a JavaScript receiver would read
+// Infinity, and the Kubernetes API refuses to store them.
+func numbersInRange(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+				return fmt.Sprintf("payload holds the number %.40s, beyond the range of a double (about 1.8e308): send it as a string", n)
+			}
+		}
+	}
 }
 
 // OversizeReason says that a payload of size bytes exceeds maxDataBytes, for sources that measure a payload

@@ -23,6 +23,10 @@ func TestValidateEvent(t *testing.T) {
 		{"string payload", Event{Type: "t", Data: []byte(`"x"`)}, 0, "not an object"},
 		{"oversize", Event{Type: "t", Data: []byte(`{"a":"0123456789"}`)}, 10, "over the 10 byte limit"},
 		{"at the limit", Event{Type: "t", Data: []byte(`{"a":1234}`)}, 10, ""},
+		{"a number beyond a double", Event{Type: "t", Data: []byte(`{"a":[1, {"b": 1e400}]}`)}, 0, "beyond the range of a double"},
+		{"big but finite numbers", Event{Type: "t", Data: []byte(`{"a":1.7e308,"b":123456789012345678901234567890}`)}, 0, ""},
+		{"tenant id too long", Event{Type: "t", TenantID: strings.Repeat("7", 254), Data: []byte(`{}`)}, 0, "tenant id is 254 bytes long"},
+		{"event id too long", Event{Type: "t", ID: strings.Repeat("x", 300), Data: []byte(`{}`)}, 0, "event id is 300 bytes long"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
