@@ -10,6 +10,8 @@ HELM           ?= $(BIN)/helm
 HELM_VERSION   ?= v3.22.0
 GINKGO_FLAGS   ?=
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s/$(KUBE_VERSION)
+# Tests and the demo run the kubectl built next to kube-apiserver when the machine has none.
+export PATH := $(PATH):$(KUBEBUILDER_ASSETS)
 IMG            ?= ghcr.io/hookpost/hookpost:latest
 
 .PHONY: all
@@ -40,17 +42,19 @@ verify: generate manifests ## Regenerate everything and fail if the tree changed
 	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: envtest
-envtest: $(KUBEBUILDER_ASSETS)/kube-apiserver ## Build kube-apiserver and etcd for envtest from the Go module proxy.
-
-$(KUBEBUILDER_ASSETS)/kube-apiserver:
-	KUBE_VERSION=$(KUBE_VERSION) hack/envtest-assets.sh >/dev/null
+envtest: ## Build kube-apiserver, etcd and kubectl from the Go module proxy into bin/k8s/ (once; minutes the first time).
+	@KUBE_VERSION=$(KUBE_VERSION) hack/envtest-assets.sh >/dev/null
 
 .PHONY: postgres
 postgres: ## Install the PostgreSQL server binaries if missing (tests start throwaway clusters).
 	@hack/ensure-postgres.sh
 
+.PHONY: node
+node: ## Install Node.js if missing (the JSON.stringify and signature interoperability tests run the real node).
+	@hack/ensure-node.sh
+
 .PHONY: test
-test: envtest postgres $(HELM) ## Run every test: unit, envtest suites, real PostgreSQL and NATS, helm lint.
+test: envtest postgres node $(HELM) ## Run every test: unit, envtest suites, real PostgreSQL and NATS, helm lint.
 	go vet ./...
 	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
 

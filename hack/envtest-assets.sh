@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds the envtest control plane (kube-apiserver and etcd) from the Go module proxy into
-# bin/k8s/<version>/, because envtest's usual download needs the internet. The result is cached
-# by version: a second run only prints the directory. Prints that directory on stdout.
+# Builds the envtest control plane (kube-apiserver and etcd), and kubectl for the tests that drive it, from the
+# Go module proxy into bin/k8s/<version>/, because envtest's usual download needs the internet. The result is
+# cached by version: a second run only prints the directory. Prints that directory on stdout.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-1.37.2}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/bin/k8s/$KUBE_VERSION"
 
-if [[ -x "$dest/kube-apiserver" && -x "$dest/etcd" ]]; then
+if [[ -x "$dest/kube-apiserver" && -x "$dest/etcd" && -x "$dest/kubectl" ]]; then
   echo "$dest"
   exit 0
 fi
@@ -39,15 +39,21 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
 echo ">> resolving modules" >&2
 GOFLAGS=-mod=mod go mod tidy -e >&2 2>&1 || true
 GOFLAGS=-mod=mod go get "k8s.io/kubernetes@v${KUBE_VERSION}" >&2
 mkdir -p "$dest"
-echo ">> go build kube-apiserver" >&2
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$dest/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
-echo ">> go build etcd" >&2
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$dest/etcd" go.etcd.io/etcd/server/v3 >&2
-echo ">> envtest binaries ready" >&2
+build() { # name package
+  [[ -x "$dest/$1" ]] && return 0
+  echo ">> go build $1" >&2
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$dest/$1.tmp" "$2" >&2
+  mv "$dest/$1.tmp" "$dest/$1"
+}
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+build etcd go.etcd.io/etcd/server/v3
+build kubectl k8s.io/kubernetes/cmd/kubectl
+echo ">> envtest binaries and kubectl ready" >&2
 echo "$dest"

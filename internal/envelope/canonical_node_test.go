@@ -15,7 +15,7 @@ import (
 
 // nodeBinary is the JavaScript runtime receivers in both product documents run. The test fails, never
 // skips, without it: it is the only proof that our bytes are what a receiver recomputes.
-const nodeBinary = "/usr/bin/node"
+const nodeBinary = "node" // found on PATH; `make test` installs it when missing
 
 // nodeResult is what a receiver computes for one body: JSON.stringify(JSON.parse(body)).
 type nodeResult struct {

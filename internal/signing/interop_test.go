@@ -124,7 +124,7 @@ process.stdout.write(JSON.stringify(requests.map(({ body, signature }) => {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/usr/bin/node", "-e", script, secret)
+	cmd := exec.Command("node", "-e", script, secret)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
