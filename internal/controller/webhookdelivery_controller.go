@@ -33,6 +33,9 @@ import (
 // is released meanwhile, so a slow host cannot occupy every worker.
 const hostBusyRetry = 250 * time.Millisecond
 
+// statusWriteTimeout bounds the status write after an attempt.
+const statusWriteTimeout = 15 * time.Second
+
 // WebhookDeliveryReconciler makes a delivery's attempts when they are due and records each one in status.
 type WebhookDeliveryReconciler struct {
 	client.Client
@@ -76,7 +79,11 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if equality.Semantic.DeepEqual(before.Status, d.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		// The write outlives a shutdown that began during the attempt: an attempt made and not recorded would be
+		// made again after a restart.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusWriteTimeout)
+		defer cancel()
+		if err := r.Status().Patch(wctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
 			return
 		}
@@ -180,7 +187,9 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		r.record(ctx, d, p, out, start)
 		return ctrl.Result{}, nil
 	}
-	out, sent := r.Sender.TrySend(ctx, req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
+	// An attempt in flight finishes even when the manager is shutting down (within its graceful shutdown
+	// period): cutting it off would leave the receiver with a request whose outcome nobody records.
+	out, sent := r.Sender.TrySend(context.WithoutCancel(ctx), req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
 	if !sent {
 		log.V(1).Info("Destination host busy; attempt postponed")
 		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
