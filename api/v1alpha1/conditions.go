@@ -59,8 +59,6 @@ const (
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).
 	LabelEventType = "webhooks.hookpost.io/event-type"
-	// LabelPhase mirrors status.phase, so `kubectl get whdel -l webhooks.hookpost.io/phase=Failed` works.
-	LabelPhase = "webhooks.hookpost.io/phase"
 	// LabelTest marks test deliveries.
 	LabelTest = "webhooks.hookpost.io/test"
 )

@@ -228,7 +228,7 @@ type WebhookSubscriptionStatus struct {
 	// +optional
 	Pending int64 `json:"pending,omitempty"`
 
-	// lastDeliveryTime is when the last attempt finished, whatever its outcome.
+	// lastDeliveryTime is when the last attempt started, whatever its outcome.
 	// +optional
 	LastDeliveryTime *metav1.Time `json:"lastDeliveryTime,omitempty"`
 

@@ -18,7 +18,7 @@ const (
 	// ClassPermanent: retrying the same request cannot succeed; the delivery fails now.
 	ClassPermanent Class = "Permanent"
 	// ClassGone: the receiver answered 410 Gone, asking us to stop sending to this
-	// endpoint; the delivery fails now and the subscription may be paused.
+	// endpoint; the delivery fails now, whatever retryOn4xx says, and its status says why.
 	ClassGone Class = "Gone"
 )
 

@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,7 +187,7 @@ func (tb *testbed) expected(events []producedEvent) map[string]map[string]bool {
 	return want
 }
 
-// mixedEvents returns the type and tenant of the i-th generated event: three types, two of them order.*, and
+// mixedEvent returns the type and tenant of the i-th generated event: three types, two of them order.*, and
 // two tenants, so "order.*" and "* for tenant 1" overlap on some events and each misses others.
 func mixedEvent(i int) (eventType, tenant string) {
 	types := [...]string{"order.created", "user.registered", "order.completed"}
@@ -197,4 +201,45 @@ func (tb *testbed) subscribeOverlapping() {
 		fixtures.Events("order.*"))
 	tb.subscribe("tenant-one", func(ev producedEvent) bool { return ev.Tenant == "1" },
 		fixtures.Events("*"), fixtures.Filter([]string{"1"}, nil))
+}
+
+// alive reports whether the operator process is still running: its /proc entry goes when it has exited.
+func alive(op *harness.Operator) bool {
+	_, _, err := op.Usage()
+	return err == nil
+}
+
+// freeLoopbackAddr returns a loopback address with a port free right now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrapeCounter reads one sample, named with its labels exactly as the exposition prints it, from the
+// Prometheus endpoint at addr.
+func scrapeCounter(ctx context.Context, addr, sample string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, nil // a counter never incremented is not exposed
 }
