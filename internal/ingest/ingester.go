@@ -19,6 +19,9 @@ import (
 	"github.com/hookpost/hookpost/internal/source"
 )
 
+// idleWait is how long a source must have had nothing to hand over for ingest to count as caught up.
+const idleWait = time.Second
+
 // Options tune an Ingester.
 type Options struct {
 	// BatchSize is the most events claimed from the source at once (default 500).
@@ -90,7 +93,12 @@ func (i *Ingester) Start(ctx context.Context) error {
 	}
 	log.Info("Ingesting events")
 	for {
+		asked := i.opts.Clock.Now()
 		b, err := i.src.Next(ctx, i.opts.BatchSize)
+		if i.opts.Clock.Since(asked) > idleWait {
+			// The source had nothing for a while: ingest has caught up with the producers.
+			sourceLag.WithLabelValues(i.src.Name()).Set(0)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -24,7 +24,7 @@ var (
 	}, []string{"source"})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",
-		Help: "Age of the newest event of the last batch ingested, by source: how far ingest trails the producers.",
+		Help: "How long after it occurred the oldest event of the last batch was ingested, by source; 0 once the source has been idle: how far ingest trails the producers.",
 	}, []string{"source"})
 )
 
@@ -35,8 +35,14 @@ func init() {
 func observeBatch(src string, events []source.Event, dispatched int, now time.Time) {
 	eventsIngested.WithLabelValues(src).Add(float64(len(events)))
 	deliveriesCreated.WithLabelValues(src).Add(float64(dispatched))
-	if n := len(events); n > 0 {
-		sourceLag.WithLabelValues(src).Set(now.Sub(events[n-1].OccurredAt).Seconds())
+	if len(events) > 0 {
+		oldest := events[0].OccurredAt
+		for _, ev := range events[1:] {
+			if ev.OccurredAt.Before(oldest) {
+				oldest = ev.OccurredAt
+			}
+		}
+		sourceLag.WithLabelValues(src).Set(now.Sub(oldest).Seconds())
 	}
 }
 
