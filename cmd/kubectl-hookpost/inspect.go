@@ -78,11 +78,7 @@ func (o *inspectOptions) run(ctx context.Context, name string) error {
 	if err := validateOutput(o.output); err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
+	c, ns, err := o.connect()
 	if err != nil {
 		return err
 	}

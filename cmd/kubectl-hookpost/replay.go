@@ -49,11 +49,7 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("--phase %q is not a phase: use Pending, Retrying, Succeeded or Failed", o.phase)
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
+	c, ns, err := o.connect()
 	if err != nil {
 		return err
 	}

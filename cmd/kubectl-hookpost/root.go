@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -75,6 +76,28 @@ func (o *rootOptions) client() (client.Client, error) {
 		return nil, fmt.Errorf("connect to the cluster: %w", err)
 	}
 	return c, nil
+}
+
+// connect returns a client and the namespace to work in.
+func (o *rootOptions) connect() (client.Client, string, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := o.namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
+// getSubscription reads a subscription, with an error that names it.
+func getSubscription(ctx context.Context, c client.Client, ns, name string) (*hookpostv1.WebhookSubscription, error) {
+	sub := &hookpostv1.WebhookSubscription{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sub); err != nil {
+		return nil, fmt.Errorf("get WebhookSubscription %s/%s: %w", ns, name, err)
+	}
+	return sub, nil
 }
 
 // namespace is -n, else the kubeconfig context's namespace, else "default".

@@ -45,17 +45,13 @@ func (o *secretOptions) run(ctx context.Context, subscription string) error {
 	if err := validateOutput(o.output); err != nil {
 		return err
 	}
-	c, err := o.client()
+	c, ns, err := o.connect()
 	if err != nil {
 		return err
 	}
-	ns, err := o.namespace()
+	sub, err := getSubscription(ctx, c, ns, subscription)
 	if err != nil {
 		return err
-	}
-	sub := &hookpostv1.WebhookSubscription{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: subscription}, sub); err != nil {
-		return fmt.Errorf("get WebhookSubscription %s/%s: %w", ns, subscription, err)
 	}
 	secret, err := signingSecret(ctx, c, sub)
 	if err != nil {
