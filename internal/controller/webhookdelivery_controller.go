@@ -105,7 +105,12 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil || att == nil {
 		return wait, err
 	}
-	return r.attempt(ctx, d, att)
+	res, sent := r.attempt(ctx, d, att)
+	if !sent {
+		// Nothing happened: writing the waiting state now would only cost an API write per postponement.
+		d.Status = before.Status
+	}
+	return res, nil
 }
 
 // acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.
@@ -176,8 +181,9 @@ func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hook
 	return string(s.Data[ref.Key]), nil
 }
 
-// attempt sends the delivery once and records the outcome.
-func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (ctrl.Result, error) {
+// attempt sends the delivery once and records the outcome; sent is false when the destination host had no free
+// slot and nothing was sent.
+func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (res ctrl.Result, sent bool) {
 	log := ctrl.LoggerFrom(ctx)
 	start := r.Clock.Now()
 	req, err := delivery.BuildRequest(attemptFor(d, p, start), r.UserAgent)
@@ -185,20 +191,21 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		// The event cannot be encoded: no attempt can ever succeed, so fail it with the reason.
 		out := delivery.Outcome{Error: fmt.Sprintf("cannot build the request: %v", err), Class: delivery.ClassPermanent}
 		r.record(ctx, d, p, out, start)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, true
 	}
 	// An attempt in flight finishes even when the manager is shutting down (within its graceful shutdown
 	// period): cutting it off would leave the receiver with a request whose outcome nobody records.
-	out, sent := r.Sender.TrySend(context.WithoutCancel(ctx), req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
+	var out delivery.Outcome
+	out, sent = r.Sender.TrySend(context.WithoutCancel(ctx), req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
 	if !sent {
 		log.V(1).Info("Destination host busy; attempt postponed")
-		return ctrl.Result{RequeueAfter: hostBusyRetry}, nil
+		return ctrl.Result{RequeueAfter: hostBusyRetry}, false
 	}
 	r.record(ctx, d, p, out, start)
 	if d.Status.Phase == hookpostv1.DeliveryRetrying && d.Status.NextAttemptTime != nil {
-		return ctrl.Result{RequeueAfter: max(d.Status.NextAttemptTime.Sub(r.Clock.Now()), time.Millisecond)}, nil
+		return ctrl.Result{RequeueAfter: max(d.Status.NextAttemptTime.Sub(r.Clock.Now()), time.Millisecond)}, true
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, true
 }
 
 // record writes an outcome into the delivery's status, with metrics and transition Events.

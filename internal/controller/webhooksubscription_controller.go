@@ -192,7 +192,9 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 // already counted into the pruned counters, for the caller to delete once the status is written.
 func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) ([]hookpostv1.WebhookDelivery, error) {
 	list := &hookpostv1.WebhookDeliveryList{}
-	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}); err != nil {
+	// A subscription can have tens of thousands of deliveries in flight and this runs on each of their
+	// transitions: read the cache without copying. Nothing here modifies the objects.
+	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
 	now := r.Clock.Now()
