@@ -26,10 +26,6 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping the end-to-end crash tests in -short mode")
-		return 0
-	}
 	dir, err := os.MkdirTemp("", "hookpost-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

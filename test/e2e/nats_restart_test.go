@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookpost/hookpost/internal/source"
+	natssource "github.com/hookpost/hookpost/internal/source/nats"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+// TestNATSRestartedMidRun restarts the NATS server while the operator consumes and a producer keeps publishing:
+// pulls and acks lost to the restart make the server hand messages over again (at once, or after AckWait),
+// producers retry with the same Nats-Msg-Id, and still every event ends as exactly one delivery per matching
+// subscription.
+func TestNATSRestartedMidRun(t *testing.T) {
+	const events = 2000
+	tb := newTestbed(t)
+	srv := harness.StartNATS(t)
+	tb.subscribeOverlapping()
+	tb.startOperator("operator", "--nats-url="+srv.URL(), "--nats-create-stream")
+	tb.waitReady()
+
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("open jetstream: %v", err)
+	}
+	waitUntil(t, readyTimeout, "the operator to create the stream", func() (bool, string) {
+		_, err := js.Stream(tb.ctx, natssource.DefaultStream)
+		return err == nil, fmt.Sprint(err)
+	})
+
+	produced := make([]producedEvent, events)
+	for i := range produced {
+		eventType, tenant := mixedEvent(i)
+		produced[i] = producedEvent{ID: fmt.Sprintf("%s-%05d", tb.ns, i), Type: eventType, Tenant: tenant}
+	}
+	want := tb.expected(produced)
+	var published atomic.Int64
+	publishDone := make(chan error, 1)
+	go func() { publishDone <- publishPaced(tb.ctx, js, produced, &published) }()
+
+	waitUntil(t, quiescentTimeout, "half the events published and the first delivered", func() (bool, string) {
+		n, got := published.Load(), len(tb.recv.Requests(""))
+		return n >= events/2 && got > 0, fmt.Sprintf("%d published, %d received", n, got)
+	})
+	t.Logf("Restarting NATS with %d of %d events published, %d requests received, consumer %s",
+		published.Load(), events, len(tb.recv.Requests("")), consumerState(tb.ctx, js))
+	if err := srv.Restart(); err != nil {
+		t.Fatalf("restart nats: %v", err)
+	}
+	if err := <-publishDone; err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+
+	tb.waitQuiescent(want, func() (bool, string) {
+		c, err := js.Consumer(tb.ctx, natssource.DefaultStream, natssource.DefaultDurable)
+		if err != nil {
+			return false, fmt.Sprintf("look up consumer: %v", err)
+		}
+		info, err := c.Info(tb.ctx)
+		if err != nil {
+			return false, fmt.Sprintf("consumer info: %v", err)
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0, describeConsumer(info)
+	})
+	tb.assertExactlyOnce(want)
+}
+
+// publishPaced publishes the events in small groups, so publishing spans the restart, retrying each (with its
+// Nats-Msg-Id, so a publish that did land is dropped as a duplicate) until it is acknowledged.
+func publishPaced(ctx context.Context, js jetstream.JetStream, events []producedEvent, published *atomic.Int64) error {
+	for i, p := range events {
+		ev := source.Event{ID: p.ID, Type: p.Type, TenantID: p.Tenant, Collection: "orders",
+			OccurredAt: time.Now(), Data: []byte(fmt.Sprintf(`{"seq":%d}`, i))}
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := natssource.Publish(pctx, js, "", ev)
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("event %d of %d: %w", i+1, len(events), err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		published.Add(1)
+		if i%50 == 49 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func consumerState(ctx context.Context, js jetstream.JetStream) string {
+	c, err := js.Consumer(ctx, natssource.DefaultStream, natssource.DefaultDurable)
+	if err != nil {
+		return err.Error()
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	return describeConsumer(info)
+}
+
+func describeConsumer(info *jetstream.ConsumerInfo) string {
+	return fmt.Sprintf("{pending %d, ack pending %d, redelivered %d, acked through stream seq %d}",
+		info.NumPending, info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream)
+}
