@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -59,6 +60,12 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("the configured signature header as a static header",
 			fixtures.Subscription("", "sighdr", "https://example.com/hook", fixtures.SignatureHeader("X-Sig"), fixtures.Headers(map[string]string{"x-sig": "x"})),
 			"spec.headers must not set the signature header named in spec.signing.header"),
+		Entry("a header name that is not an HTTP token",
+			fixtures.Subscription("", "hdrname", "https://example.com/hook", fixtures.Headers(map[string]string{"X Team": "x"})),
+			"spec.headers names must be HTTP header names"),
+		Entry("a header value over 1024 characters",
+			fixtures.Subscription("", "hdrvalue", "https://example.com/hook", fixtures.Headers(map[string]string{"X-Team": strings.Repeat("x", 1025)})),
+			"spec.headers values must be at most 1024 characters"),
 		Entry("a retry delay above 72h",
 			fixtures.Subscription("", "long", "https://example.com/hook", fixtures.Schedule(time.Minute, 100*time.Hour)),
 			"spec.retry.schedule entries must be durations from 1s to 72h"),
