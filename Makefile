@@ -38,7 +38,7 @@ vet:
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.
-	gofmt -l $$(git ls-files '*.go') | tee /dev/stderr | (! read)
+	@files=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$files" ]; then echo "gofmt would change: $$files"; exit 1; fi
 	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: envtest
