@@ -9,8 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	natssource "github.com/hookpost/hookpost/internal/source/nats"
 	pgsource "github.com/hookpost/hookpost/internal/source/postgres"
@@ -102,15 +100,7 @@ func TestPublishNATS(t *testing.T) {
 		t.Errorf("publish output lacks the subject:\n%s", out)
 	}
 
-	nc, err := natsgo.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := n.Producer(t)
 	stream, err := js.Stream(ctx, natssource.DefaultStream)
 	if err != nil {
 		t.Fatal(err)

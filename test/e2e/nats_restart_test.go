@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookpost/hookpost/internal/source"
@@ -27,15 +26,7 @@ func TestNATSRestartedMidRun(t *testing.T) {
 	tb.startOperator("operator", "--nats-url="+srv.URL(), "--nats-create-stream")
 	tb.waitReady()
 
-	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatalf("connect to nats: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("open jetstream: %v", err)
-	}
+	_, js := srv.Producer(t)
 	waitUntil(t, readyTimeout, "the operator to create the stream", func() (bool, string) {
 		_, err := js.Stream(tb.ctx, natssource.DefaultStream)
 		return err == nil, fmt.Sprint(err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsStartTimeout bounds how long a start waits for the server to accept connections.
@@ -113,4 +115,20 @@ func (n *NATS) Start() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return lastErr
+}
+
+// Producer connects as a producing application does, on a connection of its own that reconnects forever, and
+// returns its JetStream handle; the connection closes when the test ends.
+func (n *NATS) Producer(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("open jetstream: %v", err)
+	}
+	return nc, js
 }

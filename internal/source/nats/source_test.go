@@ -44,16 +44,7 @@ func newSource(t *testing.T, opts natssource.Options) (*harness.NATS, *natssourc
 // producer returns a JetStream handle on a connection of its own, as a producing application has.
 func producer(t *testing.T, server *harness.NATS) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(server.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatalf("connect producer: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return nc, js
+	return server.Producer(t)
 }
 
 func orderEvent(i int) source.Event {
