@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -30,6 +28,7 @@ import (
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/netguard"
 	"github.com/hookpost/hookpost/internal/version"
+	"github.com/hookpost/hookpost/test/harness"
 )
 
 // The suite runs the plugin's cobra command in-process against a real kube-apiserver and etcd, with the real
@@ -44,49 +43,21 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, or set it to the directory holding kube-apiserver and etcd (bin/k8s/<version>)")
-		return 1
-	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := testEnv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
-		return 1
-	}
-	defer func() { _ = testEnv.Stop() }()
-
-	user, err := testEnv.AddUser(envtest.User{Name: "t", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "add envtest user:", err)
-		return 1
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kubeconfig:", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "kubectl-hookpost-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	cp, err := harness.StartControlPlane(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, "client:", err)
-		return 1
-	}
-	cancel, err := startManager(cfg)
+	defer func() { _ = cp.Stop() }()
+	kubeconfig, k8sClient = cp.KubeconfigPath, cp.Client
+	cancel, err := startManager(cp.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start manager:", err)
 		return 1
@@ -103,23 +74,14 @@ func startManager(cfg *rest.Config) (context.CancelFunc, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controller.SetupIndexes(ctx, mgr); err != nil {
-		cancel()
-		return nil, err
-	}
 	sender := delivery.NewSender(delivery.SenderOptions{
 		Guard:         netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}),
 		MaxConcurrent: 8,
 		MaxPerHost:    4,
 	})
-	if err := (&controller.WebhookSubscriptionReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: clock.RealClock{}}).SetupWithManager(mgr); err != nil {
-		cancel()
-		return nil, err
-	}
-	if err := (&controller.WebhookDeliveryReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: clock.RealClock{},
-		Sender: sender, UserAgent: version.UserAgent(), MaxRetryAfter: time.Hour, MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr); err != nil {
+	if err := controller.Setup(ctx, mgr, controller.Options{
+		Clock: clock.RealClock{}, Sender: sender, UserAgent: version.UserAgent(), MaxRetryAfter: time.Hour, DeliveryWorkers: 4,
+	}); err != nil {
 		cancel()
 		return nil, err
 	}

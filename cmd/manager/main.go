@@ -107,9 +107,6 @@ func run() error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controller.SetupIndexes(ctx, mgr); err != nil {
-		return fmt.Errorf("set up cache indexes: %w", err)
-	}
 	sender := delivery.NewSender(delivery.SenderOptions{
 		Guard:         netguard.New(allow),
 		MaxConcurrent: o.maxConcurrent,
@@ -117,23 +114,11 @@ func run() error {
 		MaxRetryAfter: o.maxRetryAfter,
 	})
 	clk := clock.RealClock{}
-	if err := (&controller.WebhookSubscriptionReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
-		Clock:    clk,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up subscription controller: %w", err)
-	}
-	if err := (&controller.WebhookDeliveryReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
-		Clock:                   clk,
-		Sender:                  sender,
-		UserAgent:               version.UserAgent(),
-		MaxRetryAfter:           o.maxRetryAfter,
-		MaxConcurrentReconciles: o.workers,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up delivery controller: %w", err)
+	if err := controller.Setup(ctx, mgr, controller.Options{
+		Clock: clk, Sender: sender, UserAgent: version.UserAgent(),
+		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers,
+	}); err != nil {
+		return err
 	}
 	controller.RegisterMetrics(sender, controller.RetryBacklog(mgr.GetCache()))
 	if err := o.sources.setup(ctx, mgr, clk); err != nil {

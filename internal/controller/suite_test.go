@@ -64,8 +64,6 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelMgr = cancel
-	Expect(SetupIndexes(ctx, mgr)).To(Succeed())
-
 	fakeClock = clocktesting.NewFakeClock(suiteStart)
 	// Only 127.0.0.1 is allowed: receivers on 127.0.0.2 (also loopback) play a forbidden destination.
 	sender := delivery.NewSender(delivery.SenderOptions{
@@ -74,11 +72,7 @@ var _ = BeforeSuite(func() {
 		MaxPerHost:    4,
 		TLSConfig:     tlsReceiverConfig(),
 	})
-	Expect((&WebhookSubscriptionReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: fakeClock}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&WebhookDeliveryReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookpost"), Clock: fakeClock,
-		Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, MaxConcurrentReconciles: 8,
-	}).SetupWithManager(mgr)).To(Succeed())
+	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

@@ -1,0 +1,51 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/hookpost/hookpost/internal/delivery"
+)
+
+// Options are what the two controllers need from the binary that runs them.
+type Options struct {
+	Clock  clock.PassiveClock
+	Sender *delivery.Sender
+	// UserAgent is sent on every attempt.
+	UserAgent string
+	// MaxRetryAfter caps a receiver's Retry-After.
+	MaxRetryAfter time.Duration
+	// DeliveryWorkers bounds deliveries reconciled at once.
+	DeliveryWorkers int
+}
+
+// Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
+// the real operator in-process call it too.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	if err := SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("set up cache indexes: %w", err)
+	}
+	if err := (&WebhookSubscriptionReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
+		Clock:    o.Clock,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up subscription controller: %w", err)
+	}
+	if err := (&WebhookDeliveryReconciler{
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
+		Clock:                   o.Clock,
+		Sender:                  o.Sender,
+		UserAgent:               o.UserAgent,
+		MaxRetryAfter:           o.MaxRetryAfter,
+		MaxConcurrentReconciles: o.DeliveryWorkers,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up delivery controller: %w", err)
+	}
+	return nil
+}
