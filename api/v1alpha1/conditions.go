@@ -23,6 +23,9 @@ const (
 	ReasonSecretKeyMissing = "SecretKeyMissing"
 	// ReasonSecretInvalid: the secret value is unusable for the scheme, e.g. not in whsec_ form (Ready=False).
 	ReasonSecretInvalid = "SecretInvalid"
+	// ReasonInvalidHeader: a spec.headers value holds a control character (such as CR or LF) that HTTP cannot
+	// carry (Ready=False).
+	ReasonInvalidHeader = "InvalidHeader"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
 )
@@ -39,6 +42,9 @@ const (
 	ReasonRetriesExhausted = "RetriesExhausted"
 	// ReasonRejected: the receiver answered a status that is not retried, such as a 4xx (Delivered=False, terminal).
 	ReasonRejected = "Rejected"
+	// ReasonInvalidRequest: the request cannot be built (the event cannot be encoded or signed); nothing was sent
+	// (Delivered=False, terminal).
+	ReasonInvalidRequest = "InvalidRequest"
 	// ReasonGone: the receiver answered 410 Gone: the endpoint asked not to be sent this again (Delivered=False, terminal).
 	ReasonGone = "Gone"
 	// ReasonSubscriptionNotFound: the delivery's subscription does not exist (Delivered=False, waits).

@@ -87,6 +87,7 @@ type WebhookSubscriptionSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9!#$%&\\'*+.^_|~-]{1,128}$'))",message="spec.headers names must be HTTP header names (letters, digits and !#$%&'*+.^_|~-, at most 128 characters)"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.lowerAscii() in ['content-type', 'content-length', 'host', 'user-agent', 'x-event-id', 'x-webhook-signature', 'x-urbackend-signature']) && !k.lowerAscii().startsWith('webhook-') && !k.lowerAscii().startsWith('x-hookpost-'))",message="spec.headers must not set a header Hookpost owns: Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-* or a signature header; remove it"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 1024)",message="spec.headers values must be at most 1024 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.lowerAscii() in ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']))",message="spec.headers must not set connection-level headers (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade); the HTTP client manages them"
 	// +optional
 	Headers map[string]string `json:"headers,omitempty"`
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -29,9 +32,15 @@ import (
 	"github.com/hookpost/hookpost/internal/signing"
 )
 
-// hostBusyRetry is how soon a delivery whose destination host has no free slot is looked at again. The worker
-// is released meanwhile, so a slow host cannot occupy every worker.
-const hostBusyRetry = 250 * time.Millisecond
+// hostBusyRetry is about how soon a delivery whose destination host has no free slot is looked at again. The
+// worker is released meanwhile, so a slow host cannot occupy every worker.
+const hostBusyRetry = 500 * time.Millisecond
+
+// hostBusyDelay spreads the retries of deliveries waiting on one host over [hostBusyRetry/2, 3*hostBusyRetry/2),
+// so they do not come back in lockstep.
+func hostBusyDelay() time.Duration {
+	return hostBusyRetry/2 + rand.N(hostBusyRetry)
+}
 
 // statusWriteTimeout bounds the status write after an attempt.
 const statusWriteTimeout = 15 * time.Second
@@ -92,7 +101,8 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}()
 
-	if err := r.acceptReplay(ctx, d); err != nil {
+	replayed, err := r.acceptReplay(ctx, d)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if d.Status.Phase.Finished() {
@@ -106,18 +116,19 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return wait, err
 	}
 	res, sent := r.attempt(ctx, d, att)
-	if !sent {
-		// Nothing happened: writing the waiting state now would only cost an API write per postponement.
+	if !sent && !replayed {
+		// Nothing happened: writing the waiting state now would only cost an API write per postponement. (An
+		// accepted replay is written: its annotation is already marked as done.)
 		d.Status = before.Status
 	}
 	return res, nil
 }
 
 // acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.
-func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) error {
+func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) (accepted bool, err error) {
 	want := d.Annotations[hookpostv1.AnnotationReplay]
 	if want == "" || want == d.Annotations[hookpostv1.AnnotationReplayed] {
-		return nil
+		return false, nil
 	}
 	// Mark the value as seen first: if the status write then fails, the delivery is merely not replayed and
 	// the user sets a new value; the other order could send the replay twice.
@@ -125,11 +136,11 @@ func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpos
 	d.Annotations[hookpostv1.AnnotationReplayed] = want
 	status := d.Status
 	if err := r.Patch(ctx, d, patch); err != nil {
-		return fmt.Errorf("mark replay %q as accepted: %w", want, err)
+		return false, fmt.Errorf("mark replay %q as accepted: %w", want, err)
 	}
 	d.Status = replay(status)
 	ctrl.LoggerFrom(ctx).Info("Replaying delivery", "replay", want, "attempts", d.Status.Attempts)
-	return nil
+	return true, nil
 }
 
 // prepare checks the subscription, the secret and the schedule. It returns the attempt to make, or a result
@@ -143,7 +154,12 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 		}
 		return nil, ctrl.Result{}, fmt.Errorf("get subscription: %w", err)
 	}
+	if err := r.adopt(ctx, d, sub); err != nil {
+		return nil, ctrl.Result{}, err
+	}
 	if sub.Spec.Paused {
+		// Held Pending, retrying ones included; nextAttemptTime is kept, so a resumed delivery keeps its schedule.
+		d.Status.Phase = hookpostv1.DeliveryPending
 		waiting(&d.Status, hookpostv1.ReasonSubscriptionPaused, fmt.Sprintf("subscription %s is paused; the delivery is sent when it resumes", sub.Name))
 		return nil, ctrl.Result{}, nil
 	}
@@ -162,6 +178,24 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	return &pendingAttempt{sub: sub, secret: secret}, ctrl.Result{}, nil
 }
 
+// adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
+// so it goes when the subscription goes. Deliveries that already have a controller are left alone.
+func (r *WebhookDeliveryReconciler) adopt(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription) error {
+	if metav1.GetControllerOf(d) != nil {
+		return nil
+	}
+	patch := client.MergeFrom(d.DeepCopy())
+	status := d.Status
+	if err := controllerutil.SetControllerReference(sub, d, r.Scheme()); err != nil {
+		return fmt.Errorf("own delivery by its subscription: %w", err)
+	}
+	if err := r.Patch(ctx, d, patch); err != nil {
+		return fmt.Errorf("own delivery by its subscription: %w", err)
+	}
+	d.Status = status // the patch response carries the stored status; keep this reconcile's changes
+	return nil
+}
+
 // pendingAttempt is what prepare resolved for an attempt.
 type pendingAttempt struct {
 	sub    *hookpostv1.WebhookSubscription
@@ -170,8 +204,11 @@ type pendingAttempt struct {
 
 // signingSecret reads the secret the subscription's status names; "" when it does not resolve yet.
 func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription) (string, error) {
+	// Only a status that describes the current spec counts: right after a scheme or secretRef change the old
+	// secret would sign wrongly (or not at all) until the subscription controller has caught up.
 	ref := sub.Status.SigningSecretRef
-	if ref == nil || !meta.IsStatusConditionTrue(sub.Status.Conditions, hookpostv1.ConditionReady) {
+	ready := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady)
+	if ref == nil || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != sub.Generation || sub.Status.ObservedGeneration != sub.Generation {
 		return "", nil
 	}
 	s := &corev1.Secret{}
@@ -185,12 +222,20 @@ func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hook
 // slot and nothing was sent.
 func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (res ctrl.Result, sent bool) {
 	log := ctrl.LoggerFrom(ctx)
+	if r.Sender.HostFull(p.sub.Spec.URL) {
+		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
+		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
+	}
 	start := r.Clock.Now()
 	req, err := delivery.BuildRequest(attemptFor(d, p, start), r.UserAgent)
 	if err != nil {
-		// The event cannot be encoded: no attempt can ever succeed, so fail it with the reason.
-		out := delivery.Outcome{Error: fmt.Sprintf("cannot build the request: %v", err), Class: delivery.ClassPermanent}
-		r.record(ctx, d, p, out, start)
+		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
+		// was sent, so no attempt is counted.
+		d.Status = invalidRequest(d.Status, err, r.Clock.Now())
+		deliveriesTotal.WithLabelValues("failed").Inc()
+		if r.Recorder != nil {
+			r.Recorder.Eventf(d, p.sub, corev1.EventTypeWarning, hookpostv1.ReasonInvalidRequest, "Deliver", "cannot build the request: %v", err)
+		}
 		return ctrl.Result{}, true
 	}
 	// An attempt in flight finishes even when the manager is shutting down (within its graceful shutdown
@@ -199,7 +244,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	out, sent = r.Sender.TrySend(context.WithoutCancel(ctx), req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
 	if !sent {
 		log.V(1).Info("Destination host busy; attempt postponed")
-		return ctrl.Result{RequeueAfter: hostBusyRetry}, false
+		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
 	r.record(ctx, d, p, out, start)
 	if d.Status.Phase == hookpostv1.DeliveryRetrying && d.Status.NextAttemptTime != nil {
@@ -315,7 +360,7 @@ func (subscriptionUnblocks) Create(event.CreateEvent) bool { return true }
 func (subscriptionUnblocks) Delete(event.DeleteEvent) bool { return false }
 func (subscriptionUnblocks) Update(e event.UpdateEvent) bool {
 	o, n := e.ObjectOld.(*hookpostv1.WebhookSubscription), e.ObjectNew.(*hookpostv1.WebhookSubscription)
-	return o.Generation != n.Generation ||
+	return o.Generation != n.Generation || o.Status.ObservedGeneration != n.Status.ObservedGeneration ||
 		meta.IsStatusConditionTrue(o.Status.Conditions, hookpostv1.ConditionReady) != meta.IsStatusConditionTrue(n.Status.Conditions, hookpostv1.ConditionReady) ||
 		!equality.Semantic.DeepEqual(o.Status.SigningSecretRef, n.Status.SigningSecretRef)
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -254,6 +255,29 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Consistently(requestsTo(rcv, "/replay"), "300ms").Should(Equal(3), "each replay value sends once")
 		Expect(getDelivery(ns, name)().Status.History).To(HaveLen(3))
 		Expect(rcv.Requests("/replay")[2].Header.Get("X-Hookpost-Attempt")).To(Equal("3"))
+	})
+
+	It("keeps a replay asked for while the destination host is busy, and sends it when a slot frees", func() {
+		subscribe("replay-busy", "/replay-busy")
+		name := deliver("replay-busy", "evt-replay-busy")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+
+		By("filling every slot of the receiver's host with slow attempts")
+		rcv.Script("/hold", harness.Response{Status: 200, Delay: 3 * time.Second})
+		subscribe("hold", "/hold")
+		for i := range 4 { // the suite's MaxPerHost
+			deliver("hold", fmt.Sprintf("evt-hold-%d", i))
+		}
+		Eventually(requestsTo(rcv, "/hold")).Should(Equal(4))
+
+		d := getDelivery(ns, name)()
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Annotations = map[string]string{hookpostv1.AnnotationReplay: "while-busy"}
+		Expect(k8sClient.Patch(ctx, d, patch)).To(Succeed())
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryPending), "the replay is recorded at once")
+		Eventually(attemptsOf(ns, name), "10s").Should(BeEquivalentTo(2))
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		Expect(rcv.Requests("/replay-busy")).To(HaveLen(2))
 	})
 
 	It("marks a test event in its headers", func() {

@@ -82,6 +82,14 @@ func recordAttempt(st hookpostv1.WebhookDeliveryStatus, out delivery.Outcome, st
 	return st, transitionNone
 }
 
+// invalidRequest fails a delivery whose request cannot be built (its event cannot be encoded or signed).
+func invalidRequest(st hookpostv1.WebhookDeliveryStatus, err error, now time.Time) hookpostv1.WebhookDeliveryStatus {
+	done := metav1.NewTime(now)
+	st.Phase, st.CompletionTime, st.NextAttemptTime = hookpostv1.DeliveryFailed, &done, nil
+	setDelivered(&st, metav1.ConditionFalse, hookpostv1.ReasonInvalidRequest, truncateRunes(fmt.Sprintf("cannot build the request, nothing was sent: %v", err), 1024))
+	return st
+}
+
 // replay resets a delivery so it is sent again now, keeping its history.
 func replay(st hookpostv1.WebhookDeliveryStatus) hookpostv1.WebhookDeliveryStatus {
 	st.Phase = hookpostv1.DeliveryPending

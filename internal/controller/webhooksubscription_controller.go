@@ -42,6 +42,7 @@ const prunedMemory = 10 * time.Minute
 
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions/finalizers,verbs=update
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
@@ -65,9 +66,10 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 			// some. A conflict requeues with a fresh read; nothing was deleted yet.
 			err := r.Status().Patch(ctx, sub, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 			switch {
-			case apierrors.IsConflict(err) && retErr == nil:
-				// Another write landed first (usually our own, not yet in the cache): read again shortly.
-				res = ctrl.Result{RequeueAfter: 100 * time.Millisecond}
+			case apierrors.IsConflict(err):
+				// Another write landed first (usually our own, not yet in the cache): read again shortly. This
+				// replaces a terminal error too, or a status that says why would never be written.
+				res, retErr = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 				return
 			case err != nil && !apierrors.IsNotFound(err):
 				retErr = errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
@@ -101,7 +103,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 func (r *WebhookSubscriptionReconciler) setReady(sub, before *hookpostv1.WebhookSubscription, c metav1.Condition) {
 	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionReady)
 	meta.SetStatusCondition(&sub.Status.Conditions, c)
-	if r.Recorder == nil || (prev != nil && prev.Status == c.Status) {
+	// A new subscription becoming Ready is not news; one that starts out not Ready is.
+	if r.Recorder == nil || (prev != nil && prev.Status == c.Status) || (prev == nil && c.Status == metav1.ConditionTrue) {
 		return
 	}
 	kind := corev1.EventTypeNormal
@@ -197,16 +200,12 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
-	now := r.Clock.Now()
+	r.forgetOldPrunes()
 	live := list.Items[:0]
 	for _, d := range list.Items {
-		if at, ok := r.pruned.Load(d.UID); ok {
-			if now.Sub(at.(time.Time)) > prunedMemory {
-				r.pruned.Delete(d.UID)
-			}
-			continue
+		if _, ok := r.pruned.Load(d.UID); !ok {
+			live = append(live, d)
 		}
-		live = append(live, d)
 	}
 	succeeded, failed := deliveriesToPrune(live, sub.Spec.History)
 	sub.Status.PrunedSucceeded += int64(len(succeeded))
@@ -224,6 +223,17 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 	}
 	applyDeliveryStats(&sub.Status, computeDeliveryStats(sub.Status, kept))
 	return prune, nil
+}
+
+// forgetOldPrunes drops remembered prunes older than prunedMemory: by then the cache has long seen the deletion.
+func (r *WebhookSubscriptionReconciler) forgetOldPrunes() {
+	now := r.Clock.Now()
+	r.pruned.Range(func(uid, at any) bool {
+		if now.Sub(at.(time.Time)) > prunedMemory {
+			r.pruned.Delete(uid)
+		}
+		return true
+	})
 }
 
 // deletePruned deletes deliveries already counted as pruned. A delivery that cannot be deleted now is forgotten

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -20,10 +21,31 @@ type secretResolution struct {
 	reason, message string
 }
 
+// invalidHeader names the first static header whose value HTTP cannot carry, "" when all are fine. Admission
+// bounds names and lengths; values with control characters are caught here, so the subscription says why it
+// cannot deliver instead of failing every attempt.
+func invalidHeader(headers map[string]string) string {
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !httpguts.ValidHeaderFieldValue(headers[k]) {
+			return k
+		}
+	}
+	return ""
+}
+
 // readyCondition computes the subscription's Ready condition.
 func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
+	bad := invalidHeader(sub.Spec.Headers)
 	switch {
+	case bad != "":
+		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonInvalidHeader
+		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
 	case secret.reason != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
 	case sub.Spec.Paused:
@@ -77,6 +99,11 @@ func computeDeliveryStats(prev hookpostv1.WebhookSubscriptionStatus, deliveries 
 		if s.lastSuccess == nil || t.After(s.lastSuccess.Time) {
 			s.consecutiveFailures++
 		}
+	}
+	// Pruned deliveries and trimmed histories take failed attempts with them: without a new success the streak
+	// must not shrink.
+	if s.lastSuccess.Equal(prev.LastSuccessTime) && prev.ConsecutiveFailures > s.consecutiveFailures {
+		s.consecutiveFailures = prev.ConsecutiveFailures
 	}
 	return s
 }

@@ -24,6 +24,11 @@ func TestReadyCondition(t *testing.T) {
 		{"a missing key outranks paused", true, secretResolution{reason: hookpostv1.ReasonSecretKeyMissing, message: "m"}, metav1.ConditionFalse, hookpostv1.ReasonSecretKeyMissing},
 		{"paused", true, secretResolution{ref: ref}, metav1.ConditionFalse, hookpostv1.ReasonPaused},
 	}
+	bad := &hookpostv1.WebhookSubscription{}
+	bad.Spec.Headers = map[string]string{"X-Ok": "fine", "X-Team": "a\r\nX-Injected: 1"}
+	if c := readyCondition(bad, secretResolution{ref: ref}); c.Reason != hookpostv1.ReasonInvalidHeader || c.Status != metav1.ConditionFalse {
+		t.Errorf("a header value with CRLF: got %s/%s, want False/InvalidHeader", c.Status, c.Reason)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 3}}

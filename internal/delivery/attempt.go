@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"slices"
 	"strconv"
@@ -93,7 +94,13 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 		if owned[ck] || transportOwned[ck] {
 			continue
 		}
-		h.Set(ck, a.StaticHeaders[k])
+		v := a.StaticHeaders[k]
+		if !httpguts.ValidHeaderFieldName(k) || !httpguts.ValidHeaderFieldValue(v) {
+			// net/http would refuse to send it on every attempt: fail now, naming the header (not its value,
+			// which may be a credential).
+			return Request{}, fmt.Errorf("%w: static header %q has an invalid name or value (control characters such as CR or LF are not allowed)", ErrInvalidRequest, k)
+		}
+		h.Set(ck, v)
 	}
 
 	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body}, nil

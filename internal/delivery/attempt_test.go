@@ -131,6 +131,9 @@ func TestBuildRequestErrorsArePermanent(t *testing.T) {
 		"malformed data": func(a *delivery.Attempt) { a.Event.Data = []byte(`{"order_id":`) },
 		"unknown format": func(a *delivery.Attempt) { a.Format = "Protobuf" },
 		"unknown scheme": func(a *delivery.Attempt) { a.Scheme = "md5" },
+		"header value with CRLF": func(a *delivery.Attempt) {
+			a.StaticHeaders = map[string]string{"X-Team": "a\r\nX-Injected: 1"}
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -88,3 +88,11 @@ func (l *hostLimiter) users(key string) int {
 	}
 	return 0
 }
+
+// full reports whether every slot for key is taken.
+func (l *hostLimiter) full(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hosts[key]
+	return h != nil && len(h.sem) >= l.limit
+}

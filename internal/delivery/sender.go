@@ -114,6 +114,16 @@ func NewSender(o SenderOptions) *Sender {
 	}
 }
 
+// HostFull reports whether every slot for rawURL's host is taken, so a caller can skip encoding and signing a
+// request that TrySend would refuse. It is a hint that may be stale at once; TrySend stays the authority.
+func (s *Sender) HostFull(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	return s.hosts.full(hostKey(u))
+}
+
 // InFlight reports attempts in flight (holding their slots), for a metric.
 func (s *Sender) InFlight() int {
 	return int(s.inFlight.Load())
