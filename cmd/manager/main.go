@@ -52,24 +52,11 @@ type options struct {
 
 func run() error {
 	var o options
-	fs := flag.CommandLine
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", env("HOOKPOST_METRICS_BIND_ADDRESS", ":8080"), "Address of the Prometheus metrics endpoint; 0 disables it. Env HOOKPOST_METRICS_BIND_ADDRESS.")
-	fs.StringVar(&o.probeAddr, "health-probe-bind-address", env("HOOKPOST_HEALTH_PROBE_BIND_ADDRESS", ":8081"), "Address of /healthz and /readyz. Env HOOKPOST_HEALTH_PROBE_BIND_ADDRESS.")
-	fs.BoolVar(&o.leaderElect, "leader-elect", envBool("HOOKPOST_LEADER_ELECT", false), "Elect a leader so only one replica delivers. Env HOOKPOST_LEADER_ELECT.")
-	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", env("HOOKPOST_LEADER_ELECTION_NAMESPACE", ""), "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
-	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
-	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", envInt("HOOKPOST_MAX_CONCURRENT_ATTEMPTS", 64), "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
-	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", envInt("HOOKPOST_MAX_ATTEMPTS_PER_HOST", 8), "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
-	fs.IntVar(&o.workers, "delivery-workers", envInt("HOOKPOST_DELIVERY_WORKERS", 64), "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
-	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", envDuration("HOOKPOST_MAX_RETRY_AFTER", time.Hour), "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
-	fs.Float64Var(&o.kubeQPS, "kube-api-qps", envFloat("HOOKPOST_KUBE_API_QPS", 500), "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
-	fs.IntVar(&o.kubeBurst, "kube-api-burst", envInt("HOOKPOST_KUBE_API_BURST", 1000), "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
-	o.sources.bind(fs)
 	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	bindFlags(flag.CommandLine, &o, &zapOpts)
 	flag.Parse()
-	if v := os.Getenv("HOOKPOST_ALLOW_CIDRS"); v != "" && len(o.allowCIDRs) == 0 {
-		_ = o.allowCIDRs.Set(v)
+	if err := applyEnv(flag.CommandLine, os.LookupEnv); err != nil {
+		return fmt.Errorf("environment: %w", err)
 	}
 	if o.sources.postgresPrintDDL {
 		fmt.Print(postgres.DDL(o.sources.postgresSchema, o.sources.postgresTable))
@@ -135,6 +122,24 @@ func run() error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// bindFlags defines the manager's flags on fs. Each can also be set with the environment variable its usage
+// names (see applyEnv), for the Helm chart.
+func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it. Env HOOKPOST_METRICS_BIND_ADDRESS.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz. Env HOOKPOST_HEALTH_PROBE_BIND_ADDRESS.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica delivers. Env HOOKPOST_LEADER_ELECT.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
+	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", 64, "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
+	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
+	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
+	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
+	o.sources.bind(fs)
+	zapOpts.BindFlags(fs)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -28,19 +28,19 @@ type sourceOptions struct {
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
-	fs.StringVar(&o.postgresDSN, "postgres-dsn", env("HOOKPOST_POSTGRES_DSN", ""), "PostgreSQL DSN of the outbox; empty disables the outbox source. Env HOOKPOST_POSTGRES_DSN.")
-	fs.StringVar(&o.postgresSchema, "postgres-schema", env("HOOKPOST_POSTGRES_SCHEMA", postgres.DefaultSchema), "Schema of the outbox table. Env HOOKPOST_POSTGRES_SCHEMA.")
-	fs.StringVar(&o.postgresTable, "postgres-table", env("HOOKPOST_POSTGRES_TABLE", postgres.DefaultTable), "Outbox table. Env HOOKPOST_POSTGRES_TABLE.")
-	fs.BoolVar(&o.postgresMigrate, "postgres-migrate", envBool("HOOKPOST_POSTGRES_MIGRATE", false), "Create the outbox table, its index and NOTIFY trigger if missing. Env HOOKPOST_POSTGRES_MIGRATE.")
+	fs.StringVar(&o.postgresDSN, "postgres-dsn", "", "PostgreSQL DSN of the outbox; empty disables the outbox source. Env HOOKPOST_POSTGRES_DSN.")
+	fs.StringVar(&o.postgresSchema, "postgres-schema", postgres.DefaultSchema, "Schema of the outbox table. Env HOOKPOST_POSTGRES_SCHEMA.")
+	fs.StringVar(&o.postgresTable, "postgres-table", postgres.DefaultTable, "Outbox table. Env HOOKPOST_POSTGRES_TABLE.")
+	fs.BoolVar(&o.postgresMigrate, "postgres-migrate", false, "Create the outbox table, its index and NOTIFY trigger if missing. Env HOOKPOST_POSTGRES_MIGRATE.")
 	fs.BoolVar(&o.postgresPrintDDL, "postgres-print-ddl", false, "Print the outbox DDL (for DBAs who apply schema themselves) and exit.")
-	fs.DurationVar(&o.postgresRetention, "postgres-retention", envDuration("HOOKPOST_POSTGRES_RETENTION", 24*time.Hour), "How long done outbox rows are kept; negative keeps them. Env HOOKPOST_POSTGRES_RETENTION.")
-	fs.StringVar(&o.natsURL, "nats-url", env("HOOKPOST_NATS_URL", ""), "NATS URL; empty disables the JetStream source. Env HOOKPOST_NATS_URL.")
-	fs.StringVar(&o.natsCreds, "nats-creds", env("HOOKPOST_NATS_CREDS", ""), "NATS credentials file (JWT + NKey). Env HOOKPOST_NATS_CREDS.")
-	fs.StringVar(&o.natsStream, "nats-stream", env("HOOKPOST_NATS_STREAM", natssource.DefaultStream), "JetStream stream. Env HOOKPOST_NATS_STREAM.")
-	fs.StringVar(&o.natsSubjectPrefix, "nats-subject-prefix", env("HOOKPOST_NATS_SUBJECT_PREFIX", natssource.DefaultSubjectPrefix), "Subject prefix; the event type is the rest of the subject. Env HOOKPOST_NATS_SUBJECT_PREFIX.")
-	fs.BoolVar(&o.natsCreateStream, "nats-create-stream", envBool("HOOKPOST_NATS_CREATE_STREAM", false), "Create the stream if missing. Env HOOKPOST_NATS_CREATE_STREAM.")
-	fs.IntVar(&o.batchSize, "ingest-batch-size", envInt("HOOKPOST_INGEST_BATCH_SIZE", 500), "Events claimed from a source at once. Env HOOKPOST_INGEST_BATCH_SIZE.")
-	fs.IntVar(&o.parallelism, "ingest-parallelism", envInt("HOOKPOST_INGEST_PARALLELISM", 32), "WebhookDelivery creations in flight per source. Env HOOKPOST_INGEST_PARALLELISM.")
+	fs.DurationVar(&o.postgresRetention, "postgres-retention", 24*time.Hour, "How long done outbox rows are kept; negative keeps them. Env HOOKPOST_POSTGRES_RETENTION.")
+	fs.StringVar(&o.natsURL, "nats-url", "", "NATS URL; empty disables the JetStream source. Env HOOKPOST_NATS_URL.")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (JWT + NKey). Env HOOKPOST_NATS_CREDS.")
+	fs.StringVar(&o.natsStream, "nats-stream", natssource.DefaultStream, "JetStream stream. Env HOOKPOST_NATS_STREAM.")
+	fs.StringVar(&o.natsSubjectPrefix, "nats-subject-prefix", natssource.DefaultSubjectPrefix, "Subject prefix; the event type is the rest of the subject. Env HOOKPOST_NATS_SUBJECT_PREFIX.")
+	fs.BoolVar(&o.natsCreateStream, "nats-create-stream", false, "Create the stream if missing. Env HOOKPOST_NATS_CREATE_STREAM.")
+	fs.IntVar(&o.batchSize, "ingest-batch-size", 500, "Events claimed from a source at once. Env HOOKPOST_INGEST_BATCH_SIZE.")
+	fs.IntVar(&o.parallelism, "ingest-parallelism", 32, "WebhookDelivery creations in flight per source. Env HOOKPOST_INGEST_PARALLELISM.")
 }
 
 // setup adds an ingest runnable, and a readiness check, per configured source.

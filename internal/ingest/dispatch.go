@@ -3,7 +3,9 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,18 +34,33 @@ type DeliveryCreator struct {
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
 	d := NewDelivery(sub, ev)
 	err := c.Client.Create(ctx, d)
-	switch {
-	case err == nil, apierrors.IsAlreadyExists(err):
+	if err == nil || apierrors.IsAlreadyExists(err) {
 		return nil
-	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
-		// The sources validate events first; an event the API still refuses would be refused on every retry
-		// and hold back every event behind it. Record it loudly and move on.
-		ctrl.LoggerFrom(ctx).Error(err, "Event refused by the API server; not delivered", "eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name)
-		eventsRejected.WithLabelValues("api").Inc()
-		return nil
-	default:
-		return fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
 	}
+	if reason := refusal(err); reason != "" {
+		// Retrying would be refused again and hold back every event behind this one, for every subscription:
+		// record it loudly and move on.
+		ctrl.LoggerFrom(ctx).Error(err, "Delivery refused by the API server; event not delivered to this subscription",
+			"eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
+		deliveriesRefused.WithLabelValues(reason).Inc()
+		return nil
+	}
+	return fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
+}
+
+// refusal classifies a create error that no retry can fix ("" when a retry may): an object the API server
+// refuses, a namespace being deleted, a quota that is full. A Forbidden from RBAC is not one of them: it means
+// the operator is misconfigured, and every event would be dropped, so it blocks until someone fixes it.
+func refusal(err error) string {
+	switch {
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err):
+		return "invalid"
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		return "namespaceTerminating"
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"):
+		return "quotaExceeded"
+	}
+	return ""
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the

@@ -31,7 +31,8 @@ type Options struct {
 	// RetryDelay is how long a batch waits after a failed dispatch before the source hands it over again
 	// (default 5s).
 	RetryDelay time.Duration
-	Clock      clock.PassiveClock
+	// Clock reads the time for the lag metric and idle detection (default the real clock).
+	Clock clock.PassiveClock
 }
 
 // Ingester is a manager.Runnable that moves events from one source to WebhookDeliveries.
@@ -82,8 +83,15 @@ func (i *Ingester) Start(ctx context.Context) error {
 	}
 	markDirty := func(any) { i.dirty.Store(true) }
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    markDirty,
-		UpdateFunc: func(_, o any) { markDirty(o) },
+		AddFunc: markDirty,
+		// Status writes (counters, on every delivery) do not change matching; only spec and deletion do.
+		UpdateFunc: func(o, n any) {
+			old, ok1 := o.(*hookpostv1.WebhookSubscription)
+			cur, ok2 := n.(*hookpostv1.WebhookSubscription)
+			if !ok1 || !ok2 || old.Generation != cur.Generation || (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) {
+				i.dirty.Store(true)
+			}
+		},
 		DeleteFunc: markDirty,
 	}); err != nil {
 		return fmt.Errorf("watch subscriptions: %w", err)
@@ -118,6 +126,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
 	events := b.Events()
+	observeLag(i.src.Name(), events, i.opts.Clock.Now())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(i.opts.Parallelism)
 	var matches []*Subscription
@@ -137,7 +146,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		// The deliveries exist; the source hands the events over again and AlreadyExists makes that harmless.
 		return fmt.Errorf("acknowledge batch: %w", err)
 	}
-	observeBatch(i.src.Name(), events, dispatched, i.opts.Clock.Now())
+	observeBatch(i.src.Name(), events, dispatched)
 	ctrl.LoggerFrom(ctx).V(1).Info("Batch ingested", "events", len(events), "deliveries", dispatched)
 	return nil
 }

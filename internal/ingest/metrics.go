@@ -22,6 +22,10 @@ var (
 		Name: "hookpost_deliveries_dispatched_total",
 		Help: "Matches of an event and a subscription dispatched, by source.",
 	}, []string{"source"})
+	deliveriesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_deliveries_refused_total",
+		Help: "Deliveries the API server refused for good (invalid, namespaceTerminating, quotaExceeded); the event was not delivered to that subscription.",
+	}, []string{"reason"})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",
 		Help: "How long after it occurred the oldest event of the last batch was ingested, by source; 0 once the source has been idle: how far ingest trails the producers.",
@@ -29,12 +33,17 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(eventsIngested, eventsRejected, deliveriesCreated, sourceLag)
+	metrics.Registry.MustRegister(eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, sourceLag)
 }
 
-func observeBatch(src string, events []source.Event, dispatched int, now time.Time) {
+func observeBatch(src string, events []source.Event, dispatched int) {
 	eventsIngested.WithLabelValues(src).Add(float64(len(events)))
 	deliveriesCreated.WithLabelValues(src).Add(float64(dispatched))
+}
+
+// observeLag sets the lag from a batch just claimed, before it is dispatched: a batch that keeps failing
+// still shows how far behind ingest is.
+func observeLag(src string, events []source.Event, now time.Time) {
 	if len(events) > 0 {
 		oldest := events[0].OccurredAt
 		for _, ev := range events[1:] {

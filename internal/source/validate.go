@@ -22,13 +22,22 @@ func ValidateEvent(ev Event, maxDataBytes int) string {
 	if reason := ValidateType(ev.Type); reason != "" {
 		return reason
 	}
-	// Ids, tenants and collections travel in WebhookDelivery fields bounded to 253 characters.
+	if reason := ValidateAttributes(ev); reason != "" {
+		return reason
+	}
+	return ValidateData(ev.Data, maxDataBytes)
+}
+
+// ValidateAttributes returns why an event's id, tenant id or collection is unusable, or "" when they are fine:
+// they travel in WebhookDelivery fields bounded to 253 characters, and an event the API server refuses must be
+// set aside here rather than dropped there.
+func ValidateAttributes(ev Event) string {
 	for _, f := range []struct{ name, value string }{{"event id", ev.ID}, {"tenant id", ev.TenantID}, {"collection", ev.Collection}} {
 		if len(f.value) > MaxTypeLength {
 			return fmt.Sprintf("%s is %d bytes long: keep it at most %d", f.name, len(f.value), MaxTypeLength)
 		}
 	}
-	return ValidateData(ev.Data, maxDataBytes)
+	return ""
 }
 
 // ValidateType returns why an event type is unusable, or "" when it is fine.

@@ -21,6 +21,32 @@ type batch struct {
 
 	mu      sync.Mutex
 	settled bool
+	stop    chan struct{} // closed when settled; stops the progress ticker
+}
+
+// newBatch returns a batch whose messages are kept from redelivery while it is being worked on: a batch fanned
+// out to many subscriptions can take longer than AckWait, and a redelivered copy would only double the work.
+func newBatch(events []source.Event, msgs []jetstream.Msg, ackWait time.Duration, closed <-chan struct{}) *batch {
+	b := &batch{events: events, msgs: msgs, stop: make(chan struct{})}
+	go b.keepInProgress(ackWait/3, closed)
+	return b
+}
+
+func (b *batch) keepInProgress(every time.Duration, closed <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-closed:
+			return
+		case <-t.C:
+			for _, m := range b.msgs {
+				_ = m.InProgress() // best effort: a lost one means at worst a redelivery, which ingest absorbs
+			}
+		}
+	}
 }
 
 func (b *batch) Events() []source.Event { return b.events }
@@ -60,5 +86,6 @@ func (b *batch) settle() error {
 		return errSettled
 	}
 	b.settled = true
+	close(b.stop)
 	return nil
 }

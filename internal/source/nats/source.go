@@ -88,6 +88,9 @@ type Source struct {
 
 	mu       sync.Mutex
 	fetchErr error // why the last pull failed, nil after a successful one
+
+	closed    chan struct{} // closed by Close; stops the batches' progress tickers
+	closeOnce sync.Once
 }
 
 var _ source.Source = (*Source)(nil)
@@ -132,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 		conn.Close()
 		return nil, err
 	}
-	return &Source{opts: opts, conn: conn, consumer: consumer}, nil
+	return &Source{opts: opts, conn: conn, consumer: consumer, closed: make(chan struct{})}, nil
 }
 
 func setUp(ctx context.Context, conn *nats.Conn, opts Options) (jetstream.Consumer, error) {
@@ -214,7 +217,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 		s.setFetchErr(nil)
 		failures = 0
 		if events, kept := s.sortOut(msgs); len(events) > 0 {
-			return &batch{events: events, msgs: kept}, nil
+			return newBatch(events, kept, s.opts.AckWait, s.closed), nil
 		}
 	}
 }
@@ -308,6 +311,9 @@ func (s *Source) toEvent(m jetstream.Msg) (ev source.Event, reason string) {
 	if reason := source.ValidateType(ev.Type); reason != "" {
 		return ev, "subject: " + reason
 	}
+	if reason := source.ValidateAttributes(ev); reason != "" {
+		return ev, "headers: " + reason
+	}
 	if reason := source.ValidateData(ev.Data, s.opts.MaxPayloadBytes); reason != "" {
 		return ev, "body: " + reason
 	}
@@ -335,6 +341,7 @@ func (s *Source) setFetchErr(err error) {
 
 // Close closes the connection. Messages of unsettled batches are redelivered after AckWait.
 func (s *Source) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.conn.Close()
 	return nil
 }

@@ -333,3 +333,32 @@ func TestNextAfterCloseFails(t *testing.T) {
 		t.Fatalf("ready after close reported healthy")
 	}
 }
+
+// TestABatchWorkedOnLongerThanAckWaitIsNotRedelivered holds a batch for several times AckWait, as a batch fanned
+// out to many subscriptions may be, while a second replica asks for work: it must get nothing.
+func TestABatchWorkedOnLongerThanAckWaitIsNotRedelivered(t *testing.T) {
+	const ackWait = 500 * time.Millisecond
+	server, src := newSource(t, natssource.Options{AckWait: ackWait})
+	_, js := producer(t, server)
+	publish(t, js, orderEvent(1))
+	ctx := testContext(t)
+
+	b, err := src.Next(ctx, 10)
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	replica, err := natssource.New(ctx, natssource.Options{URL: server.URL(), AckWait: ackWait})
+	if err != nil {
+		t.Fatalf("second replica: %v", err)
+	}
+	defer replica.Close()
+	wait, cancel := context.WithTimeout(ctx, 6*ackWait)
+	defer cancel()
+	if other, err := replica.Next(wait, 10); err == nil {
+		t.Fatalf("the second replica got %d events that the first was still working on", len(other.Events()))
+	}
+	if err := b.Ack(ctx); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	expectNothingMore(t, src)
+}

@@ -280,6 +280,9 @@ func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadB
 	if reason := source.ValidateType(ev.Type); reason != "" {
 		return "event_type: " + reason
 	}
+	if reason := source.ValidateAttributes(ev); reason != "" {
+		return "tenant_id/collection: " + reason
+	}
 	if payload == nil {
 		return "payload: " + source.OversizeReason(payloadSize, maxPayloadBytes)
 	}

@@ -290,6 +290,7 @@ func TestMalformedRowsAreSetAsideAndRowsBehindThemFlow(t *testing.T) {
 		row{"order.created", "t", "c", `{"blob": "` + strings.Repeat("x", 200) + `"}`},
 		row{"order.created", "t", "c", `{"order_id": 1}`},
 		row{"order created", "t", "c", `{"order_id": 0}`},
+		row{"order.created", strings.Repeat("7", 254), "c", `{"order_id": 0}`},
 		row{"order.created", "t", "c", `{"order_id": 2}`},
 	)
 
@@ -301,14 +302,14 @@ func TestMalformedRowsAreSetAsideAndRowsBehindThemFlow(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	if len(rejections) != 4 {
-		t.Fatalf("want 4 rejections reported once each, got %+v", rejections)
+	if len(rejections) != 5 {
+		t.Fatalf("want 5 rejections reported once each, got %+v", rejections)
 	}
 	rows, err := conn.Query(testContext(t), fmt.Sprintf("SELECT event_id::text, error FROM %s WHERE status = 'rejected' ORDER BY id", table))
 	if err != nil {
 		t.Fatalf("query rejected: %v", err)
 	}
-	wantErrors := []string{"event_type: event type is empty", "payload: payload is JSON but not an object", "payload: payload is", "event_type: event type"}
+	wantErrors := []string{"event_type: event type is empty", "payload: payload is JSON but not an object", "payload: payload is", "event_type: event type", "tenant_id/collection: tenant id is 254 bytes long"}
 	i := 0
 	for rows.Next() {
 		var id, reason string
@@ -323,8 +324,8 @@ func TestMalformedRowsAreSetAsideAndRowsBehindThemFlow(t *testing.T) {
 		}
 		i++
 	}
-	if i != 4 {
-		t.Fatalf("want 4 rejected rows, got %d", i)
+	if i != 5 {
+		t.Fatalf("want 5 rejected rows, got %d", i)
 	}
 }
 

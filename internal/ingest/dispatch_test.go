@@ -1,0 +1,41 @@
+package ingest
+
+import (
+	"errors"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// TestRefusal is the table of create errors that are set aside instead of holding back the whole source.
+func TestRefusal(t *testing.T) {
+	gr := schema.GroupResource{Group: "webhooks.hookpost.io", Resource: "webhookdeliveries"}
+	terminating := &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause}}},
+		Message: `unable to create new content in namespace t1 because it is being terminated`,
+	}}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"invalid object", apierrors.NewInvalid(schema.GroupKind{Kind: "WebhookDelivery"}, "d", field.ErrorList{field.TooLong(field.NewPath("spec", "event", "tenantID"), "", 253)}), "invalid"},
+		{"namespace being deleted", terminating, "namespaceTerminating"},
+		{"quota full", apierrors.NewForbidden(gr, "d", errors.New("exceeded quota: deliveries, requested: count/webhookdeliveries=1")), "quotaExceeded"},
+		{"RBAC: the operator is misconfigured, so wait for a fix", apierrors.NewForbidden(gr, "d", errors.New(`User "system:serviceaccount:hookpost:hookpost" cannot create resource "webhookdeliveries"`)), ""},
+		{"server timeout", apierrors.NewServerTimeout(gr, "create", 1), ""},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 1), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := refusal(tc.err); got != tc.want {
+				t.Fatalf("refusal(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
+}
