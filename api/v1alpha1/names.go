@@ -49,3 +49,12 @@ func EventTypeLabelValue(eventType string) string {
 	}
 	return eventType
 }
+
+// SubscriptionLabelValue returns a subscription's name as a label value, or "" when it is too long to be one
+// (names may have 253 characters, label values 63); the spec.subscriptionName field selector finds those.
+func SubscriptionLabelValue(name string) string {
+	if len(name) > 63 {
+		return ""
+	}
+	return name
+}

@@ -132,9 +132,9 @@ func (o *testOptions) eventData() ([]byte, error) {
 
 // testDelivery is the WebhookDelivery of a test event, named as ingest names every delivery.
 func testDelivery(sub *hookpostv1.WebhookSubscription, eventType, tenant, collection string, data []byte, eventID string, now time.Time) *hookpostv1.WebhookDelivery {
-	labels := map[string]string{
-		hookpostv1.LabelSubscription: sub.Name,
-		hookpostv1.LabelTest:         "true",
+	labels := map[string]string{hookpostv1.LabelTest: "true"}
+	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
+		labels[hookpostv1.LabelSubscription] = v
 	}
 	if v := hookpostv1.EventTypeLabelValue(eventType); v != "" {
 		labels[hookpostv1.LabelEventType] = v

@@ -47,7 +47,6 @@ const prunedMemory = 10 * time.Minute
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
 func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -179,7 +178,9 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 		return secretResolution{ref: ref, generated: true}, nil
 	}
 	s.Type = corev1.SecretTypeOpaque
-	s.Labels = map[string]string{hookpostv1.LabelSubscription: sub.Name}
+	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
+		s.Labels = map[string]string{hookpostv1.LabelSubscription: v}
+	}
 	s.Data = map[string][]byte{ref.Key: []byte(value)}
 	if err := controllerutil.SetControllerReference(sub, s, r.Scheme()); err != nil {
 		return secretResolution{}, fmt.Errorf("own generated signing secret: %w", err)

@@ -66,7 +66,10 @@ func refusal(err error) string {
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
 // subscription and event type, owned by the subscription so it goes when the subscription goes.
 func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDelivery {
-	labels := map[string]string{hookpostv1.LabelSubscription: labelValue(sub.Name)}
+	labels := map[string]string{}
+	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
+		labels[hookpostv1.LabelSubscription] = v
+	}
 	if v := hookpostv1.EventTypeLabelValue(ev.Type); v != "" {
 		labels[hookpostv1.LabelEventType] = v
 	}
@@ -98,13 +101,4 @@ func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDeliver
 		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
 	}
 	return d
-}
-
-// labelValue returns name when it fits a label value (names of 64..253 characters do not); "" otherwise, and the
-// spec.subscriptionName field selector still finds the delivery.
-func labelValue(name string) string {
-	if len(name) > 63 {
-		return ""
-	}
-	return name
 }

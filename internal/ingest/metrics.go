@@ -28,7 +28,7 @@ var (
 	}, []string{"reason"})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",
-		Help: "How long after it occurred the oldest event of the last batch was ingested, by source; 0 once the source has been idle: how far ingest trails the producers.",
+		Help: "Age of the oldest event of the batch just claimed, by source; 0 once the source has been idle: how far ingest trails the producers.",
 	}, []string{"source"})
 )
 
