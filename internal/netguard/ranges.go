@@ -27,6 +27,11 @@ var forbiddenRanges = []forbiddenRange{
 	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
 	{netip.MustParsePrefix("::/128"), "unspecified"},
 	{netip.MustParsePrefix("::1/128"), "loopback"},
+	// These IPv6 ranges carry an IPv4 address inside: NAT64 (64:ff9b::a00:1 reaches 10.0.0.1 through a DNS64
+	// gateway) and 6to4. Refusing them whole keeps private IPv4 space from being reached by the back door.
+	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64"},
+	{netip.MustParsePrefix("2002::/16"), "6to4"},
 	{netip.MustParsePrefix("fc00::/7"), "unique-local"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local"},
 	{netip.MustParsePrefix("ff00::/8"), "multicast"},
