@@ -14,8 +14,16 @@ import (
 
 type replayOptions struct {
 	*rootOptions
-	subscription, phase string
-	since               time.Duration
+	subscription, phase, output string
+	since                       time.Duration
+}
+
+// replayResult is replay's -o form.
+type replayResult struct {
+	// Replay is the annotation value set on every delivery of this run.
+	Replay   string   `json:"replay"`
+	Replayed []string `json:"replayed"`
+	Count    int      `json:"count"`
 }
 
 func newReplayCommand(root *rootOptions) *cobra.Command {
@@ -34,6 +42,7 @@ retry schedule and keeping the attempt history. Reports how many deliveries were
 	cmd.Flags().StringVar(&o.subscription, "subscription", "", "Replay the deliveries of this subscription.")
 	cmd.Flags().StringVar(&o.phase, "phase", "", "With --subscription: only deliveries in this phase (Pending, Retrying, Succeeded or Failed).")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "With --subscription: only deliveries created within this long, such as 2h.")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
@@ -43,6 +52,9 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 	}
 	if len(args) == 1 && (o.phase != "" || o.since != 0) {
 		return errors.New("--phase and --since filter --subscription's deliveries; a named delivery is replayed as it is")
+	}
+	if err := validateOutput(o.output); err != nil {
+		return err
 	}
 	switch hookpostv1.DeliveryPhase(o.phase) {
 	case "", hookpostv1.DeliveryPending, hookpostv1.DeliveryRetrying, hookpostv1.DeliverySucceeded, hookpostv1.DeliveryFailed:
@@ -69,6 +81,7 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 
 	// One value for the whole run, so the deliveries of one replay can be recognised together.
 	value := time.Now().UTC().Format(time.RFC3339Nano)
+	result := replayResult{Replay: value, Replayed: []string{}}
 	replayed := 0
 	for i := range targets {
 		d := &targets[i]
@@ -81,7 +94,14 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 			return fmt.Errorf("replay WebhookDelivery %s (%d of %d replayed): %w", d.Name, replayed, len(targets), err)
 		}
 		replayed++
-		fmt.Fprintf(o.streams.Out, "webhookdelivery/%s replayed\n", d.Name)
+		result.Replayed = append(result.Replayed, d.Name)
+		if o.output == "" {
+			fmt.Fprintf(o.streams.Out, "webhookdelivery/%s replayed\n", d.Name)
+		}
+	}
+	result.Count = replayed
+	if o.output != "" {
+		return printStructured(o.streams.Out, o.output, result)
 	}
 	fmt.Fprintf(o.streams.Out, "%d %s replayed\n", replayed, plural(replayed, "delivery", "deliveries"))
 	return nil

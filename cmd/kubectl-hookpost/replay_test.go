@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,6 +67,14 @@ func TestReplayOneAndInBulk(t *testing.T) {
 
 	if out := mustRun(t, "replay", "--subscription", "mixed", "--since", "1h", "-n", ns); !strings.Contains(out, "3 deliveries replayed") {
 		t.Errorf("replay --since 1h:\n%s", out)
+	}
+	var res struct {
+		Replay   string   `json:"replay"`
+		Replayed []string `json:"replayed"`
+		Count    int      `json:"count"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "replay", names[0], "-n", ns, "-o", "json")), &res); err != nil || res.Count != 1 || len(res.Replayed) != 1 || res.Replayed[0] != names[0] || res.Replay != replayValue(t, ns, names[0]) {
+		t.Errorf("replay -o json = %+v (%v), want delivery %s and the annotation value set", res, err, names[0])
 	}
 	if out := mustRun(t, "replay", "--subscription", "nobody", "-n", ns); !strings.Contains(out, "0 deliveries replayed") {
 		t.Errorf("replay of a subscription without deliveries:\n%s", out)
