@@ -337,9 +337,17 @@ func (s *Source) purgeIfDue(ctx context.Context) {
 		s.nextPurgeAt = now.Add(retentionInterval)
 	}
 	s.mu.Unlock()
-	if due {
-		// A failed purge is retried at the next interval; the claim that follows reports connection trouble.
-		_, _ = s.PurgeDone(ctx)
+	if !due {
+		return
+	}
+	// One chunk per claim, so a large first purge (after a backlog, or a shortened retention) never holds up
+	// ingest: while chunks come back full, the next claim deletes the next chunk. A failed purge is retried at
+	// the next interval; the claim that follows reports connection trouble.
+	tag, err := s.pool.Exec(ctx, s.sql.purge, now.Add(-s.opts.Retention))
+	if err == nil && tag.RowsAffected() >= purgeChunk {
+		s.mu.Lock()
+		s.nextPurgeAt = now
+		s.mu.Unlock()
 	}
 }
 
