@@ -351,8 +351,8 @@ func (s *Source) purgeIfDue(ctx context.Context) {
 	}
 }
 
-// PurgeDone deletes done rows processed longer than Retention ago and returns how many it deleted. Next calls
-// it every minute; it does nothing when Retention is negative.
+// PurgeDone deletes every done row processed longer than Retention ago, in chunks, and returns how many it
+// deleted; it does nothing when Retention is negative. Next purges the same rows a chunk per claim, every minute.
 func (s *Source) PurgeDone(ctx context.Context) (int64, error) {
 	if s.opts.Retention < 0 {
 		return 0, nil
