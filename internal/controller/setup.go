@@ -29,7 +29,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := SetupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
 	}
+	secrets := NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := (&WebhookSubscriptionReconciler{
+		Secrets:  secrets,
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
 		Clock:    o.Clock,
@@ -37,6 +39,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}
 	if err := (&WebhookDeliveryReconciler{
+		Secrets:                 secrets,
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
 		Clock:                   o.Clock,

@@ -29,12 +29,14 @@ import (
 // The suite runs the real manager, with both controllers, against a real kube-apiserver and etcd. The clock is
 // fake: retries are driven by stepping it, never by sleeping.
 var (
-	testEnv    *envtest.Environment
-	cfg        *rest.Config
-	k8sClient  client.Client
-	fakeClock  *clocktesting.FakeClock
-	cancelMgr  context.CancelFunc
-	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	fakeClock *clocktesting.FakeClock
+	cancelMgr context.CancelFunc
+	// testSecrets reads Secrets as the controllers do, through the running manager's cache and API reader.
+	testSecrets *Secrets
+	suiteStart  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
 func TestControllers(t *testing.T) {
@@ -72,6 +74,7 @@ var _ = BeforeSuite(func() {
 		MaxPerHost:    4,
 		TLSConfig:     tlsReceiverConfig(),
 	})
+	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

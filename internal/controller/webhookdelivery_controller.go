@@ -51,6 +51,8 @@ type WebhookDeliveryReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Sender   *delivery.Sender
+	// Secrets reads signing Secrets (metadata cached, data read once per change).
+	Secrets *Secrets
 	// UserAgent is sent on every attempt, "Hookpost/<version>".
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
@@ -211,8 +213,8 @@ func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hook
 	if ref == nil || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != sub.Generation || sub.Status.ObservedGeneration != sub.Generation {
 		return "", nil
 	}
-	s := &corev1.Secret{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}, s); err != nil {
+	s, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name})
+	if err != nil {
 		return "", client.IgnoreNotFound(err)
 	}
 	return string(s.Data[ref.Key]), nil

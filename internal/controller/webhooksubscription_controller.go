@@ -31,6 +31,8 @@ type WebhookSubscriptionReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+	// Secrets reads signing Secrets (metadata cached, data read once per change).
+	Secrets *Secrets
 
 	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
 	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
@@ -124,8 +126,7 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 		if key == "" {
 			key = hookpostv1.DefaultSecretKey
 		}
-		s := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}, s)
+		s, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name})
 		switch {
 		case apierrors.IsNotFound(err):
 			return secretResolution{reason: hookpostv1.ReasonSecretNotFound,
@@ -151,8 +152,8 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 // owned by the subscription, so it goes when the subscription goes.
 func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription, scheme signing.Scheme) (secretResolution, error) {
 	ref := &hookpostv1.SecretKeyRef{Name: hookpostv1.GeneratedSecretName(sub.Name), Key: hookpostv1.DefaultSecretKey}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sub.Namespace, Name: ref.Name}}
-	err := r.Get(ctx, client.ObjectKeyFromObject(s), s)
+	key := types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}
+	s, err := r.Secrets.Get(ctx, key)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return secretResolution{}, fmt.Errorf("get generated signing secret: %w", err)
 	}
@@ -171,13 +172,14 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 		return secretResolution{}, fmt.Errorf("generate signing secret: %w", genErr)
 	}
 	if err == nil {
+		s = s.DeepCopy() // the one Secrets holds is shared
 		s.Data = map[string][]byte{ref.Key: []byte(value)}
 		if err := r.Update(ctx, s); err != nil {
 			return secretResolution{}, fmt.Errorf("update generated signing secret: %w", err)
 		}
 		return secretResolution{ref: ref, generated: true}, nil
 	}
-	s.Type = corev1.SecretTypeOpaque
+	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeOpaque}
 	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
 		s.Labels = map[string]string{hookpostv1.LabelSubscription: v}
 	}
@@ -260,7 +262,7 @@ func (r *WebhookSubscriptionReconciler) deletePruned(ctx context.Context, prune 
 func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookSubscription{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
 		Watches(&hookpostv1.WebhookDelivery{}, handler.EnqueueRequestsFromMapFunc(subscriptionForDelivery)).
 		Named("webhooksubscription").
 		Complete(r)

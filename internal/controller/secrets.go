@@ -1,0 +1,56 @@
+package controller
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only
+// Secret metadata (a metadata-only watch), and a Secret's data is read from the API server once per
+// resourceVersion and kept here. An operator that watched whole Secrets would hold every credential in the cluster
+// in memory.
+type Secrets struct {
+	// Metadata reads PartialObjectMetadata from the manager's cache.
+	Metadata client.Reader
+	// Direct reads from the API server (the manager's APIReader).
+	Direct client.Reader
+
+	mu     sync.Mutex
+	values map[types.NamespacedName]*corev1.Secret
+}
+
+// NewSecrets returns a Secrets reading metadata from cached and data from direct.
+func NewSecrets(cached, direct client.Reader) *Secrets {
+	return &Secrets{Metadata: cached, Direct: direct, values: map[types.NamespacedName]*corev1.Secret{}}
+}
+
+// Get returns the Secret, or a NotFound error. The result is shared: callers must not modify it.
+func (s *Secrets) Get(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := s.Metadata.Get(ctx, key, m); err != nil {
+		s.mu.Lock()
+		delete(s.values, key)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	v, ok := s.values[key]
+	s.mu.Unlock()
+	if ok && v.ResourceVersion == m.ResourceVersion {
+		return v, nil
+	}
+	fresh := &corev1.Secret{}
+	if err := s.Direct.Get(ctx, key, fresh); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.values[key] = fresh
+	s.mu.Unlock()
+	return fresh, nil
+}
