@@ -17,8 +17,8 @@ const (
 	indexSubscriptionSecret = "signingSecretName"
 )
 
-// SetupIndexes registers the cache indexes; call it once per manager, before the controllers.
-func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+// setupIndexes registers the cache indexes; call it once per manager, before the controllers.
+func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &hookpostv1.WebhookDelivery{}, IndexDeliverySubscription, func(o client.Object) []string {
 		return []string{o.(*hookpostv1.WebhookDelivery).Spec.SubscriptionName}

@@ -26,7 +26,7 @@ type Options struct {
 // Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
 // the real operator in-process call it too.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
-	if err := SetupIndexes(ctx, mgr); err != nil {
+	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
 	}
 	secrets := NewSecrets(mgr.GetClient(), mgr.GetAPIReader())

@@ -229,7 +229,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(attemptFor(d, p, start), r.UserAgent)
+	req, err := delivery.BuildRequest(AttemptFor(d, p.sub, p.secret, start), r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
@@ -273,11 +273,6 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 			r.Recorder.Eventf(d, p.sub, corev1.EventTypeWarning, c.Reason, "Deliver", "%s", c.Message)
 		}
 	}
-}
-
-// attemptFor translates the CRs into the domain's plain Attempt.
-func attemptFor(d *hookpostv1.WebhookDelivery, p *pendingAttempt, now time.Time) delivery.Attempt {
-	return AttemptFor(d, p.sub, p.secret, now)
 }
 
 // AttemptFor translates a delivery, its subscription and the subscription's signing secret into the attempt the

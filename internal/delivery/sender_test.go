@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,26 @@ func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// heldReceiver answers only once release is called (or the request is canceled), so an attempt to it holds its
+// slots for as long as a test needs; arrived receives a value as each request comes in. release is idempotent
+// and also runs when the test ends, before the server closes.
+func heldReceiver(t *testing.T, capacity int) (srv *httptest.Server, arrived <-chan struct{}, release func()) {
+	t.Helper()
+	in := make(chan struct{}, capacity)
+	released := make(chan struct{})
+	srv = serve(t, func(w http.ResponseWriter, r *http.Request) {
+		in <- struct{}{}
+		select {
+		case <-released:
+		case <-r.Context().Done():
+		}
+	})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release)
+	return srv, in, release
 }
 
 func post(url string) delivery.Request {
@@ -139,14 +160,7 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 }
 
 func TestSendTimeoutRetries(t *testing.T) {
-	release := make(chan struct{})
-	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	defer close(release)
+	srv, _, _ := heldReceiver(t, 1)
 
 	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 50*time.Millisecond, false, testNow)
 	if out.StatusCode != 0 || out.Class != delivery.ClassRetry || out.Error != "timeout after 50ms" {
@@ -258,15 +272,7 @@ func TestSendReusesConnections(t *testing.T) {
 // With the slots taken in the other order the queued attempt would hold the last
 // global slot and the fast attempt would never start.
 func TestSlowHostDoesNotStarveOthers(t *testing.T) {
-	arrived := make(chan struct{}, 2)
-	release := make(chan struct{})
-	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	slow, arrived, release := heldReceiver(t, 2)
 	fast := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
 
 	s := newSender(delivery.SenderOptions{MaxConcurrent: 2, MaxPerHost: 1})
@@ -297,7 +303,7 @@ func TestSlowHostDoesNotStarveOthers(t *testing.T) {
 		t.Fatal("the fast host's attempt is stuck behind the slow host")
 	}
 
-	close(release)
+	release()
 	for range 2 {
 		if out := <-slowDone; out.Class != delivery.ClassSucceeded {
 			t.Errorf("slow host outcome = %+v", out)
@@ -309,16 +315,8 @@ func TestSlowHostDoesNotStarveOthers(t *testing.T) {
 }
 
 func TestSendGivesUpWaitingWhenCanceled(t *testing.T) {
-	release := make(chan struct{})
-	arrived := make(chan struct{}, 1)
-	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	defer close(release)
+	slow, arrived, release := heldReceiver(t, 1)
+	defer release()
 	s := newSender(delivery.SenderOptions{MaxPerHost: 1})
 	go s.Send(context.Background(), post(slow.URL), time.Minute, false, testNow)
 	<-arrived
@@ -339,15 +337,7 @@ func TestSendGivesUpWaitingWhenCanceled(t *testing.T) {
 // TestTrySendDoesNotWaitForABusyHost shows the worker-friendly variant: with the slow host's only slot taken,
 // TrySend to it returns at once without sending, while TrySend to another host sends.
 func TestTrySendDoesNotWaitForABusyHost(t *testing.T) {
-	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	slow := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	slow, arrived, release := heldReceiver(t, 1)
 	fast := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	s := newSender(delivery.SenderOptions{MaxConcurrent: 4, MaxPerHost: 1})
 
@@ -361,7 +351,7 @@ func TestTrySendDoesNotWaitForABusyHost(t *testing.T) {
 	if !sent || out.Class != delivery.ClassSucceeded {
 		t.Fatalf("TrySend to a free host: sent=%v outcome %+v", sent, out)
 	}
-	close(release)
+	release()
 	<-held
 	if _, sent := s.TrySend(context.Background(), post(slow.URL), time.Minute, false, testNow); !sent {
 		t.Fatal("TrySend after the slot was freed did not send")

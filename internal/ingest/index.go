@@ -29,7 +29,6 @@ type Index struct {
 	root node
 	// all holds subscriptions with the pattern "*".
 	all []*Subscription
-	n   int
 }
 
 type node struct {
@@ -40,7 +39,7 @@ type node struct {
 
 // NewIndex builds an index over subs.
 func NewIndex(subs []*Subscription) *Index {
-	idx := &Index{n: len(subs)}
+	idx := &Index{}
 	for _, s := range subs {
 		for _, p := range s.Patterns {
 			if p == "*" {
@@ -52,9 +51,6 @@ func NewIndex(subs []*Subscription) *Index {
 	}
 	return idx
 }
-
-// Len is the number of subscriptions indexed.
-func (idx *Index) Len() int { return idx.n }
 
 func (n *node) insert(segs []string, s *Subscription) {
 	if len(segs) == 0 {

@@ -204,17 +204,3 @@ func sample(s []string) string {
 	}
 	return fmt.Sprint(s)
 }
-
-// perSubscription prints how many deliveries each subscription has.
-func perSubscription(counts map[string]map[string]int) string {
-	names := make([]string, 0, len(counts))
-	for name := range counts {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	parts := make([]string, 0, len(names))
-	for _, name := range names {
-		parts = append(parts, fmt.Sprintf("%s=%d", name, len(counts[name])))
-	}
-	return "{" + strings.Join(parts, " ") + "}"
-}
