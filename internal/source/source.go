@@ -26,11 +26,15 @@ type Event struct {
 	Data json.RawMessage
 }
 
-// Batch is a set of events claimed together; Ack or Nack settles it, once.
+// Batch is a set of events claimed together; Ack or Nack settles it, once. The source keeps an open batch
+// claimed however long the caller works on it (postgres renews a lease, NATS reports progress), so the caller
+// may make slow HTTP attempts before settling it.
 type Batch interface {
 	// Events returns the claimed events in source order.
 	Events() []Event
-	// Ack marks every event done. Call it only after every matching WebhookDelivery exists.
+	// Ack marks every event done. Call it only after every matched pair (subscription, event) got a 2xx or has a
+	// durable WebhookDelivery. Delivery is at least once: a source may hand an event over again (after a lost
+	// claim or a failed Ack), always with the same ID, and Ack is safe even if another replica took the events.
 	Ack(ctx context.Context) error
 	// Nack gives the batch back for redelivery after delay, for a transient failure downstream.
 	Nack(ctx context.Context, delay time.Duration, cause error) error

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookpost/hookpost/internal/backoff"
 	"github.com/hookpost/hookpost/internal/source"
 )
 
@@ -209,7 +210,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			}
 			s.setFetchErr(err)
 			failures++
-			if err := sleep(ctx, backoff(failures)); err != nil {
+			if err := sleep(ctx, backoff.Exponential(failures, retryBackoffMin, retryBackoffMax)); err != nil {
 				return nil, err
 			}
 			continue
@@ -344,14 +345,6 @@ func (s *Source) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.conn.Close()
 	return nil
-}
-
-func backoff(failures int) time.Duration {
-	d := retryBackoffMin
-	for i := 1; i < failures && d < retryBackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, retryBackoffMax)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -61,9 +61,14 @@ func ChannelName(schema, tableName string) string {
 // by hand and Migrate can apply it on every start.
 //
 // Producers fill event_type, tenant_id, collection and payload (see InsertSQL); event_id and occurred_at have
-// defaults. status, error and processed_at are Hookpost's bookkeeping: a row is pending until Hookpost has
-// created its deliveries (done) or set it aside as malformed (rejected, with error naming the fix; set status
-// back to 'pending' after fixing the row to retry it).
+// defaults. status, error, processed_at and claimed_until are Hookpost's bookkeeping: a row is pending until
+// Hookpost has created its deliveries (done) or set it aside as malformed (rejected, with error naming the fix;
+// set status back to 'pending' after fixing the row to retry it). claimed_until is the lease of the replica
+// working on a pending row (see claim.go); NULL or a past time means nobody is.
+//
+// A table created before claimed_until existed gets the column from the same statements, so upgrading needs no
+// separate migration step. The pending index leaves claimed_until out: the rows leased at any time are a few
+// batches per replica, cheap to skip, and an unchanged index spares upgraded tables a rebuild.
 func DDL(schema, tableName string) string {
 	t := newTable(schema, tableName)
 	var b strings.Builder
@@ -71,22 +76,30 @@ func DDL(schema, tableName string) string {
 		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.schema}.Sanitize())
 	}
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
-    id           bigserial   PRIMARY KEY,
-    event_id     uuid        NOT NULL UNIQUE DEFAULT gen_random_uuid(),
-    event_type   text        NOT NULL,
-    tenant_id    text,
-    collection   text,
-    payload      jsonb       NOT NULL,
-    occurred_at  timestamptz NOT NULL DEFAULT now(),
-    status       text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'rejected')),
-    error        text,
-    processed_at timestamptz
+    id            bigserial   PRIMARY KEY,
+    event_id      uuid        NOT NULL UNIQUE DEFAULT gen_random_uuid(),
+    event_type    text        NOT NULL,
+    tenant_id     text,
+    collection    text,
+    payload       jsonb       NOT NULL,
+    occurred_at   timestamptz NOT NULL DEFAULT now(),
+    status        text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'rejected')),
+    error         text,
+    processed_at  timestamptz,
+    claimed_until timestamptz
 );
 
--- The DO blocks skip statements whose object exists: creating an index or trigger locks the table against
--- the application's inserts even when there is nothing to do.
+-- The DO blocks skip statements whose object exists: adding a column or creating an index or trigger locks the
+-- table against the application's inserts even when there is nothing to do.
 
--- Claims scan only pending rows, in id order.
+-- Tables created before Hookpost leased its claims lack the lease column.
+DO $hookpost$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[9]s::regclass AND attname = 'claimed_until' AND NOT attisdropped) THEN
+        ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS claimed_until timestamptz;
+    END IF;
+END $hookpost$;
+
+-- Claims scan only pending rows, in id order, and skip those still leased.
 DO $hookpost$ BEGIN
     IF to_regclass(%[7]s) IS NULL THEN
         CREATE INDEX %[2]s ON %[1]s (id) WHERE status = 'pending';

@@ -1,7 +1,8 @@
 // Package postgres is the transactional-outbox source: applications insert events into an outbox table in the
-// same transaction as their business data, and Hookpost claims them with SELECT ... FOR UPDATE SKIP LOCKED, so
-// several replicas share one table and a crashed replica's claim is released with its connection. A trigger's
-// NOTIFY wakes waiting replicas; polling covers a lost notification.
+// same transaction as their business data, and Hookpost claims them by leasing rows (claimed_until) in short
+// statements, so several replicas share one table, no transaction stays open while a batch is worked on, and a
+// crashed replica's rows come back when its lease runs out (claim.go says how). A trigger's NOTIFY wakes
+// waiting replicas; polling covers a lost notification.
 package postgres
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/hookpost/hookpost/internal/backoff"
 	"github.com/hookpost/hookpost/internal/source"
 )
 
@@ -27,6 +29,7 @@ const (
 	DefaultPollInterval        = time.Second
 	DefaultRetention           = 24 * time.Hour
 	DefaultReconnectBackoffMax = 5 * time.Second
+	DefaultClaimLease          = 30 * time.Second
 )
 
 const (
@@ -38,6 +41,9 @@ const (
 	reconnectBackoffMin = 100 * time.Millisecond
 	// listenPingInterval is how often an idle LISTEN connection is checked, so a silently dead one is replaced.
 	listenPingInterval = 30 * time.Second
+	// giveBackTimeout bounds giving rows back, so Close does not hang on a database that is down: rows not given
+	// back come back when their lease runs out.
+	giveBackTimeout = 5 * time.Second
 )
 
 // errClosed is returned by a Source after Close.
@@ -60,6 +66,10 @@ type Options struct {
 	MaxPayloadBytes int
 	// ReconnectBackoffMax caps the exponential backoff between reconnection attempts; default 5s.
 	ReconnectBackoffMax time.Duration
+	// ClaimLease is how long a claim keeps other replicas off its rows; default 30s. An open batch extends it
+	// every ClaimLease/3, so it bounds how soon a crashed replica's rows are claimed again, not how long a batch
+	// may take.
+	ClaimLease time.Duration
 	// OnReject, when set, is called for every row set aside as malformed.
 	OnReject func(source.Rejection)
 	// Now returns the current time for processed_at and retention cutoffs; default time.Now. Waits use real
@@ -75,8 +85,10 @@ type Source struct {
 	pool  *pgxpool.Pool
 
 	wake         chan struct{} // buffered 1: a notification or a reconnect since the last claim
-	stopListener context.CancelFunc
+	life         context.Context
+	endLife      context.CancelFunc // stops the listener and the heartbeats
 	listenerDone chan struct{}
+	heartbeats   sync.WaitGroup // one per open batch; added to only under mu while not closed
 
 	mu          sync.Mutex
 	listenErr   error // why the LISTEN connection is down, nil while it is up
@@ -90,7 +102,7 @@ type Source struct {
 var _ source.Source = (*Source)(nil)
 
 type statements struct {
-	claim, reject, ack, purge string
+	claim, reject, extend, ack, nack, release, purge string
 }
 
 // New connects to the database and starts listening for notifications. It does not wait for the database: a
@@ -108,6 +120,9 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	if opts.ReconnectBackoffMax <= 0 {
 		opts.ReconnectBackoffMax = DefaultReconnectBackoffMax
 	}
+	if opts.ClaimLease <= 0 {
+		opts.ClaimLease = DefaultClaimLease
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -120,31 +135,60 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 		return nil, fmt.Errorf("create postgres pool: %w", err)
 	}
 	t := newTable(opts.Schema, opts.Table)
-	q := t.qualified()
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Source{
-		opts:  opts,
-		table: t,
-		sql: statements{
-			// The payload is read only when it is within the limit, so an oversize row costs no memory.
-			claim: fmt.Sprintf(`SELECT id, event_id::text, event_type, coalesce(tenant_id, ''), coalesce(collection, ''),
-       occurred_at, octet_length(payload::text),
-       CASE WHEN octet_length(payload::text) <= $2 THEN payload::text END
-FROM %s WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, q),
-			reject: fmt.Sprintf(`UPDATE %s SET status = 'rejected', error = $2, processed_at = $3 WHERE id = $1`, q),
-			ack:    fmt.Sprintf(`UPDATE %s SET status = 'done', error = NULL, processed_at = $2 WHERE id = ANY($1)`, q),
-			purge: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
-    SELECT id FROM %[1]s WHERE status = 'done' AND processed_at < $1 LIMIT %[2]d)`, q, purgeChunk),
-		},
+		opts:         opts,
+		table:        t,
+		sql:          newStatements(t.qualified()),
 		pool:         pool,
 		wake:         make(chan struct{}, 1),
+		life:         life,
+		endLife:      endLife,
 		listenerDone: make(chan struct{}),
 		open:         map[*batch]struct{}{},
 		listenErr:    errors.New("not yet listening for outbox notifications"),
 	}
-	listenCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopListener = stop
-	go s.listen(listenCtx, poolConfig.ConnConfig.Copy())
+	go s.listen(life, poolConfig.ConnConfig.Copy())
 	return s, nil
+}
+
+// newStatements returns the source's SQL for the quoted table q. Each runs on its own and commits at once;
+// claim.go explains the lease they share. claimed_until is always the database's now() plus a lease or delay
+// given in seconds.
+func newStatements(q string) statements {
+	return statements{
+		// The picked rows are locked only while this statement runs, so two claims never pick the same row. The
+		// payload is read only when it is within the limit, so an oversize row costs no memory.
+		claim: fmt.Sprintf(`WITH picked AS MATERIALIZED (
+    SELECT id FROM %[1]s
+    WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE %[1]s AS o SET claimed_until = now() + make_interval(secs => $3)
+    FROM picked WHERE o.id = picked.id
+    RETURNING o.id, o.event_id::text, o.event_type, coalesce(o.tenant_id, ''), coalesce(o.collection, ''),
+        o.occurred_at, octet_length(o.payload::text) AS payload_size,
+        CASE WHEN octet_length(o.payload::text) <= $2 THEN o.payload::text END AS payload, o.claimed_until
+)
+SELECT * FROM leased ORDER BY id`, q),
+		reject: fmt.Sprintf(`UPDATE %s SET status = 'rejected', error = $2, processed_at = $3, claimed_until = NULL
+WHERE id = $1`, q),
+		// $2 is the batch's token. The count and the new token come back as one row, NULL when nothing matched.
+		extend: fmt.Sprintf(`WITH extended AS (
+    UPDATE %s SET claimed_until = now() + make_interval(secs => $3)
+    WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2
+    RETURNING claimed_until
+)
+SELECT count(*), max(claimed_until) FROM extended`, q),
+		ack: fmt.Sprintf(`UPDATE %s SET status = 'done', error = NULL, claimed_until = NULL, processed_at = $2
+WHERE id = ANY($1) AND status = 'pending'`, q),
+		nack: fmt.Sprintf(`UPDATE %s SET claimed_until = now() + make_interval(secs => $3)
+WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2`, q),
+		release: fmt.Sprintf(`UPDATE %s SET claimed_until = NULL
+WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2`, q),
+		purge: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
+    SELECT id FROM %[1]s WHERE status = 'done' AND processed_at < $1 LIMIT %[2]d)`, q, purgeChunk),
+	}
 }
 
 // Name returns "postgres".
@@ -178,7 +222,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			}
 			s.setClaimErr(err)
 			failures++
-			if err := sleep(ctx, backoff(failures, s.opts.ReconnectBackoffMax)); err != nil {
+			if err := sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)); err != nil {
 				return nil, err
 			}
 			continue
@@ -195,101 +239,6 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			return nil, err
 		}
 	}
-}
-
-// claim returns a batch holding its transaction open, or nil when nothing is pending. Malformed rows are
-// rejected and committed on their own (setAside reports it), so they are reported once and never ride on a
-// batch that might be given back.
-func (s *Source) claim(ctx context.Context, max int) (b *batch, setAside bool, err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("begin claim: %w", err)
-	}
-	defer func() {
-		if b == nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	rows, err := tx.Query(ctx, s.sql.claim, max, s.opts.MaxPayloadBytes)
-	if err != nil {
-		return nil, false, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
-	}
-	var (
-		ids       []int64
-		events    []source.Event
-		rejection []source.Rejection
-		rejectIDs []int64
-	)
-	for rows.Next() {
-		var (
-			id          int64
-			ev          source.Event
-			payloadSize int
-			payload     *string
-		)
-		if err := rows.Scan(&id, &ev.ID, &ev.Type, &ev.TenantID, &ev.Collection, &ev.OccurredAt, &payloadSize, &payload); err != nil {
-			rows.Close()
-			return nil, false, fmt.Errorf("read pending row: %w", err)
-		}
-		reason := rowRejection(ev, payloadSize, payload, s.opts.MaxPayloadBytes)
-		if reason != "" {
-			rejectIDs = append(rejectIDs, id)
-			rejection = append(rejection, source.Rejection{Source: Name, ID: ev.ID, Reason: reason})
-			continue
-		}
-		ev.Data = []byte(*payload)
-		ids = append(ids, id)
-		events = append(events, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
-	}
-	if len(rejection) > 0 {
-		now := s.opts.Now()
-		for i, id := range rejectIDs {
-			if _, err := tx.Exec(ctx, s.sql.reject, id, rejection[i].Reason, now); err != nil {
-				return nil, false, fmt.Errorf("set aside malformed row %d: %w", id, err)
-			}
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return nil, false, fmt.Errorf("commit rejected rows: %w", err)
-		}
-		if s.opts.OnReject != nil {
-			for _, r := range rejection {
-				s.opts.OnReject(r)
-			}
-		}
-		return nil, true, nil
-	}
-	if len(events) == 0 {
-		return nil, false, nil
-	}
-	b = &batch{src: s, tx: tx, ids: ids, events: events}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		b = nil
-		return nil, false, errClosed
-	}
-	s.open[b] = struct{}{}
-	return b, false, nil
-}
-
-// rowRejection says why a row cannot be delivered, naming the column to fix, or "" when it can.
-func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadBytes int) string {
-	if reason := source.ValidateType(ev.Type); reason != "" {
-		return "event_type: " + reason
-	}
-	if reason := source.ValidateAttributes(ev); reason != "" {
-		return "tenant_id/collection: " + reason
-	}
-	if payload == nil {
-		return "payload: " + source.OversizeReason(payloadSize, maxPayloadBytes)
-	}
-	if reason := source.ValidateData([]byte(*payload), maxPayloadBytes); reason != "" {
-		return "payload: " + reason
-	}
-	return ""
 }
 
 func (s *Source) waitForWork(ctx context.Context) error {
@@ -409,12 +358,19 @@ func (s *Source) setListenErr(err error) {
 	s.listenErr = err
 }
 
-// Close gives back open batches, stops listening and closes the pool.
+// Close gives back open batches, so their rows are claimable at once, stops listening and closes the pool.
 func (s *Source) Close() error {
+	s.shutdown(true)
+	return nil
+}
+
+// shutdown stops the source. Without giveBack the open batches' rows wait for their leases to run out, as after
+// a crash; the tests play a crashed replica that way (export_test.go).
+func (s *Source) shutdown(giveBack bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		return
 	}
 	s.closed = true
 	open := make([]*batch, 0, len(s.open))
@@ -422,22 +378,15 @@ func (s *Source) Close() error {
 		open = append(open, b)
 	}
 	s.mu.Unlock()
-	for _, b := range open {
-		_ = b.settle(context.Background(), func(ctx context.Context) error { return b.tx.Rollback(ctx) })
+	if giveBack {
+		for _, b := range open {
+			_ = b.settle(context.Background(), b.giveBack)
+		}
 	}
-	s.stopListener()
+	s.endLife()
+	s.heartbeats.Wait()
 	<-s.listenerDone
 	s.pool.Close()
-	return nil
-}
-
-// backoff returns the wait before attempt number failures (1-based): doubling from reconnectBackoffMin, capped.
-func backoff(failures int, max time.Duration) time.Duration {
-	d := reconnectBackoffMin
-	for i := 1; i < failures && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -462,7 +411,7 @@ func (s *Source) listen(ctx context.Context, config *pgx.ConnConfig) {
 		}
 		s.setListenErr(fmt.Errorf("listen for outbox notifications: %w", err))
 		failures++
-		if sleep(ctx, backoff(failures, s.opts.ReconnectBackoffMax)) != nil {
+		if sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)) != nil {
 			return
 		}
 	}

@@ -1,0 +1,196 @@
+package postgres
+
+// How claiming works.
+//
+// A claim is one short statement that commits at once. It picks up to max pending rows whose claimed_until is
+// NULL or past, in id order, and sets their claimed_until to the database's now() plus the lease
+// (Options.ClaimLease). FOR UPDATE SKIP LOCKED only keeps two claim statements running at the same instant from
+// picking the same rows; the row locks end with the statement. No transaction stays open while the caller works
+// on the batch, so a batch whose deliveries take a minute holds no row lock and no connection.
+//
+// While the batch is open its heartbeat (batch.go) moves claimed_until forward every lease/3, so no other
+// replica claims its rows however long the work takes. A replica that crashes stops its heartbeat, and its rows
+// become claimable once the lease runs out. Every time is the database's now(), never a replica's clock, so
+// replicas whose clocks disagree still agree on when a lease ends.
+//
+// The claimed_until value a claim or heartbeat wrote is the batch's token: extending the lease, Nack and giving
+// rows back at Close all match it, so a replica that lost its lease (its heartbeat failed for longer than the
+// lease, say, and another replica claimed the rows meanwhile) never extends or releases the other replica's
+// claim. A later claim always writes a later value, so tokens do not repeat.
+//
+// Ack does not match the token: the caller acks only once every event is delivered or has a durable
+// WebhookDelivery, so marking the rows done is right whoever holds them now. The price of leases is that an
+// event can be handed over twice, to the replica that lost the lease and to the one that took the rows over:
+// delivery is at least once, never lost. Both replicas derive the same WebhookDelivery name from the
+// subscription and event id (api/v1alpha1/names.go), so the second gets AlreadyExists rather than a second
+// delivery; an attempt made before any WebhookDelivery exists carries the same event id either time (the
+// X-Event-Id header, internal/delivery/attempt.go), so a receiver can drop the repeat.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// claimedRow is a row as the claim statement returns it.
+type claimedRow struct {
+	id    int64
+	event source.Event // without Data, which is payload once the row is accepted
+	// payloadSize is the payload's length as JSON text; payload is nil when that is over the limit, so an
+	// oversize payload is never read.
+	payloadSize int
+	payload     *string
+}
+
+// leasedEvent is a deliverable row of a batch.
+type leasedEvent struct {
+	id    int64
+	event source.Event
+}
+
+// rejectedRow is a malformed row to set aside.
+type rejectedRow struct {
+	id        int64
+	rejection source.Rejection
+}
+
+// claim leases up to max pending rows and returns the deliverable ones as an open batch, or nil when nothing
+// is pending. Malformed rows are set aside first, in their own statement, so they are reported once and never
+// ride on a batch that might be given back; setAside reports that a claim found only malformed rows.
+func (s *Source) claim(ctx context.Context, max int) (b *batch, setAside bool, err error) {
+	rows, lease, err := s.leaseRows(ctx, max)
+	if err != nil || len(rows) == 0 {
+		return nil, false, err
+	}
+	accepted, rejected := sortOut(rows, s.opts.MaxPayloadBytes)
+	if err := s.reject(ctx, rejected); err != nil {
+		// The malformed rows come back when their lease runs out; the good ones need not wait that long.
+		s.giveBack(ctx, idsOf(accepted), lease)
+		return nil, false, err
+	}
+	if len(accepted) == 0 {
+		return nil, true, nil
+	}
+	b, err = s.openBatch(ctx, accepted, lease)
+	return b, false, err
+}
+
+// sortOut splits claimed rows into deliverable events and malformed rows, each in the order given.
+func sortOut(rows []claimedRow, maxPayloadBytes int) (accepted []leasedEvent, rejected []rejectedRow) {
+	for _, r := range rows {
+		if reason := rowRejection(r.event, r.payloadSize, r.payload, maxPayloadBytes); reason != "" {
+			rejected = append(rejected, rejectedRow{id: r.id, rejection: source.Rejection{Source: Name, ID: r.event.ID, Reason: reason}})
+			continue
+		}
+		ev := r.event
+		ev.Data = []byte(*r.payload)
+		accepted = append(accepted, leasedEvent{id: r.id, event: ev})
+	}
+	return accepted, rejected
+}
+
+// rowRejection says why a row cannot be delivered, naming the column to fix, or "" when it can.
+func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadBytes int) string {
+	if reason := source.ValidateType(ev.Type); reason != "" {
+		return "event_type: " + reason
+	}
+	if reason := source.ValidateAttributes(ev); reason != "" {
+		return "tenant_id/collection: " + reason
+	}
+	if payload == nil {
+		return "payload: " + source.OversizeReason(payloadSize, maxPayloadBytes)
+	}
+	if reason := source.ValidateData([]byte(*payload), maxPayloadBytes); reason != "" {
+		return "payload: " + reason
+	}
+	return ""
+}
+
+// leaseRows runs the claim statement and returns the rows in id order with the lease they got, the same for all.
+func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Time, error) {
+	rows, err := s.pool.Query(ctx, s.sql.claim, max, s.opts.MaxPayloadBytes, s.opts.ClaimLease.Seconds())
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+	}
+	defer rows.Close()
+	var (
+		claimed []claimedRow
+		lease   time.Time
+	)
+	for rows.Next() {
+		var r claimedRow
+		if err := rows.Scan(&r.id, &r.event.ID, &r.event.Type, &r.event.TenantID, &r.event.Collection,
+			&r.event.OccurredAt, &r.payloadSize, &r.payload, &lease); err != nil {
+			return nil, time.Time{}, fmt.Errorf("read pending row: %w", err)
+		}
+		claimed = append(claimed, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+	}
+	return claimed, lease, nil
+}
+
+// reject marks malformed rows rejected, all or none, then reports them.
+func (s *Source) reject(ctx context.Context, rejected []rejectedRow) error {
+	if len(rejected) == 0 {
+		return nil
+	}
+	now := s.opts.Now()
+	var q pgx.Batch // one round trip, run as one implicit transaction
+	for _, r := range rejected {
+		q.Queue(s.sql.reject, r.id, r.rejection.Reason, now)
+	}
+	if err := s.pool.SendBatch(ctx, &q).Close(); err != nil {
+		return fmt.Errorf("set aside %d malformed outbox rows: %w", len(rejected), err)
+	}
+	if s.opts.OnReject != nil {
+		for _, r := range rejected {
+			s.opts.OnReject(r.rejection)
+		}
+	}
+	return nil
+}
+
+// openBatch registers a batch and starts its heartbeat, unless the source was closed meanwhile.
+func (s *Source) openBatch(ctx context.Context, rows []leasedEvent, lease time.Time) (*batch, error) {
+	b := newBatch(s, rows, lease)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.giveBack(ctx, b.ids(), lease)
+		return nil, errClosed
+	}
+	s.open[b] = struct{}{}
+	s.heartbeats.Go(func() { b.keepLease(s.life, heartbeatInterval(s.opts.ClaimLease)) })
+	s.mu.Unlock()
+	return b, nil
+}
+
+// giveBack makes rows still holding lease claimable at once. It is best effort: rows it misses come back when
+// their lease runs out.
+func (s *Source) giveBack(ctx context.Context, ids []int64, lease time.Time) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+	defer cancel()
+	_, _ = s.pool.Exec(ctx, s.sql.release, ids, lease)
+}
+
+// heartbeatInterval is how often an open batch's lease is extended: three chances before it runs out.
+func heartbeatInterval(lease time.Duration) time.Duration {
+	return max(lease/3, time.Millisecond)
+}
+
+func idsOf(rows []leasedEvent) []int64 {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
+	}
+	return ids
+}
