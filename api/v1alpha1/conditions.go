@@ -61,6 +61,10 @@ const (
 	AnnotationReplay = "webhooks.hookpost.io/replay"
 	// AnnotationReplayed records the replay value already acted on, so a replay is done once per value.
 	AnnotationReplayed = "webhooks.hookpost.io/replayed"
+	// AnnotationFirstAttempt carries the outcome of the first attempt, made by ingest before the delivery
+	// existed, so the one create that makes the delivery durable also records that attempt; the delivery
+	// controller moves it into status. Set by Hookpost only.
+	AnnotationFirstAttempt = "webhooks.hookpost.io/first-attempt"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -246,6 +246,13 @@ type WebhookSubscriptionStatus struct {
 	// +optional
 	PrunedSucceeded int64 `json:"prunedSucceeded,omitempty"`
 
+	// deliveredWithoutObject counts deliveries that succeeded on their first attempt, made straight from ingest,
+	// and never got a WebhookDelivery object: only the newest spec.history.succeededLimit successes of each flush
+	// interval are written as objects. delivered includes them. Hookpost adds to it at most once per subscription
+	// per flush interval.
+	// +optional
+	DeliveredWithoutObject int64 `json:"deliveredWithoutObject,omitempty"`
+
 	// prunedFailed: see prunedSucceeded.
 	// +optional
 	PrunedFailed int64 `json:"prunedFailed,omitempty"`

@@ -63,7 +63,7 @@ func (o *secretOptions) run(ctx context.Context, subscription string) error {
 	}
 	return printStructured(o.streams.Out, o.output, secretOutput{
 		Subscription: sub.Name,
-		Scheme:       orDefault(sub.Spec.Signing.Scheme, hookpostv1.SigningSchemeHMACSHA256Hex),
+		Scheme:       sub.Spec.Signing.Scheme,
 		SecretRef:    *sub.Status.SigningSecretRef,
 		Secret:       secret,
 	})
@@ -84,13 +84,9 @@ func signingSecret(ctx context.Context, c client.Client, sub *hookpostv1.Webhook
 	if err := c.Get(ctx, client.ObjectKey{Namespace: sub.Namespace, Name: ref.Name}, s); err != nil {
 		return "", fmt.Errorf("get signing Secret %s/%s of subscription %s: %w", sub.Namespace, ref.Name, sub.Name, err)
 	}
-	key := ref.Key
-	if key == "" {
-		key = hookpostv1.DefaultSecretKey
-	}
-	v, ok := s.Data[key]
+	v, ok := s.Data[ref.Key]
 	if !ok || len(v) == 0 {
-		return "", fmt.Errorf("signing Secret %s/%s has no data under key %q", sub.Namespace, ref.Name, key)
+		return "", fmt.Errorf("signing Secret %s/%s has no data under key %q", sub.Namespace, ref.Name, ref.Key)
 	}
 	return string(v), nil
 }

@@ -18,11 +18,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/netguard"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/internal/version"
@@ -98,17 +100,18 @@ func run() error {
 		Guard:         netguard.New(allow),
 		MaxConcurrent: o.maxConcurrent,
 		MaxPerHost:    o.maxPerHost,
-		MaxRetryAfter: o.maxRetryAfter,
 	})
 	clk := clock.RealClock{}
+	// One Sender and one Secrets serve the first attempt from ingest and the delivery controller's retries.
+	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Clock: clk, Sender: sender, UserAgent: version.UserAgent(),
+		Clock: clk, Sender: sender, Secrets: secrets, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers,
 	}); err != nil {
 		return err
 	}
-	controller.RegisterMetrics(sender, controller.RetryBacklog(mgr.GetCache()))
-	if err := o.sources.setup(ctx, mgr, clk); err != nil {
+	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, userAgent: version.UserAgent()}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -129,7 +132,7 @@ func run() error {
 func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it. Env HOOKPOST_METRICS_BIND_ADDRESS.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz. Env HOOKPOST_HEALTH_PROBE_BIND_ADDRESS.")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica delivers. Env HOOKPOST_LEADER_ELECT.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader for the controllers (retries, pruning); every replica ingests and makes first attempts. Env HOOKPOST_LEADER_ELECT.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
 	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", 64, "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")

@@ -10,6 +10,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ingest"
 	"github.com/hookpost/hookpost/internal/source"
 	natssource "github.com/hookpost/hookpost/internal/source/nats"
@@ -25,6 +27,22 @@ type sourceOptions struct {
 	natsCreds                                  string
 	natsCreateStream                           bool
 	batchSize, parallelism                     int
+	firstAttempt                               bool
+	successObjects                             string
+	successFlushInterval, hostWait             time.Duration
+}
+
+// Values of --success-objects.
+const (
+	successObjectsNewest = "newest"
+	successObjectsAll    = "all"
+)
+
+// dispatchDeps are what the first attempt shares with the delivery controller.
+type dispatchDeps struct {
+	sender    *delivery.Sender
+	secrets   *controller.Secrets
+	userAgent string
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -40,11 +58,37 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.natsSubjectPrefix, "nats-subject-prefix", natssource.DefaultSubjectPrefix, "Subject prefix; the event type is the rest of the subject. Env HOOKPOST_NATS_SUBJECT_PREFIX.")
 	fs.BoolVar(&o.natsCreateStream, "nats-create-stream", false, "Create the stream if missing. Env HOOKPOST_NATS_CREATE_STREAM.")
 	fs.IntVar(&o.batchSize, "ingest-batch-size", 500, "Events claimed from a source at once. Env HOOKPOST_INGEST_BATCH_SIZE.")
-	fs.IntVar(&o.parallelism, "ingest-parallelism", 32, "WebhookDelivery creations in flight per source. Env HOOKPOST_INGEST_PARALLELISM.")
+	fs.IntVar(&o.parallelism, "ingest-parallelism", 32, "Matches dispatched at once per source (first attempts, or WebhookDelivery creations). Env HOOKPOST_INGEST_PARALLELISM.")
+	fs.BoolVar(&o.firstAttempt, "first-attempt", true, "Make each match's first attempt straight from ingest, writing a WebhookDelivery only when it is needed (a failed attempt, a paused or unready subscription, a busy host). false writes an object for every match and leaves every attempt to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT.")
+	fs.StringVar(&o.successObjects, "success-objects", successObjectsNewest, "Which first-attempt successes get a WebhookDelivery object: newest (the newest spec.history.succeededLimit per subscription and flush interval; the rest are counted in status.deliveredWithoutObject) or all (one object per success, two API writes each). Env HOOKPOST_SUCCESS_OBJECTS.")
+	fs.DurationVar(&o.successFlushInterval, "success-flush-interval", ingest.DefaultFlushInterval, "How often successes are written per subscription: objects for the newest, counters into status. Env HOOKPOST_SUCCESS_FLUSH_INTERVAL.")
+	fs.DurationVar(&o.hostWait, "first-attempt-host-wait", ingest.DefaultHostWait, "How long a first attempt waits for a free slot for its destination host before the match is handed to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT_HOST_WAIT.")
+}
+
+// dispatcher returns what ingest hands its matches to, adding the SuccessLog runnable to mgr when it needs one.
+func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) (ingest.Dispatcher, error) {
+	if !o.firstAttempt {
+		return ingest.DeliveryCreator{Client: mgr.GetClient()}, nil
+	}
+	fo := ingest.FirstAttemptOptions{
+		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sender: deps.sender,
+		UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
+	}
+	switch o.successObjects {
+	case successObjectsNewest:
+		fo.Successes = ingest.NewSuccessLog(mgr.GetClient(), mgr.GetAPIReader(), clk, o.successFlushInterval)
+		if err := mgr.Add(fo.Successes); err != nil {
+			return nil, fmt.Errorf("add success log: %w", err)
+		}
+	case successObjectsAll:
+	default:
+		return nil, fmt.Errorf("--success-objects=%q: use %q or %q", o.successObjects, successObjectsNewest, successObjectsAll)
+	}
+	return ingest.NewFirstAttempt(fo), nil
 }
 
 // setup adds an ingest runnable, and a readiness check, per configured source.
-func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock) error {
+func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) error {
 	log := ctrl.Log.WithName("source")
 	onReject := func(r source.Rejection) {
 		ingest.ObserveRejection(r)
@@ -76,8 +120,15 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 		}
 		srcs = append(srcs, ns)
 	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	d, err := o.dispatcher(mgr, clk, deps)
+	if err != nil {
+		return err
+	}
 	for _, src := range srcs {
-		in := ingest.New(src, mgr.GetCache(), ingest.DeliveryCreator{Client: mgr.GetClient()},
+		in := ingest.New(src, mgr.GetCache(), d,
 			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, Clock: clk})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/ingest"
 )
 
 // namespace holds everything the demo applies, so the kubectl commands it suggests need no -n.
@@ -102,36 +102,20 @@ func urbackendSecret() *corev1.Secret {
 	}
 }
 
-// matches reports whether the subscription receives ev. It mirrors ingest's matching for the patterns the demo
-// uses (exact types and "prefix.*"), so the demo knows how many deliveries to wait for.
-func (s demoSubscription) matches(ev sampleEvent) bool {
-	if f := s.spec.Filter; f != nil {
-		if len(f.Tenants) > 0 && !contains(f.Tenants, ev.tenant) {
-			return false
-		}
-		if len(f.Collections) > 0 && !contains(f.Collections, ev.collection) {
-			return false
-		}
+// matchingSubscriptions returns the names of the subscriptions that receive ev, matched by ingest's own index, so
+// the demo knows how many deliveries to wait for.
+func matchingSubscriptions(subs []demoSubscription, ev sampleEvent) []string {
+	in := make([]*ingest.Subscription, 0, len(subs))
+	for _, s := range subs {
+		in = append(in, ingest.FromAPI(s.object("http://127.0.0.1")))
 	}
-	for _, p := range s.spec.Events {
-		prefix, wildcard := strings.CutSuffix(string(p), ".*")
-		if string(p) == ev.eventType || wildcard && strings.HasPrefix(ev.eventType, prefix+".") && !strings.Contains(ev.eventType[len(prefix)+1:], ".") {
-			return true
-		}
+	var names []string
+	for _, m := range ingest.NewIndex(in).Match(ingest.Event{Type: ev.eventType, TenantID: ev.tenant, Collection: ev.collection, OccurredAt: time.Now()}, nil) {
+		names = append(names, m.Name)
 	}
-	return false
+	return names
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// sampleEvent is one event the demo publishes.
 type sampleEvent struct {
 	eventType, tenant, collection string
 	data                          string

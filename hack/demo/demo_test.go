@@ -154,10 +154,8 @@ func checkStory(t *testing.T, output string) {
 	t.Helper()
 	var want, got []string
 	for _, ev := range sampleEvents() {
-		for _, s := range demoSubscriptions() {
-			if s.matches(ev) {
-				want = append(want, s.name+" "+ev.eventType)
-			}
+		for _, name := range matchingSubscriptions(demoSubscriptions(), ev) {
+			want = append(want, name+" "+ev.eventType)
 		}
 	}
 	for _, m := range acceptedLine.FindAllStringSubmatch(output, -1) {

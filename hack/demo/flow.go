@@ -82,11 +82,7 @@ func (f *flow) applySubscriptions() error {
 func (f *flow) expectedDeliveries() int {
 	n := 0
 	for _, ev := range f.events {
-		for _, s := range f.subscriptions {
-			if s.matches(ev) {
-				n++
-			}
-		}
+		n += len(matchingSubscriptions(f.subscriptions, ev))
 	}
 	return n
 }

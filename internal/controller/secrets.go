@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 )
 
 // Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only
@@ -53,4 +55,13 @@ func (s *Secrets) Get(ctx context.Context, key types.NamespacedName) (*corev1.Se
 	s.values[key] = fresh
 	s.mu.Unlock()
 	return fresh, nil
+}
+
+// Value returns the signing secret ref names in namespace, "" when the Secret or its key does not exist (yet).
+func (s *Secrets) Value(ctx context.Context, namespace string, ref *hookpostv1.SecretKeyRef) (string, error) {
+	sec, err := s.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name})
+	if err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	return string(sec.Data[ref.Key]), nil
 }

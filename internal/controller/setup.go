@@ -15,6 +15,8 @@ import (
 type Options struct {
 	Clock  clock.PassiveClock
 	Sender *delivery.Sender
+	// Secrets reads signing Secrets; nil makes one. The binary shares one with ingest's first attempts.
+	Secrets *Secrets
 	// UserAgent is sent on every attempt.
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
@@ -29,7 +31,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
 	}
-	secrets := NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
+	secrets := o.Secrets
+	if secrets == nil {
+		secrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
+	}
 	if err := (&WebhookSubscriptionReconciler{
 		Secrets:  secrets,
 		Client:   mgr.GetClient(),

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -28,8 +29,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
-	"github.com/hookpost/hookpost/internal/envelope"
-	"github.com/hookpost/hookpost/internal/signing"
+	"github.com/hookpost/hookpost/internal/metrics"
 )
 
 // hostBusyRetry is about how soon a delivery whose destination host has no free slot is looked at again. The
@@ -107,6 +107,11 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if d.Status.Attempts == 0 && d.Annotations[hookpostv1.AnnotationFirstAttempt] != "" {
+		if res, folded := r.foldFirstAttempt(ctx, d); folded {
+			return res, nil
+		}
+	}
 	if d.Status.Phase.Finished() {
 		return ctrl.Result{}, nil
 	}
@@ -146,7 +151,7 @@ func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpos
 }
 
 // prepare checks the subscription, the secret and the schedule. It returns the attempt to make, or a result
-// saying when to look again (the condition says why).
+// saying when to look again (the condition says why). The decision is GateFor's; this reads its inputs.
 func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.WebhookDelivery) (*pendingAttempt, ctrl.Result, error) {
 	sub := &hookpostv1.WebhookSubscription{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); err != nil {
@@ -159,25 +164,28 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if err := r.adopt(ctx, d, sub); err != nil {
 		return nil, ctrl.Result{}, err
 	}
-	if sub.Spec.Paused {
+	gate := GateFor(sub)
+	if gate.Reason == hookpostv1.ReasonSubscriptionPaused {
 		// Held Pending, retrying ones included; nextAttemptTime is kept, so a resumed delivery keeps its schedule.
 		d.Status.Phase = hookpostv1.DeliveryPending
-		waiting(&d.Status, hookpostv1.ReasonSubscriptionPaused, fmt.Sprintf("subscription %s is paused; the delivery is sent when it resumes", sub.Name))
+	}
+	if !gate.Open() {
+		waiting(&d.Status, gate.Reason, gate.Message)
 		return nil, ctrl.Result{}, nil
 	}
-	secret, err := r.signingSecret(ctx, sub)
+	secret, err := r.Secrets.Value(ctx, sub.Namespace, gate.SecretRef)
 	if err != nil {
-		return nil, ctrl.Result{}, err
+		return nil, ctrl.Result{}, fmt.Errorf("read signing secret: %w", err)
 	}
 	if secret == "" {
-		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name))
+		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("Secret %s of subscription %s has no data under key %q; the delivery waits", gate.SecretRef.Name, sub.Name, gate.SecretRef.Key))
 		return nil, ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
 	if next := d.Status.NextAttemptTime; next != nil && next.After(now) {
 		return nil, ctrl.Result{RequeueAfter: next.Sub(now)}, nil
 	}
-	return &pendingAttempt{sub: sub, secret: secret}, ctrl.Result{}, nil
+	return &pendingAttempt{sub: sub, target: TargetFor(sub), secret: secret}, ctrl.Result{}, nil
 }
 
 // adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
@@ -201,23 +209,8 @@ func (r *WebhookDeliveryReconciler) adopt(ctx context.Context, d *hookpostv1.Web
 // pendingAttempt is what prepare resolved for an attempt.
 type pendingAttempt struct {
 	sub    *hookpostv1.WebhookSubscription
+	target delivery.Target
 	secret string
-}
-
-// signingSecret reads the secret the subscription's status names; "" when it does not resolve yet.
-func (r *WebhookDeliveryReconciler) signingSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription) (string, error) {
-	// Only a status that describes the current spec counts: right after a scheme or secretRef change the old
-	// secret would sign wrongly (or not at all) until the subscription controller has caught up.
-	ref := sub.Status.SigningSecretRef
-	ready := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady)
-	if ref == nil || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != sub.Generation || sub.Status.ObservedGeneration != sub.Generation {
-		return "", nil
-	}
-	s, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name})
-	if err != nil {
-		return "", client.IgnoreNotFound(err)
-	}
-	return string(s.Data[ref.Key]), nil
 }
 
 // attempt sends the delivery once and records the outcome; sent is false when the destination host had no free
@@ -229,12 +222,12 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(AttemptFor(d, p.sub, p.secret, start), r.UserAgent)
+	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, start), r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
 		d.Status = invalidRequest(d.Status, err, r.Clock.Now())
-		deliveriesTotal.WithLabelValues("failed").Inc()
+		metrics.DeliveryFinished(false)
 		if r.Recorder != nil {
 			r.Recorder.Eventf(d, p.sub, corev1.EventTypeWarning, hookpostv1.ReasonInvalidRequest, "Deliver", "cannot build the request: %v", err)
 		}
@@ -243,83 +236,71 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	// An attempt in flight finishes even when the manager is shutting down (within its graceful shutdown
 	// period): cutting it off would leave the receiver with a request whose outcome nobody records.
 	var out delivery.Outcome
-	out, sent = r.Sender.TrySend(context.WithoutCancel(ctx), req, attemptTimeout(p.sub), p.sub.Spec.Retry.RetryOn4xx, start)
+	out, sent = r.Sender.TrySend(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start)
 	if !sent {
 		log.V(1).Info("Destination host busy; attempt postponed")
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
-	r.record(ctx, d, p, out, start)
-	if d.Status.Phase == hookpostv1.DeliveryRetrying && d.Status.NextAttemptTime != nil {
-		return ctrl.Result{RequeueAfter: max(d.Status.NextAttemptTime.Sub(r.Clock.Now()), time.Millisecond)}, true
-	}
-	return ctrl.Result{}, true
+	metrics.ObserveAttempt(out)
+	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), true)
+	return r.afterAttempt(d), true
 }
 
-// record writes an outcome into the delivery's status, with metrics and transition Events.
-func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt, out delivery.Outcome, start time.Time) {
-	policy := retryPolicy{schedule: scheduleDurations(p.sub.Spec.Retry.Schedule), maxRetryAfter: r.MaxRetryAfter}
+// foldFirstAttempt records the attempt ingest made before it created the delivery (AnnotationFirstAttempt) as
+// the delivery's first, without sending anything; folded is false when the annotation cannot be read, and the
+// delivery then proceeds as one never attempted.
+func (r *WebhookDeliveryReconciler) foldFirstAttempt(ctx context.Context, d *hookpostv1.WebhookDelivery) (res ctrl.Result, folded bool) {
+	first, err := DecodeFirstAttempt(d.Annotations[hookpostv1.AnnotationFirstAttempt])
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "First attempt annotation unreadable; the delivery is attempted again")
+		return ctrl.Result{}, false
+	}
+	sub := &hookpostv1.WebhookSubscription{}
+	schedule := scheduleDurations(nil)
+	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); err == nil {
+		schedule = TargetFor(sub).Schedule
+	} else {
+		sub = nil
+	}
+	// Ingest counted the attempt in the metrics and the ledger when it made it, and a success as finished.
+	r.record(ctx, d, sub, schedule, first.Outcome(), first.Start, first.End, first.Class != delivery.ClassSucceeded)
+	return r.afterAttempt(d), true
+}
+
+// afterAttempt says when to look at a delivery again after an attempt was recorded.
+func (r *WebhookDeliveryReconciler) afterAttempt(d *hookpostv1.WebhookDelivery) ctrl.Result {
+	if d.Status.Phase == hookpostv1.DeliveryRetrying && d.Status.NextAttemptTime != nil {
+		return ctrl.Result{RequeueAfter: max(d.Status.NextAttemptTime.Sub(r.Clock.Now()), time.Millisecond)}
+	}
+	return ctrl.Result{}
+}
+
+// record writes an outcome into the delivery's status, with transition Events; countFinished counts a finished
+// delivery in the metrics. sub may be nil when the subscription is gone.
+func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, schedule []time.Duration, out delivery.Outcome, start, end time.Time, countFinished bool) {
+	policy := retryPolicy{schedule: schedule, maxRetryAfter: r.MaxRetryAfter}
 	var tr transition
-	d.Status, tr = recordAttempt(d.Status, out, start, r.Clock.Now(), policy)
-	observeAttempt(out)
+	d.Status, tr = recordAttempt(d.Status, out, start, end, policy)
 	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))
 	switch tr {
 	case transitionSucceeded:
-		deliveriesTotal.WithLabelValues("succeeded").Inc()
+		if countFinished {
+			metrics.DeliveryFinished(true)
+		}
 	case transitionExhausted, transitionRejected:
-		deliveriesTotal.WithLabelValues("failed").Inc()
+		if countFinished {
+			metrics.DeliveryFinished(false)
+		}
 		c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered)
 		ctrl.LoggerFrom(ctx).Info("Delivery failed", "attempts", d.Status.Attempts, "reason", c.Reason)
 		if r.Recorder != nil {
-			r.Recorder.Eventf(d, p.sub, corev1.EventTypeWarning, c.Reason, "Deliver", "%s", c.Message)
+			var related runtime.Object
+			if sub != nil {
+				related = sub
+			}
+			r.Recorder.Eventf(d, related, corev1.EventTypeWarning, c.Reason, "Deliver", "%s", c.Message)
 		}
 	}
-}
-
-// AttemptFor translates a delivery, its subscription and the subscription's signing secret into the attempt the
-// delivery's next HTTP request is built from, signed as of now. It is the one CR -> domain translation: the
-// reconciler sends what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
-func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, secret string, now time.Time) delivery.Attempt {
-	var data []byte
-	if d.Spec.Data != nil {
-		data = d.Spec.Data.Raw
-	}
-	return delivery.Attempt{
-		URL:    sub.Spec.URL,
-		Format: envelope.Format(orDefault(string(sub.Spec.PayloadFormat), string(hookpostv1.PayloadFormatEnvelope))),
-		Event: envelope.Event{
-			ID:         d.Spec.Event.ID,
-			Type:       d.Spec.Event.Type,
-			TenantID:   d.Spec.Event.TenantID,
-			Collection: d.Spec.Event.Collection,
-			OccurredAt: d.Spec.Event.OccurredAt.Time,
-			Data:       data,
-			Source:     "/hookpost/" + d.Namespace + "/" + sub.Name,
-		},
-		Scheme:          signing.Scheme(orDefault(string(sub.Spec.Signing.Scheme), string(hookpostv1.SigningSchemeHMACSHA256Hex))),
-		SignatureHeader: string(sub.Spec.Signing.Header),
-		Secret:          secret,
-		StaticHeaders:   sub.Spec.Headers,
-		DeliveryName:    d.Name,
-		Number:          int(d.Status.Attempts) + 1,
-		Test:            d.Spec.Test,
-		Now:             now,
-		Timeout:         attemptTimeout(sub),
-	}
-}
-
-// attemptTimeout is the subscription's per-attempt timeout; zero lets the sender apply its default.
-func attemptTimeout(sub *hookpostv1.WebhookSubscription) time.Duration {
-	if sub.Spec.Timeout == nil {
-		return 0
-	}
-	return sub.Spec.Timeout.Duration
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // SetupWithManager watches deliveries and, for subscription changes that can unblock them, their subscription.

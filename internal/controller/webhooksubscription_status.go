@@ -123,9 +123,10 @@ func later(a, b *metav1.Time) *metav1.Time {
 	return a
 }
 
-// applyDeliveryStats writes stats into the status, counting deliveries already pruned.
+// applyDeliveryStats writes stats into the status, counting deliveries already pruned and those that succeeded
+// without an object.
 func applyDeliveryStats(st *hookpostv1.WebhookSubscriptionStatus, s deliveryStats) {
-	st.Delivered = st.PrunedSucceeded + s.succeeded
+	st.Delivered = st.PrunedSucceeded + st.DeliveredWithoutObject + s.succeeded
 	st.Failed = st.PrunedFailed + s.failed
 	st.Pending = s.pending
 	st.LastDeliveryTime, st.LastSuccessTime, st.LastFailureTime = s.lastDelivery, s.lastSuccess, s.lastFailure

@@ -87,10 +87,10 @@ func TestComputeDeliveryStats(t *testing.T) {
 	}
 
 	var st hookpostv1.WebhookSubscriptionStatus
-	st.PrunedSucceeded, st.PrunedFailed = 10, 2
+	st.PrunedSucceeded, st.PrunedFailed, st.DeliveredWithoutObject = 10, 2, 100
 	applyDeliveryStats(&st, computeDeliveryStats(st, ds))
-	if st.Delivered != 11 || st.Failed != 3 || st.Pending != 2 {
-		t.Fatalf("counters = %d/%d/%d, want pruned deliveries counted", st.Delivered, st.Failed, st.Pending)
+	if st.Delivered != 111 || st.Failed != 3 || st.Pending != 2 {
+		t.Fatalf("counters = %d/%d/%d, want pruned deliveries and successes without an object counted", st.Delivered, st.Failed, st.Pending)
 	}
 }
 

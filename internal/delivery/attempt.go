@@ -24,22 +24,42 @@ const (
 	HeaderTest = "X-Hookpost-Test"
 )
 
-// Attempt is everything needed to make one HTTP attempt, as plain values; the
-// controller translates the subscription and delivery objects into it.
-type Attempt struct {
-	URL             string
-	Format          envelope.Format
-	Event           envelope.Event
-	Scheme          signing.Scheme
-	SignatureHeader string
-	Secret          string
-	StaticHeaders   map[string]string
-	DeliveryName    string
-	Number          int  // attempt number, 1-based
-	Test            bool // a test event, marked with X-Hookpost-Test: true
-	// Now is the signing timestamp, injected so a request is reproducible.
-	Now     time.Time
+// Target is where and how a subscription's events are sent, as plain values: the subscription's settings after
+// the controller package has translated them from the API (defaults applied by the API server). Both the first
+// attempt made from ingest and the delivery controller's retries build their attempts from it.
+type Target struct {
+	// Namespace and Subscription name the subscription; the CloudEvents source is derived from them.
+	Namespace, Subscription string
+	URL                     string
+	Format                  envelope.Format
+	Scheme                  signing.Scheme
+	SignatureHeader         string
+	StaticHeaders           map[string]string
+	// Timeout bounds one attempt; zero means DefaultTimeout.
 	Timeout time.Duration
+	// RetryOn4xx makes 4xx answers (other than 410) retry, for receivers that use them for transient failures.
+	RetryOn4xx bool
+	// Schedule is the delay before each retry.
+	Schedule []time.Duration
+}
+
+// Attempt returns attempt number (1-based) of ev to t, signed with secret at now: the one place that turns
+// (subscription, event, secret, attempt number, now) into what BuildRequest sends.
+func (t Target) Attempt(ev envelope.Event, secret, deliveryName string, number int, test bool, now time.Time) Attempt {
+	ev.Source = "/hookpost/" + t.Namespace + "/" + t.Subscription
+	return Attempt{Target: t, Event: ev, Secret: secret, DeliveryName: deliveryName, Number: number, Test: test, Now: now}
+}
+
+// Attempt is everything needed to make one HTTP attempt, as plain values. Build it with Target.Attempt.
+type Attempt struct {
+	Target
+	Event        envelope.Event
+	Secret       string
+	DeliveryName string
+	Number       int  // attempt number, 1-based
+	Test         bool // a test event, marked with X-Hookpost-Test: true
+	// Now is the signing timestamp, injected so a request is reproducible.
+	Now time.Time
 }
 
 // BuildRequest returns the exact request attempt a makes. It is deterministic:

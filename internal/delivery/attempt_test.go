@@ -19,24 +19,22 @@ import (
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func testAttempt(url string) delivery.Attempt {
-	return delivery.Attempt{
-		URL:    url,
-		Format: envelope.FormatEnvelope,
-		Event: envelope.Event{
-			ID:         "evt_2f1c",
-			Type:       "order.created",
-			TenantID:   "123",
-			OccurredAt: time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC),
-			Data:       []byte(`{"order_id":1001,"total":299.99}`),
-		},
+	target := delivery.Target{
+		Namespace:       "shop",
+		Subscription:    "orders",
+		URL:             url,
+		Format:          envelope.FormatEnvelope,
 		Scheme:          signing.SchemeHMACSHA256Hex,
 		SignatureHeader: "X-Webhook-Signature",
-		Secret:          testSecret,
-		DeliveryName:    "orders-evt-2f1c",
-		Number:          1,
-		Now:             testNow,
 		Timeout:         5 * time.Second,
 	}
+	return target.Attempt(envelope.Event{
+		ID:         "evt_2f1c",
+		Type:       "order.created",
+		TenantID:   "123",
+		OccurredAt: time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC),
+		Data:       []byte(`{"order_id":1001,"total":299.99}`),
+	}, testSecret, "orders-evt-2f1c", 1, false, testNow)
 }
 
 func TestBuildRequestHeaders(t *testing.T) {

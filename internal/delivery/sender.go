@@ -49,19 +49,15 @@ type SenderOptions struct {
 	// TLSConfig verifies receivers; nil means the system roots. Tests pass an
 	// httptest server's pool.
 	TLSConfig *tls.Config
-	// MaxRetryAfter caps the Retry-After that Send reports, so a receiver
-	// cannot park a delivery for days. Zero leaves it uncapped.
-	MaxRetryAfter time.Duration
 }
 
 // Sender makes attempts. It shares one Transport so connections to a receiver
 // are reused across deliveries. A Sender is safe for concurrent use.
 type Sender struct {
-	client        *http.Client
-	hosts         *hostLimiter
-	global        chan struct{}
-	inFlight      atomic.Int64
-	maxRetryAfter time.Duration
+	client   *http.Client
+	hosts    *hostLimiter
+	global   chan struct{}
+	inFlight atomic.Int64
 }
 
 // NewSender returns a Sender configured by o.
@@ -108,9 +104,8 @@ func NewSender(o SenderOptions) *Sender {
 			// configured URL or nowhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		hosts:         newHostLimiter(o.MaxPerHost),
-		global:        make(chan struct{}, o.MaxConcurrent),
-		maxRetryAfter: o.MaxRetryAfter,
+		hosts:  newHostLimiter(o.MaxPerHost),
+		global: make(chan struct{}, o.MaxConcurrent),
 	}
 }
 
@@ -134,7 +129,7 @@ func (s *Sender) InFlight() int {
 // host and then for a global slot, respecting ctx. now is the time the attempt
 // is made, used to read an HTTP-date Retry-After.
 func (s *Sender) Send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) Outcome {
-	out, _ := s.send(ctx, r, timeout, retryOn4xx, now, true)
+	out, _ := s.send(ctx, r, timeout, retryOn4xx, now, waitForever)
 	return out
 }
 
@@ -142,10 +137,22 @@ func (s *Sender) Send(ctx context.Context, r Request, timeout time.Duration, ret
 // sent=false at once. A caller with a bounded pool of workers (the delivery controller) uses it to release the
 // worker and come back later, rather than parking workers behind one slow endpoint.
 func (s *Sender) TrySend(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) (out Outcome, sent bool) {
-	return s.send(ctx, r, timeout, retryOn4xx, now, false)
+	return s.send(ctx, r, timeout, retryOn4xx, now, 0)
 }
 
-func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, wait bool) (Outcome, bool) {
+// SendWithin is Send waiting at most hostWait for a slot for r's host; sent is false when none came free in
+// time. The first attempt from ingest uses it: a healthy receiver's slots free up within milliseconds, while a
+// slow one's pairs are handed to the delivery controller instead of holding ingest up.
+func (s *Sender) SendWithin(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, hostWait time.Duration) (out Outcome, sent bool) {
+	return s.send(ctx, r, timeout, retryOn4xx, now, max(hostWait, 0))
+}
+
+// waitForever makes send wait for a host slot as long as ctx allows.
+const waitForever = time.Duration(-1)
+
+// send makes the attempt. hostWait bounds the wait for a slot for r's host: negative waits as long as ctx
+// allows, zero does not wait.
+func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, hostWait time.Duration) (Outcome, bool) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -156,13 +163,11 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 
 	// Per-host slot first, global slot second: a request waiting for its busy
 	// host must not sit on a global slot that a request to another host could use.
-	var releaseHost func()
-	if wait {
-		releaseHost, err = s.hosts.acquire(ctx, hostKey(u))
-		if err != nil {
-			return waitCanceled(err), true
-		}
-	} else if releaseHost = s.hosts.tryAcquire(hostKey(u)); releaseHost == nil {
+	releaseHost, err := s.hostSlot(ctx, hostKey(u), hostWait)
+	if err != nil {
+		return waitCanceled(err), true
+	}
+	if releaseHost == nil {
 		return Outcome{}, false
 	}
 	defer releaseHost()
@@ -213,13 +218,32 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 		Class:        Classify(resp.StatusCode, nil, retryOn4xx),
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		// Reported as the receiver sent it; the retry policy (backoff.Next) caps it.
 		out.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
-		if s.maxRetryAfter > 0 {
-			out.RetryAfter = min(out.RetryAfter, s.maxRetryAfter)
-		}
 	}
 	out.Error = statusMessage(resp)
 	return out, true
+}
+
+// hostSlot takes a slot for key, waiting as hostWait says (see send). It returns nil and no error when the wait
+// ran out, and an error when ctx ended first.
+func (s *Sender) hostSlot(ctx context.Context, key string, hostWait time.Duration) (func(), error) {
+	switch {
+	case hostWait < 0:
+		return s.hosts.acquire(ctx, key)
+	case hostWait == 0:
+		return s.hosts.tryAcquire(key), nil
+	}
+	if release := s.hosts.tryAcquire(key); release != nil {
+		return release, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, hostWait)
+	defer cancel()
+	release, err := s.hosts.acquire(wctx, key)
+	if err != nil && ctx.Err() == nil {
+		return nil, nil
+	}
+	return release, err
 }
 
 // parseDestination accepts only absolute http and https URLs: anything else

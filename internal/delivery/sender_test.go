@@ -89,10 +89,10 @@ func TestSendStatusOutcomes(t *testing.T) {
 		{name: "gone stops and says so", status: 410, retryOn4xx: true, wantClass: delivery.ClassGone, wantError: "HTTP 410 Gone: the receiver says this endpoint no longer exists; not retrying"},
 		{name: "429 with delta Retry-After", status: 429, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: 2 * time.Minute},
 		{name: "503 with HTTP-date Retry-After", status: 503, header: map[string]string{"Retry-After": "Sun, 16 Nov 2025 10:40:00 GMT"}, wantClass: delivery.ClassRetry, wantError: "HTTP 503 Service Unavailable", wantRetry: 10 * time.Minute},
-		{name: "Retry-After is capped", status: 429, header: map[string]string{"Retry-After": "86400"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: time.Hour},
+		{name: "Retry-After reported as sent (the retry policy caps it)", status: 429, header: map[string]string{"Retry-After": "86400"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: 24 * time.Hour},
 		{name: "Retry-After ignored on 500", status: 500, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error"},
 	}
-	s := newSender(delivery.SenderOptions{MaxRetryAfter: time.Hour})
+	s := newSender(delivery.SenderOptions{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
@@ -355,6 +355,30 @@ func TestTrySendDoesNotWaitForABusyHost(t *testing.T) {
 	<-held
 	if _, sent := s.TrySend(context.Background(), post(slow.URL), time.Minute, false, testNow); !sent {
 		t.Fatal("TrySend after the slot was freed did not send")
+	}
+}
+
+// TestSendWithinWaitsBoundedForABusyHost: with the host's only slot held, SendWithin gives up without sending
+// once its wait runs out, and sends when the slot comes free while it waits.
+func TestSendWithinWaitsBoundedForABusyHost(t *testing.T) {
+	slow, arrived, release := heldReceiver(t, 1)
+	s := newSender(delivery.SenderOptions{MaxConcurrent: 4, MaxPerHost: 1})
+
+	held := make(chan delivery.Outcome, 1)
+	go func() { held <- s.Send(context.Background(), post(slow.URL), time.Minute, false, testNow) }()
+	<-arrived
+	if out, sent := s.SendWithin(context.Background(), post(slow.URL), time.Minute, false, testNow, 20*time.Millisecond); sent {
+		t.Fatalf("SendWithin to a host whose slot stayed taken sent: %+v", out)
+	}
+	waiting := make(chan bool, 1)
+	go func() {
+		_, sent := s.SendWithin(context.Background(), post(slow.URL), time.Minute, false, testNow, time.Minute)
+		waiting <- sent
+	}()
+	release()
+	<-held
+	if !<-waiting {
+		t.Fatal("SendWithin did not send when the slot came free during its wait")
 	}
 }
 

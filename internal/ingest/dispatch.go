@@ -19,21 +19,28 @@ import (
 )
 
 // Dispatcher turns one (subscription, event) match into work. It is the one seam between matching and delivery:
-// today it creates a WebhookDelivery; a fast path can make the first attempt itself and write an object only when
-// the delivery needs one. Dispatch must be idempotent: the same match dispatched twice is done once.
+// FirstAttempt makes the first attempt itself and writes an object only when the delivery needs one;
+// DeliveryCreator writes an object for every match. Dispatch returns nil only when the match is done for good (a
+// 2xx, or a durable WebhookDelivery); the same match dispatched twice makes at most one object.
 type Dispatcher interface {
 	Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error
 }
 
-// DeliveryCreator dispatches by creating a WebhookDelivery named after (subscription, event id).
+// DeliveryCreator dispatches by creating a WebhookDelivery named after (subscription, event id), for the delivery
+// controller to attempt: the object-per-delivery mode (--first-attempt=false).
 type DeliveryCreator struct {
 	Client client.Client
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
-	d := NewDelivery(sub, ev)
-	err := c.Client.Create(ctx, d)
+	return createDelivery(ctx, c.Client, sub, ev, NewDelivery(sub, ev))
+}
+
+// createDelivery creates d, the delivery of ev to sub. AlreadyExists is success (an earlier hand-over of the
+// event created it), and so is a refusal no retry can fix, which is logged and counted instead.
+func createDelivery(ctx context.Context, c client.Client, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
+	err := c.Create(ctx, d)
 	if err == nil || apierrors.IsAlreadyExists(err) {
 		return nil
 	}

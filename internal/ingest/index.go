@@ -14,6 +14,8 @@ type Subscription struct {
 	Tenants, Collections map[string]bool
 	// CreatedAt: a subscription sees only events that occur after it exists.
 	CreatedAt time.Time
+	// SucceededLimit is spec.history.succeededLimit: how many succeeded deliveries stay visible as objects.
+	SucceededLimit int
 }
 
 // Event is what matching needs to know about an event.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +19,13 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/source"
 )
+
+// defaultSucceededLimit is spec.history.succeededLimit's default, for objects stored before it had one.
+const defaultSucceededLimit = 100
+
+// ackTimeout bounds acknowledging a batch whose matches are all done, even while shutting down: an
+// unacknowledged batch is handed over again and its successes sent twice.
+const ackTimeout = 10 * time.Second
 
 // idleWait is how long a source must have had nothing to hand over for ingest to count as caught up.
 const idleWait = time.Second
@@ -92,7 +100,14 @@ func (i *Ingester) Start(ctx context.Context) error {
 				i.dirty.Store(true)
 			}
 		},
-		DeleteFunc: markDirty,
+		DeleteFunc: func(o any) {
+			i.dirty.Store(true)
+			if f, ok := i.dispatcher.(interface{ Forget(types.UID) }); ok {
+				if s, ok := o.(*hookpostv1.WebhookSubscription); ok {
+					f.Forget(s.UID)
+				}
+			}
+		},
 	}); err != nil {
 		return fmt.Errorf("watch subscriptions: %w", err)
 	}
@@ -142,8 +157,11 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	if err := g.Wait(); err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
-	if err := b.Ack(ctx); err != nil {
-		// The deliveries exist; the source hands the events over again and AlreadyExists makes that harmless.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	if err := b.Ack(actx); err != nil {
+		// Every match got a 2xx or a durable delivery; the source hands the events over again, which re-sends the
+		// successes (same X-Event-Id) and finds the deliveries already there.
 		return fmt.Errorf("acknowledge batch: %w", err)
 	}
 	observeBatch(i.src.Name(), events, dispatched)
@@ -166,7 +184,7 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 	}
 	subs := make([]*Subscription, 0, len(list.Items))
 	for k := range list.Items {
-		if s := fromAPI(&list.Items[k]); s != nil {
+		if s := FromAPI(&list.Items[k]); s != nil {
 			subs = append(subs, s)
 		}
 	}
@@ -174,12 +192,16 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 	return i.index, nil
 }
 
-// fromAPI translates a WebhookSubscription for matching; nil for one being deleted.
-func fromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
+// FromAPI translates a WebhookSubscription for matching; nil for one being deleted.
+func FromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
 	if s.DeletionTimestamp != nil {
 		return nil
 	}
-	out := &Subscription{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), CreatedAt: s.CreationTimestamp.Time}
+	out := &Subscription{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), CreatedAt: s.CreationTimestamp.Time,
+		SucceededLimit: defaultSucceededLimit}
+	if l := s.Spec.History.SucceededLimit; l != nil {
+		out.SucceededLimit = int(*l)
+	}
 	for _, p := range s.Spec.Events {
 		out.Patterns = append(out.Patterns, string(p))
 	}

@@ -1,0 +1,87 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/signing"
+)
+
+// TargetFor translates a subscription into the settings its attempts are built from. The API server applies the
+// defaults (format, scheme, timeout, schedule) when it stores and reads the object, so none is re-resolved here.
+// It is the one CR -> domain translation of a subscription: the first attempt from ingest, the delivery
+// controller, `kubectl hookpost inspect` and the demo all use it.
+func TargetFor(sub *hookpostv1.WebhookSubscription) delivery.Target {
+	t := delivery.Target{
+		Namespace:       sub.Namespace,
+		Subscription:    sub.Name,
+		URL:             sub.Spec.URL,
+		Format:          envelope.Format(sub.Spec.PayloadFormat),
+		Scheme:          signing.Scheme(sub.Spec.Signing.Scheme),
+		SignatureHeader: string(sub.Spec.Signing.Header),
+		StaticHeaders:   sub.Spec.Headers,
+		RetryOn4xx:      sub.Spec.Retry.RetryOn4xx,
+		Schedule:        scheduleDurations(sub.Spec.Retry.Schedule),
+	}
+	if sub.Spec.Timeout != nil {
+		t.Timeout = sub.Spec.Timeout.Duration
+	}
+	return t
+}
+
+// EventOf returns the event a delivery carries.
+func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
+	var data []byte
+	if d.Spec.Data != nil {
+		data = d.Spec.Data.Raw
+	}
+	return envelope.Event{
+		ID:         d.Spec.Event.ID,
+		Type:       d.Spec.Event.Type,
+		TenantID:   d.Spec.Event.TenantID,
+		Collection: d.Spec.Event.Collection,
+		OccurredAt: d.Spec.Event.OccurredAt.Time,
+		Data:       data,
+	}
+}
+
+// AttemptFor is the attempt a delivery's next HTTP request is built from, signed as of now: the reconciler sends
+// what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
+func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, secret string, now time.Time) delivery.Attempt {
+	return TargetFor(sub).Attempt(EventOf(d), secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
+}
+
+// Gate says whether a subscription may send now and with which secret.
+type Gate struct {
+	// SecretRef names the Secret and key to sign with; nil when the subscription cannot send yet.
+	SecretRef *hookpostv1.SecretKeyRef
+	// Reason (a Delivered condition reason) and Message say why it cannot send; empty when it can.
+	Reason, Message string
+}
+
+// Open reports whether the subscription may send.
+func (g Gate) Open() bool { return g.SecretRef != nil }
+
+// GateFor is the readiness and secret gate, a pure function of the subscription: a paused subscription holds its
+// deliveries, and only a status that describes the current spec counts, because right after a scheme or
+// secretRef change the old secret would sign wrongly (or not at all) until the subscription controller has
+// caught up.
+func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
+	if sub.Spec.Paused {
+		return Gate{Reason: hookpostv1.ReasonSubscriptionPaused,
+			Message: fmt.Sprintf("subscription %s is paused; the delivery is sent when it resumes", sub.Name)}
+	}
+	ref := sub.Status.SigningSecretRef
+	ready := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady)
+	if ref == nil || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != sub.Generation || sub.Status.ObservedGeneration != sub.Generation {
+		return Gate{Reason: hookpostv1.ReasonSubscriptionNotReady,
+			Message: fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name)}
+	}
+	return Gate{SecretRef: ref}
+}

@@ -1,0 +1,180 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// DefaultHostWait is how long a first attempt waits for a free slot for its destination host before the match is
+// handed to the delivery controller instead: long enough for a healthy receiver's slots to turn over, short
+// enough that a slow receiver does not hold ingest up.
+const DefaultHostWait = 250 * time.Millisecond
+
+// createTimeout bounds writing the delivery after an attempt was made, even while shutting down: the attempt's
+// outcome would otherwise be lost and the attempt made again.
+const createTimeout = 15 * time.Second
+
+// FirstAttemptOptions configure FirstAttempt.
+type FirstAttemptOptions struct {
+	// Client creates deliveries; Reader reads subscriptions (the manager's cache).
+	Client client.Client
+	Reader client.Reader
+	// Secrets reads signing Secrets.
+	Secrets *controller.Secrets
+	// Sender is the one Sender of the process, shared with the delivery controller.
+	Sender *delivery.Sender
+	// Successes keeps what succeeded without writing an object per delivery. nil writes an object for every
+	// success (--success-objects=all).
+	Successes *SuccessLog
+	// UserAgent is sent on every attempt.
+	UserAgent string
+	// Clock stamps attempts (default the real clock).
+	Clock clock.PassiveClock
+	// HostWait bounds the wait for a slot for the destination host (default DefaultHostWait).
+	HostWait time.Duration
+}
+
+// FirstAttempt dispatches a match by attempting it at once, through the same Sender, signing and envelope as the
+// delivery controller. Only a match that needs an object becomes a WebhookDelivery: one whose first attempt
+// failed (created with the attempt in AnnotationFirstAttempt, for the controller's retries), and one that could
+// not be attempted (subscription paused or not ready, destination host busy), which the controller attempts.
+// Successes go to the SuccessLog. Dispatch returns nil only once the match got a 2xx or a durable object, so a
+// batch acknowledged after it loses nothing; a crash before that re-sends (at least once, same X-Event-Id).
+type FirstAttempt struct {
+	o FirstAttemptOptions
+
+	mu      sync.Mutex
+	targets map[types.UID]*preparedTarget
+}
+
+// preparedTarget is a subscription translated once per resourceVersion: Dispatch runs per match, and the
+// subscription changes rarely.
+type preparedTarget struct {
+	resourceVersion string
+	target          delivery.Target
+	gate            controller.Gate
+}
+
+// NewFirstAttempt returns a FirstAttempt configured by o.
+func NewFirstAttempt(o FirstAttemptOptions) *FirstAttempt {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.HostWait <= 0 {
+		o.HostWait = DefaultHostWait
+	}
+	return &FirstAttempt{o: o, targets: map[types.UID]*preparedTarget{}}
+}
+
+// Dispatch attempts ev to sub, or hands it to the delivery controller.
+func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
+	p, err := f.prepare(ctx, sub)
+	if err != nil || p == nil {
+		return err
+	}
+	req, start, ok, err := f.request(ctx, sub, ev, p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		metrics.FirstAttempt(metrics.FirstAttemptHeld)
+		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
+	}
+	// The attempt finishes even when shutdown began (within the graceful shutdown period), and so does writing
+	// its outcome: an attempt made and not recorded is made again.
+	out, sent := f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
+	if !sent {
+		metrics.FirstAttempt(metrics.FirstAttemptHeld)
+		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
+	}
+	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
+	metrics.ObserveAttempt(out)
+	if out.Class == delivery.ClassSucceeded {
+		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)
+		metrics.DeliveryFinished(true)
+		if f.o.Successes != nil {
+			f.o.Successes.Add(sub, ev, first)
+			return nil
+		}
+	} else {
+		metrics.FirstAttempt(metrics.FirstAttemptFailed)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	return createDelivery(cctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+}
+
+// request builds the first attempt's request; ok is false when the match is to be handed to the delivery
+// controller without an attempt: the subscription cannot send now, or the request cannot be built (the
+// controller then fails the delivery with the reason).
+func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *source.Event, p *preparedTarget) (req delivery.Request, start time.Time, ok bool, err error) {
+	if !p.gate.Open() {
+		return delivery.Request{}, time.Time{}, false, nil
+	}
+	secret, err := f.o.Secrets.Value(ctx, sub.Namespace, p.gate.SecretRef)
+	if err != nil {
+		return delivery.Request{}, time.Time{}, false, fmt.Errorf("read signing secret of %s/%s: %w", sub.Namespace, sub.Name, err)
+	}
+	if secret == "" {
+		return delivery.Request{}, time.Time{}, false, nil
+	}
+	start = f.o.Clock.Now()
+	att := p.target.Attempt(envelopeEvent(ev), secret, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
+	req, err = delivery.BuildRequest(att, f.o.UserAgent)
+	if err != nil {
+		return delivery.Request{}, time.Time{}, false, nil
+	}
+	return req, start, true, nil
+}
+
+// prepare returns the subscription's target and gate, translated again only when the object changed; nil when the
+// subscription is gone (its deliveries would go with it).
+func (f *FirstAttempt) prepare(ctx context.Context, sub *Subscription) (*preparedTarget, error) {
+	obj := &hookpostv1.WebhookSubscription{}
+	// The cache's object is only read, never modified: no copy per match.
+	if err := f.o.Reader.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: sub.Name}, obj, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if string(obj.UID) != sub.UID || obj.DeletionTimestamp != nil {
+		return nil, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.targets[obj.UID]
+	if p == nil || p.resourceVersion != obj.ResourceVersion {
+		p = &preparedTarget{resourceVersion: obj.ResourceVersion, target: controller.TargetFor(obj), gate: controller.GateFor(obj)}
+		f.targets[obj.UID] = p
+	}
+	return p, nil
+}
+
+// Forget drops what was prepared for a deleted subscription.
+func (f *FirstAttempt) Forget(uid types.UID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.targets, uid)
+}
+
+// deliveryWithFirstAttempt is the delivery of ev to sub carrying its first attempt.
+func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt) *hookpostv1.WebhookDelivery {
+	d := NewDelivery(sub, ev)
+	d.Annotations = map[string]string{hookpostv1.AnnotationFirstAttempt: first.Encode()}
+	return d
+}
+
+func envelopeEvent(ev *source.Event) envelope.Event {
+	return envelope.Event{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt, Data: ev.Data}
+}

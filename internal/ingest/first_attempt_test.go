@@ -1,0 +1,267 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ingest"
+	"github.com/hookpost/hookpost/internal/signing"
+	"github.com/hookpost/hookpost/internal/source"
+	"github.com/hookpost/hookpost/internal/source/postgres"
+	"github.com/hookpost/hookpost/test/fixtures"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+// operator is the real operator in-process: both controllers, and ingest making first attempts.
+type operator struct {
+	successes *ingest.SuccessLog
+}
+
+// startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
+// its defaults, until the test ends.
+func startOperator(t *testing.T, flushInterval time.Duration, srcs ...source.Source) *operator {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+		// Each test runs its own operator in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sender := delivery.NewSender(delivery.SenderOptions{})
+	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
+	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
+		UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	op := &operator{successes: ingest.NewSuccessLog(mgr.GetClient(), mgr.GetAPIReader(), clock.RealClock{}, flushInterval)}
+	if err := mgr.Add(op.successes); err != nil {
+		t.Fatal(err)
+	}
+	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
+		Sender: sender, Successes: op.successes, UserAgent: "Hookpost/test"})
+	for _, src := range srcs {
+		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return op
+}
+
+// readySubscription creates sub, waits until it is Ready and returns its signing secret.
+func readySubscription(t *testing.T, sub *hookpostv1.WebhookSubscription) string {
+	t.Helper()
+	subscribe(t, sub)
+	key := client.ObjectKeyFromObject(sub)
+	waitFor(t, "the subscription Ready", func() bool {
+		_ = cp.Client.Get(context.Background(), key, sub)
+		return meta.IsStatusConditionTrue(sub.Status.Conditions, hookpostv1.ConditionReady) && sub.Status.ObservedGeneration == sub.Generation
+	})
+	s := &corev1.Secret{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: sub.Namespace, Name: sub.Status.SigningSecretRef.Name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return string(s.Data[sub.Status.SigningSecretRef.Key])
+}
+
+func getDelivery(t *testing.T, ns, name string) (*hookpostv1.WebhookDelivery, bool) {
+	t.Helper()
+	d := &hookpostv1.WebhookDelivery{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+func getSubscription(t *testing.T, ns, name string) *hookpostv1.WebhookSubscription {
+	t.Helper()
+	s := &hookpostv1.WebhookSubscription{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestFirstAttemptSuccessesNeedNoObjectEach: 20 events to a receiver that answers 200 arrive signed, once each,
+// as attempt 1; only the newest succeededLimit (3) become WebhookDelivery objects, Succeeded, and the
+// subscription counts all 20.
+func TestFirstAttemptSuccessesNeedNoObjectEach(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(), fixtures.HistoryLimits(3, 10))
+	src, table := newOutbox(t, postgres.Options{})
+	op := startOperator(t, time.Hour, src) // flushed by the test, so the objects can be counted before it
+	secret := readySubscription(t, sub)
+
+	var rows []row
+	for i := range 20 {
+		rows = append(rows, row{"order.created", "7", "", fmt.Sprintf(`{"order_id":%d}`, i)})
+	}
+	ids := insert(t, table, rows...)
+	waitFor(t, "20 requests", func() bool { return len(rcv.Requests("/orders")) >= 20 })
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	if got := deliveries(t, ns); len(got) != 0 {
+		t.Fatalf("before a flush, successes wrote objects: %v", got)
+	}
+	seen := map[string]int{}
+	for _, r := range rcv.Requests("/orders") {
+		seen[r.Header.Get(delivery.HeaderEventID)]++
+		if a := r.Header.Get(delivery.HeaderAttempt); a != "1" {
+			t.Errorf("X-Hookpost-Attempt = %q, want 1", a)
+		}
+		if err := signing.VerifyHMACHex([]byte(secret), r.Body, r.Header.Get("X-Webhook-Signature")); err != nil {
+			t.Errorf("signature of %s: %v", r.Header.Get(delivery.HeaderEventID), err)
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s received %d times, want once", id, seen[id])
+		}
+	}
+
+	if err := op.successes.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := deliveries(t, ns)
+	if len(got) != 3 {
+		t.Fatalf("after a flush, objects = %v, want the newest 3", got)
+	}
+	waitFor(t, "the three objects Succeeded with attempt 1 in status", func() bool {
+		list := &hookpostv1.WebhookDeliveryList{}
+		_ = cp.Client.List(context.Background(), list, client.InNamespace(ns))
+		n := 0
+		for _, d := range list.Items {
+			if d.Status.Phase == hookpostv1.DeliverySucceeded && d.Status.Attempts == 1 && d.Status.History[0].StatusCode == http.StatusOK {
+				n++
+			}
+		}
+		return n == 3
+	})
+	waitFor(t, "the subscription counting all 20", func() bool {
+		s := getSubscription(t, ns, "orders")
+		return s.Status.Delivered == 20 && s.Status.DeliveredWithoutObject == 17 && s.Status.LastSuccessTime != nil
+	})
+	if n := len(rcv.Requests("/orders")); n != 20 {
+		t.Errorf("receiver got %d requests, want 20: writing the objects sent something again", n)
+	}
+}
+
+// TestFailedFirstAttemptBecomesADeliveryThatRetries: the first attempt's 500 is attempt 1 of a WebhookDelivery,
+// whose retry (attempt 2) the delivery controller makes; nothing is sent a third time.
+func TestFailedFirstAttemptBecomesADeliveryThatRetries(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/flaky", harness.Response{Status: 500}, harness.Response{Status: 200})
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "flaky", rcv.URL+"/flaky", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.Schedule(time.Second))
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, time.Hour, src)
+	readySubscription(t, sub)
+
+	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
+	name := hookpostv1.DeliveryName("flaky", ids[0])
+	var d *hookpostv1.WebhookDelivery
+	waitFor(t, "the delivery Succeeded", func() bool {
+		var ok bool
+		d, ok = getDelivery(t, ns, name)
+		return ok && d.Status.Phase == hookpostv1.DeliverySucceeded
+	})
+	if d.Status.Attempts != 2 || d.Status.History[0].StatusCode != 500 || d.Status.History[1].StatusCode != 200 {
+		t.Fatalf("status = %d attempts, history %+v; want 500 then 200", d.Status.Attempts, d.Status.History)
+	}
+	reqs := rcv.Requests("/flaky")
+	if len(reqs) != 2 || reqs[0].Header.Get(delivery.HeaderAttempt) != "1" || reqs[1].Header.Get(delivery.HeaderAttempt) != "2" {
+		t.Fatalf("receiver got %d requests, want attempts 1 then 2", len(reqs))
+	}
+	if reqs[0].Header.Get(delivery.HeaderEventID) != ids[0] || reqs[1].Header.Get(delivery.HeaderEventID) != ids[0] {
+		t.Errorf("X-Event-Id differs between attempts")
+	}
+	if pendingRows(t, table) != 0 {
+		t.Errorf("the row is still pending after its delivery exists")
+	}
+}
+
+// TestRejectedFirstAttemptFailsTheDelivery: a 404 (not retried) leaves a Failed delivery saying why, attempted
+// once.
+func TestRejectedFirstAttemptFailsTheDelivery(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/gone", harness.Response{Status: 404})
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "wrong-path", rcv.URL+"/gone", fixtures.Events("*"), fixtures.InsecureHTTP())
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, time.Hour, src)
+	readySubscription(t, sub)
+
+	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
+	var d *hookpostv1.WebhookDelivery
+	waitFor(t, "the delivery Failed", func() bool {
+		var ok bool
+		d, ok = getDelivery(t, ns, hookpostv1.DeliveryName("wrong-path", ids[0]))
+		return ok && d.Status.Phase == hookpostv1.DeliveryFailed
+	})
+	c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered)
+	if c == nil || c.Reason != hookpostv1.ReasonRejected || d.Status.Attempts != 1 {
+		t.Fatalf("condition = %+v, attempts %d; want Rejected after 1", c, d.Status.Attempts)
+	}
+	if n := len(rcv.Requests("/gone")); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}
+
+// TestPausedSubscriptionHoldsWithoutAnAttempt: a paused subscription's match becomes a Pending delivery and
+// nothing is sent until it resumes.
+func TestPausedSubscriptionHoldsWithoutAnAttempt(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "paused", rcv.URL+"/p", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.Paused())
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, time.Hour, src)
+	subscribe(t, sub)
+
+	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
+	name := hookpostv1.DeliveryName("paused", ids[0])
+	waitFor(t, "a Pending delivery held by the pause", func() bool {
+		d, ok := getDelivery(t, ns, name)
+		if !ok {
+			return false
+		}
+		c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered)
+		return c != nil && c.Reason == hookpostv1.ReasonSubscriptionPaused
+	})
+	if n := len(rcv.Requests("")); n != 0 {
+		t.Fatalf("a paused subscription's receiver got %d requests", n)
+	}
+	s := getSubscription(t, ns, "paused")
+	s.Spec.Paused = false
+	if err := cp.Client.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the delivery Succeeded after resuming", func() bool {
+		d, ok := getDelivery(t, ns, name)
+		return ok && d.Status.Phase == hookpostv1.DeliverySucceeded
+	})
+	if n := len(rcv.Requests("/p")); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}

@@ -1,0 +1,236 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/source"
+)
+
+// DefaultFlushInterval is how often the SuccessLog writes, per subscription: the newest successes as objects and
+// the counters into status.
+const DefaultFlushInterval = 5 * time.Second
+
+// flushTimeout bounds one flush, and the last one at shutdown.
+const flushTimeout = 30 * time.Second
+
+// flushWriters bounds the object creates of a flush in flight at once.
+const flushWriters = 8
+
+// SuccessLog keeps the deliveries that succeeded on their first attempt without an API write per delivery. Per
+// subscription and flush interval it writes objects only for the newest spec.history.succeededLimit successes
+// (older ones would be pruned at once), and adds the others to status.deliveredWithoutObject, with
+// lastSuccessTime, in one status write. It is a manager.Runnable that runs on every replica: each counts what it
+// delivered.
+//
+// Counters are kept in memory until flushed: a crash loses at most one interval's counts (never a delivery; the
+// ledger, when configured, has every attempt).
+type SuccessLog struct {
+	client   client.Client
+	direct   client.Reader
+	clock    clock.PassiveClock
+	interval time.Duration
+
+	mu   sync.Mutex
+	subs map[types.NamespacedName]*successes
+}
+
+// successes are one subscription's successes since the last flush.
+type successes struct {
+	sub *Subscription
+	// newest holds at most sub.SucceededLimit successes, oldest first.
+	newest []success
+	// counted are successes that will get no object.
+	counted int64
+	// last is when the latest success started (lastSuccessTime's meaning).
+	last time.Time
+}
+
+type success struct {
+	ev    source.Event
+	first controller.FirstAttempt
+}
+
+// NewSuccessLog returns a SuccessLog writing with c, reading subscriptions afresh with direct (the manager's API
+// reader) when a status write conflicts, every interval (DefaultFlushInterval when not positive).
+func NewSuccessLog(c client.Client, direct client.Reader, clk clock.PassiveClock, interval time.Duration) *SuccessLog {
+	if interval <= 0 {
+		interval = DefaultFlushInterval
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &SuccessLog{client: c, direct: direct, clock: clk, interval: interval, subs: map[types.NamespacedName]*successes{}}
+}
+
+// NeedLeaderElection is false: every replica flushes what it delivered.
+func (l *SuccessLog) NeedLeaderElection() bool { return false }
+
+// Add records a success of ev to sub.
+func (l *SuccessLog) Add(sub *Subscription, ev *source.Event, first controller.FirstAttempt) {
+	key := types.NamespacedName{Namespace: sub.Namespace, Name: sub.Name}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.subs[key]
+	if s == nil || s.sub.UID != sub.UID {
+		s = &successes{sub: sub}
+		l.subs[key] = s
+	}
+	s.sub = sub
+	s.newest = append(s.newest, success{ev: *ev, first: first})
+	if over := len(s.newest) - max(sub.SucceededLimit, 0); over > 0 {
+		s.counted += int64(over)
+		s.newest = append(s.newest[:0], s.newest[over:]...)
+	}
+	if first.Start.After(s.last) {
+		s.last = first.Start
+	}
+}
+
+// Start flushes every interval until ctx ends, then once more.
+func (l *SuccessLog) Start(ctx context.Context) error {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			err := l.Flush(fctx)
+			cancel()
+			return err
+		case <-t.C:
+			fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+			if err := l.Flush(fctx); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "Flushing succeeded deliveries; counts kept for the next flush")
+			}
+			cancel()
+		}
+	}
+}
+
+// Flush writes what was added since the last flush. What cannot be written is kept for the next one: an object
+// that cannot be created is counted instead, a status write that fails is retried.
+func (l *SuccessLog) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	pending := l.subs
+	l.subs = map[types.NamespacedName]*successes{}
+	l.mu.Unlock()
+	var errs []error
+	for key, s := range pending {
+		written := l.writeObjects(ctx, s)
+		metrics.SuccessObjects(written, int(s.counted))
+		if err := l.writeStatus(ctx, key, s); err != nil {
+			errs = append(errs, err)
+			l.keep(key, s)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeObjects creates an object for each of the newest successes, already Succeeded through its first-attempt
+// annotation. Those that cannot be created are moved to the count; it returns how many were written.
+func (l *SuccessLog) writeObjects(ctx context.Context, s *successes) int {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		written int
+		slots   = make(chan struct{}, flushWriters)
+	)
+	for i := range s.newest {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func(sc *success) {
+			defer func() { <-slots; wg.Done() }()
+			err := l.client.Create(ctx, deliveryWithFirstAttempt(s.sub, &sc.ev, sc.first))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				written++
+			case apierrors.IsAlreadyExists(err):
+				// An earlier hand-over of the event made it; that object counts the delivery.
+			default:
+				s.counted++
+			}
+		}(&s.newest[i])
+	}
+	wg.Wait()
+	s.newest = nil
+	return written
+}
+
+// writeStatus adds the count and the last success time to the subscription's status, with an optimistic lock:
+// the subscription controller writes the same counters.
+func (l *SuccessLog) writeStatus(ctx context.Context, key types.NamespacedName, s *successes) error {
+	if s.counted == 0 && s.last.IsZero() {
+		return nil
+	}
+	for try := 0; ; try++ {
+		sub := &hookpostv1.WebhookSubscription{}
+		if err := l.direct.Get(ctx, key, sub); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("read subscription %s to count its deliveries: %w", key, err)
+		}
+		if string(sub.UID) != s.sub.UID {
+			return nil // deleted and made anew: the counts belonged to the old one
+		}
+		before := sub.DeepCopy()
+		addSuccesses(&sub.Status, s.counted, s.last)
+		err := l.client.Status().Patch(ctx, sub, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !apierrors.IsConflict(err) || try >= 4 {
+			return fmt.Errorf("count succeeded deliveries of subscription %s: %w", key, err)
+		}
+	}
+}
+
+// keep puts s back to be flushed next time, merged with what arrived meanwhile.
+func (l *SuccessLog) keep(key types.NamespacedName, s *successes) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.subs[key]
+	if cur == nil || cur.sub.UID != s.sub.UID {
+		l.subs[key] = s
+		return
+	}
+	cur.counted += s.counted
+	if s.last.After(cur.last) {
+		cur.last = s.last
+	}
+}
+
+// addSuccesses folds n successes without an object, the latest started at last, into a subscription's status.
+func addSuccesses(st *hookpostv1.WebhookSubscriptionStatus, n int64, last time.Time) {
+	st.DeliveredWithoutObject += n
+	st.Delivered += n
+	if last.IsZero() {
+		return
+	}
+	t := metav1.NewTime(last)
+	if st.LastSuccessTime == nil || t.After(st.LastSuccessTime.Time) {
+		st.LastSuccessTime = &t
+	}
+	if st.LastDeliveryTime == nil || t.After(st.LastDeliveryTime.Time) {
+		st.LastDeliveryTime = &t
+	}
+	if st.LastFailureTime == nil || t.After(st.LastFailureTime.Time) {
+		st.ConsecutiveFailures = 0
+	}
+}

@@ -1,0 +1,62 @@
+package ingest
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+)
+
+func TestAddSuccesses(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { v := metav1.NewTime(t0.Add(d)); return &v }
+	tests := []struct {
+		name string
+		st   hookpostv1.WebhookSubscriptionStatus
+		n    int64
+		last time.Time
+		want hookpostv1.WebhookSubscriptionStatus
+	}{
+		{
+			name: "first successes",
+			n:    5, last: t0,
+			want: hookpostv1.WebhookSubscriptionStatus{Delivered: 5, DeliveredWithoutObject: 5, LastSuccessTime: at(0), LastDeliveryTime: at(0)},
+		},
+		{
+			name: "a success after failures ends the streak",
+			st:   hookpostv1.WebhookSubscriptionStatus{Delivered: 10, Failed: 2, LastFailureTime: at(-time.Minute), LastDeliveryTime: at(-time.Minute), ConsecutiveFailures: 3},
+			n:    1, last: t0,
+			want: hookpostv1.WebhookSubscriptionStatus{Delivered: 11, Failed: 2, DeliveredWithoutObject: 1, LastFailureTime: at(-time.Minute), LastSuccessTime: at(0), LastDeliveryTime: at(0)},
+		},
+		{
+			name: "a failure newer than the successes keeps the streak",
+			st:   hookpostv1.WebhookSubscriptionStatus{LastFailureTime: at(time.Minute), LastDeliveryTime: at(time.Minute), ConsecutiveFailures: 1},
+			n:    2, last: t0,
+			want: hookpostv1.WebhookSubscriptionStatus{Delivered: 2, DeliveredWithoutObject: 2, LastFailureTime: at(time.Minute), LastSuccessTime: at(0), LastDeliveryTime: at(time.Minute), ConsecutiveFailures: 1},
+		},
+		{
+			name: "times never move backwards",
+			st:   hookpostv1.WebhookSubscriptionStatus{LastSuccessTime: at(time.Hour), LastDeliveryTime: at(time.Hour)},
+			n:    1, last: t0,
+			want: hookpostv1.WebhookSubscriptionStatus{Delivered: 1, DeliveredWithoutObject: 1, LastSuccessTime: at(time.Hour), LastDeliveryTime: at(time.Hour)},
+		},
+		{
+			name: "only objects written: the time moves, the count does not",
+			n:    0, last: t0,
+			want: hookpostv1.WebhookSubscriptionStatus{LastSuccessTime: at(0), LastDeliveryTime: at(0)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			addSuccesses(&st, tt.n, tt.last)
+			if st.Delivered != tt.want.Delivered || st.DeliveredWithoutObject != tt.want.DeliveredWithoutObject ||
+				st.ConsecutiveFailures != tt.want.ConsecutiveFailures || !st.LastSuccessTime.Equal(tt.want.LastSuccessTime) ||
+				!st.LastDeliveryTime.Equal(tt.want.LastDeliveryTime) || !st.LastFailureTime.Equal(tt.want.LastFailureTime) {
+				t.Errorf("status = %+v\nwant     %+v", st, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,80 @@
+// Package metrics owns the delivery metrics that the first attempt made from ingest and the delivery controller
+// share, so an attempt is counted the same way whichever path made it. It imports no Kubernetes package: the
+// binary registers the collectors with the manager's registry.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookpost/hookpost/internal/delivery"
+)
+
+var (
+	deliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_deliveries_total",
+		Help: "Deliveries finished, by outcome (succeeded, failed).",
+	}, []string{"outcome"})
+	attemptsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_attempts_total",
+		Help: "HTTP attempts made, by class (Succeeded, Retry, Permanent, Gone).",
+	}, []string{"class"})
+	attemptDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hookpost_attempt_duration_seconds",
+		Help:    "Duration of HTTP attempts, from dial to the last body byte read.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
+	firstAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_first_attempts_total",
+		Help: "Matches handled by ingest's first attempt, by result: succeeded (no object needed), failed (a WebhookDelivery records the attempt and retries), held (no attempt: subscription paused or not ready, or destination host busy; a WebhookDelivery waits).",
+	}, []string{"result"})
+	objectsWritten = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_success_objects_total",
+		Help: "Succeeded first attempts, by whether a WebhookDelivery object was written for them (written) or only counted (counted): only the newest spec.history.succeededLimit per flush interval get one.",
+	}, []string{"result"})
+)
+
+// Register registers the collectors with reg, plus gauges read from the sender (attempts in flight) and from
+// retryBacklog (deliveries waiting for a retry).
+func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64) {
+	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookpost_attempts_in_flight",
+			Help: "HTTP attempts in flight.",
+		}, func() float64 { return float64(sender.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookpost_retry_backlog",
+			Help: "Deliveries waiting for a retry (phase Retrying).",
+		}, retryBacklog),
+	)
+}
+
+// ObserveAttempt counts one HTTP attempt.
+func ObserveAttempt(out delivery.Outcome) {
+	attemptsTotal.WithLabelValues(string(out.Class)).Inc()
+	attemptDuration.Observe(out.Duration.Seconds())
+}
+
+// DeliveryFinished counts a delivery that succeeded or failed for good.
+func DeliveryFinished(succeeded bool) {
+	if succeeded {
+		deliveriesTotal.WithLabelValues("succeeded").Inc()
+		return
+	}
+	deliveriesTotal.WithLabelValues("failed").Inc()
+}
+
+// First-attempt results, for FirstAttempt.
+const (
+	FirstAttemptSucceeded = "succeeded"
+	FirstAttemptFailed    = "failed"
+	FirstAttemptHeld      = "held"
+)
+
+// FirstAttempt counts a match handled by ingest's first attempt.
+func FirstAttempt(result string) { firstAttempts.WithLabelValues(result).Inc() }
+
+// SuccessObjects counts succeeded first attempts written as objects and those only counted.
+func SuccessObjects(written, counted int) {
+	objectsWritten.WithLabelValues("written").Add(float64(written))
+	objectsWritten.WithLabelValues("counted").Add(float64(counted))
+}
