@@ -48,6 +48,7 @@ signature as a receiver would, and print a subscription's signing secret.`,
 		newPublishCommand(o),
 		newVerifyCommand(o),
 		newSecretCommand(o),
+		newHistoryCommand(o),
 	)
 	return cmd
 }

@@ -24,6 +24,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/netguard"
 	"github.com/hookpost/hookpost/internal/source/postgres"
@@ -50,6 +51,7 @@ type options struct {
 	kubeQPS                float64
 	kubeBurst              int
 	sources                sourceOptions
+	ledger                 ledgerOptions
 }
 
 func run() error {
@@ -62,6 +64,10 @@ func run() error {
 	}
 	if o.sources.postgresPrintDDL {
 		fmt.Print(postgres.DDL(o.sources.postgresSchema, o.sources.postgresTable))
+		return nil
+	}
+	if o.ledger.printDDL {
+		fmt.Print(o.ledger.ddl())
 		return nil
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -102,16 +108,20 @@ func run() error {
 		MaxPerHost:    o.maxPerHost,
 	})
 	clk := clock.RealClock{}
+	rec, flushLedger, err := o.setupLedger(ctx, mgr)
+	if err != nil {
+		return err
+	}
 	// One Sender and one Secrets serve the first attempt from ingest and the delivery controller's retries.
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
-		Clock: clk, Sender: sender, Secrets: secrets, UserAgent: version.UserAgent(),
+		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers,
 	}); err != nil {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, userAgent: version.UserAgent()}); err != nil {
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, flushLedger: flushLedger, userAgent: version.UserAgent()}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -142,7 +152,26 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	o.sources.bind(fs)
+	o.ledger.bind(fs)
 	zapOpts.BindFlags(fs)
+}
+
+// setupLedger opens the delivery ledger and adds its writer to mgr, returning it and its Flush; ledger.Discard
+// and no flush when none is configured. A ledger in the outbox's database is migrated with the outbox
+// (--postgres-migrate).
+func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, func(context.Context) error, error) {
+	if o.ledger.dsn == "" && o.sources.postgresMigrate {
+		o.ledger.migrate = true
+	}
+	w, err := o.ledger.open(ctx, o.sources.postgresDSN)
+	if err != nil || w == nil {
+		return ledger.Discard, nil, err
+	}
+	if err := mgr.Add(w); err != nil {
+		return nil, nil, fmt.Errorf("add ledger writer: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Delivery ledger configured", "table", o.ledger.schema+"."+o.ledger.table)
+	return w, w.Flush, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -13,6 +13,7 @@ import (
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ingest"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/source"
 	natssource "github.com/hookpost/hookpost/internal/source/nats"
 	"github.com/hookpost/hookpost/internal/source/postgres"
@@ -22,7 +23,7 @@ import (
 type sourceOptions struct {
 	postgresDSN, postgresTable, postgresSchema string
 	postgresMigrate, postgresPrintDDL          bool
-	postgresRetention                          time.Duration
+	postgresRetention, postgresClaimLease      time.Duration
 	natsURL, natsStream, natsSubjectPrefix     string
 	natsCreds                                  string
 	natsCreateStream                           bool
@@ -40,9 +41,12 @@ const (
 
 // dispatchDeps are what the first attempt shares with the delivery controller.
 type dispatchDeps struct {
-	sender    *delivery.Sender
-	secrets   *controller.Secrets
-	userAgent string
+	sender  *delivery.Sender
+	secrets *controller.Secrets
+	ledger  ledger.Recorder
+	// flushLedger writes what the ledger holds; nil without a ledger.
+	flushLedger func(context.Context) error
+	userAgent   string
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -52,6 +56,7 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.postgresMigrate, "postgres-migrate", false, "Create the outbox table, its index and NOTIFY trigger if missing. Env HOOKPOST_POSTGRES_MIGRATE.")
 	fs.BoolVar(&o.postgresPrintDDL, "postgres-print-ddl", false, "Print the outbox DDL (for DBAs who apply schema themselves) and exit.")
 	fs.DurationVar(&o.postgresRetention, "postgres-retention", 24*time.Hour, "How long done outbox rows are kept; negative keeps them. Env HOOKPOST_POSTGRES_RETENTION.")
+	fs.DurationVar(&o.postgresClaimLease, "postgres-claim-lease", postgres.DefaultClaimLease, "How long a claimed outbox batch keeps other replicas off its rows; extended while the batch is worked on, so it bounds how soon a crashed replica's rows are claimed again. Env HOOKPOST_POSTGRES_CLAIM_LEASE.")
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS URL; empty disables the JetStream source. Env HOOKPOST_NATS_URL.")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (JWT + NKey). Env HOOKPOST_NATS_CREDS.")
 	fs.StringVar(&o.natsStream, "nats-stream", natssource.DefaultStream, "JetStream stream. Env HOOKPOST_NATS_STREAM.")
@@ -72,7 +77,7 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 	}
 	fo := ingest.FirstAttemptOptions{
 		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sender: deps.sender,
-		UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
+		Ledger: deps.ledger, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
 	}
 	switch o.successObjects {
 	case successObjectsNewest:
@@ -98,7 +103,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	if o.postgresDSN != "" {
 		pg, err := postgres.New(ctx, postgres.Options{
 			DSN: o.postgresDSN, Schema: o.postgresSchema, Table: o.postgresTable,
-			Retention: o.postgresRetention, OnReject: onReject,
+			Retention: o.postgresRetention, ClaimLease: o.postgresClaimLease, OnReject: onReject,
 		})
 		if err != nil {
 			return fmt.Errorf("postgres source: %w", err)
@@ -129,7 +134,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	}
 	for _, src := range srcs {
 		in := ingest.New(src, mgr.GetCache(), d,
-			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, Clock: clk})
+			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, Clock: clk, BeforeAck: deps.flushLedger})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)
 		}

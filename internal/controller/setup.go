@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ledger"
 )
 
 // Options are what the two controllers need from the binary that runs them.
@@ -21,6 +22,8 @@ type Options struct {
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
 	MaxRetryAfter time.Duration
+	// Ledger appends every attempt the delivery controller makes; nil keeps none.
+	Ledger ledger.Recorder
 	// DeliveryWorkers bounds deliveries reconciled at once.
 	DeliveryWorkers int
 }
@@ -52,6 +55,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		UserAgent:               o.UserAgent,
 		MaxRetryAfter:           o.MaxRetryAfter,
 		MaxConcurrentReconciles: o.DeliveryWorkers,
+		Ledger:                  o.Ledger,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)
 	}

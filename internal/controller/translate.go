@@ -10,6 +10,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/signing"
 )
 
@@ -84,4 +85,28 @@ func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
 			Message: fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name)}
 	}
 	return Gate{SecretRef: ref}
+}
+
+// LedgerAttempt is the ledger's record of the attempt a delivery's status just recorded (status already updated):
+// its number, outcome and next retry come from the status.
+func LedgerAttempt(d *hookpostv1.WebhookDelivery, out delivery.Outcome, start time.Time) ledger.Attempt {
+	a := ledger.Attempt{
+		DeliveryName: d.Name, Namespace: d.Namespace, Subscription: d.Spec.SubscriptionName,
+		EventID: d.Spec.Event.ID, EventType: d.Spec.Event.Type, TenantID: d.Spec.Event.TenantID, Collection: d.Spec.Event.Collection,
+		Number: int(d.Status.Attempts), Time: start, Duration: out.Duration, StatusCode: out.StatusCode,
+		ErrorClass: string(out.Class), Error: out.Error, Response: out.ResponseBody,
+		Test: d.Spec.Test, Replay: d.Status.AttemptsBeforeReplay > 0,
+	}
+	switch d.Status.Phase {
+	case hookpostv1.DeliverySucceeded:
+		a.Outcome = ledger.OutcomeSucceeded
+	case hookpostv1.DeliveryFailed:
+		a.Outcome = ledger.OutcomeFailed
+	default:
+		a.Outcome = ledger.OutcomeRetrying
+		if d.Status.NextAttemptTime != nil {
+			a.NextRetry = d.Status.NextAttemptTime.Time
+		}
+	}
+	return a
 }

@@ -29,6 +29,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 )
 
@@ -57,6 +58,8 @@ type WebhookDeliveryReconciler struct {
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
 	MaxRetryAfter time.Duration
+	// Ledger appends every attempt (ledger.Discard when none is configured).
+	Ledger ledger.Recorder
 	// MaxConcurrentReconciles bounds deliveries worked on at once.
 	MaxConcurrentReconciles int
 
@@ -242,7 +245,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
 	metrics.ObserveAttempt(out)
-	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), true)
+	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), false)
 	return r.afterAttempt(d), true
 }
 
@@ -262,8 +265,9 @@ func (r *WebhookDeliveryReconciler) foldFirstAttempt(ctx context.Context, d *hoo
 	} else {
 		sub = nil
 	}
-	// Ingest counted the attempt in the metrics and the ledger when it made it, and a success as finished.
-	r.record(ctx, d, sub, schedule, first.Outcome(), first.Start, first.End, first.Class != delivery.ClassSucceeded)
+	// Ingest counted the attempt in the metrics when it made it; a success it also counted as finished and wrote
+	// to the ledger (this object is one of the newest successes, written for kubectl get).
+	r.record(ctx, d, sub, schedule, first.Outcome(), first.Start, first.End, first.Class == delivery.ClassSucceeded)
 	return r.afterAttempt(d), true
 }
 
@@ -275,12 +279,17 @@ func (r *WebhookDeliveryReconciler) afterAttempt(d *hookpostv1.WebhookDelivery) 
 	return ctrl.Result{}
 }
 
-// record writes an outcome into the delivery's status, with transition Events; countFinished counts a finished
-// delivery in the metrics. sub may be nil when the subscription is gone.
-func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, schedule []time.Duration, out delivery.Outcome, start, end time.Time, countFinished bool) {
+// record writes an outcome into the delivery's status, with transition Events, and appends it to the ledger;
+// recorded says ingest already counted the finished delivery and wrote its ledger row. sub may be nil when the
+// subscription is gone.
+func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, schedule []time.Duration, out delivery.Outcome, start, end time.Time, recorded bool) {
 	policy := retryPolicy{schedule: schedule, maxRetryAfter: r.MaxRetryAfter}
 	var tr transition
 	d.Status, tr = recordAttempt(d.Status, out, start, end, policy)
+	countFinished := !recorded
+	if !recorded && r.Ledger != nil {
+		r.Ledger.Record(LedgerAttempt(d, out, start))
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))
 	switch tr {
 	case transitionSucceeded:

@@ -14,6 +14,7 @@ import (
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/envelope"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
@@ -39,6 +40,9 @@ type FirstAttemptOptions struct {
 	// Successes keeps what succeeded without writing an object per delivery. nil writes an object for every
 	// success (--success-objects=all).
 	Successes *SuccessLog
+	// Ledger appends every success; a failed first attempt is appended by the delivery controller when it moves
+	// the attempt into status. nil keeps none.
+	Ledger ledger.Recorder
 	// UserAgent is sent on every attempt.
 	UserAgent string
 	// Clock stamps attempts (default the real clock).
@@ -105,6 +109,9 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if out.Class == delivery.ClassSucceeded {
 		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)
 		metrics.DeliveryFinished(true)
+		if f.o.Ledger != nil {
+			f.o.Ledger.Record(successAttempt(sub, ev, first))
+		}
 		if f.o.Successes != nil {
 			f.o.Successes.Add(sub, ev, first)
 			return nil
@@ -173,6 +180,16 @@ func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first control
 	d := NewDelivery(sub, ev)
 	d.Annotations = map[string]string{hookpostv1.AnnotationFirstAttempt: first.Encode()}
 	return d
+}
+
+// successAttempt is the ledger's record of a first attempt that succeeded.
+func successAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt) ledger.Attempt {
+	return ledger.Attempt{
+		DeliveryName: hookpostv1.DeliveryName(sub.Name, ev.ID), Namespace: sub.Namespace, Subscription: sub.Name,
+		EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection,
+		Number: 1, Time: first.Start, Duration: first.Duration, StatusCode: first.StatusCode,
+		ErrorClass: string(first.Class), Response: first.Response, Outcome: ledger.OutcomeSucceeded,
+	}
 }
 
 func envelopeEvent(ev *source.Event) envelope.Event {

@@ -41,6 +41,10 @@ type Options struct {
 	RetryDelay time.Duration
 	// Clock reads the time for the lag metric and idle detection (default the real clock).
 	Clock clock.PassiveClock
+	// BeforeAck, when set, runs after every match of a batch is done and before the batch is acknowledged: the
+	// ledger's Flush, so the history of an acknowledged event survives a crash. Its failure is logged and the
+	// batch acknowledged anyway: the deliveries are done, and the ledger keeps retrying what it holds.
+	BeforeAck func(ctx context.Context) error
 }
 
 // Ingester is a manager.Runnable that moves events from one source to WebhookDeliveries.
@@ -75,8 +79,8 @@ func New(src source.Source, c cache.Cache, d Dispatcher, opts Options) *Ingester
 	return i
 }
 
-// NeedLeaderElection is false: every replica ingests, sharing the source (SKIP LOCKED rows, a shared durable
-// consumer), and idempotent names keep two replicas from making one event's delivery twice.
+// NeedLeaderElection is false: every replica ingests and makes first attempts, sharing the source (leased outbox
+// rows, a shared durable consumer), and idempotent names keep two replicas from making one event's delivery twice.
 func (i *Ingester) NeedLeaderElection() bool { return false }
 
 // Start runs until ctx ends, then closes the source.
@@ -159,6 +163,11 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 	defer cancel()
+	if i.opts.BeforeAck != nil {
+		if err := i.opts.BeforeAck(actx); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before acknowledging a batch; its rows stay buffered and are retried")
+		}
+	}
 	if err := b.Ack(actx); err != nil {
 		// Every match got a 2xx or a durable delivery; the source hands the events over again, which re-sends the
 		// successes (same X-Event-Id) and finds the deliveries already there.

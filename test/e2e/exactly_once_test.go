@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 )
 
@@ -63,15 +64,28 @@ func (tb *testbed) quiescent(want map[string]map[string]bool, drained sourceDrai
 	}
 	unfinished := &metav1.PartialObjectMetadataList{}
 	unfinished.SetGroupVersionKind(hookpostv1.GroupVersion.WithKind("WebhookDeliveryList"))
-	err := tb.c.List(tb.ctx, unfinished, client.InNamespace(tb.ns), client.Limit(5),
+	err := tb.c.List(tb.ctx, unfinished, client.InNamespace(tb.ns), client.Limit(500),
 		client.MatchingFieldsSelector{Selector: fields.OneTermNotEqualSelector("status.phase", string(hookpostv1.DeliverySucceeded))})
 	switch {
 	case err != nil:
 		problems = append(problems, fmt.Sprintf("list unfinished deliveries: %v", err))
-	case len(unfinished.Items) > 0:
-		problems = append(problems, fmt.Sprintf("deliveries not Succeeded, such as %s", tb.describeDelivery(unfinished.Items[0].Name)))
+	default:
+		for _, d := range unfinished.Items {
+			if !succeededFirstAttempt(d.Annotations) {
+				problems = append(problems, fmt.Sprintf("deliveries not Succeeded, such as %s", tb.describeDelivery(d.Name)))
+				break
+			}
+		}
 	}
 	return len(problems) == 0, strings.Join(problems, "; ")
+}
+
+// succeededFirstAttempt reports whether a delivery was written for a first attempt that succeeded (one of the
+// newest successes, flushed as an object): the delivery controller has yet to move the attempt into status, and
+// will make it Succeeded without sending anything.
+func succeededFirstAttempt(annotations map[string]string) bool {
+	first, err := controller.DecodeFirstAttempt(annotations[hookpostv1.AnnotationFirstAttempt])
+	return err == nil && first.Class == delivery.ClassSucceeded
 }
 
 func (tb *testbed) describeDelivery(name string) string {
@@ -123,34 +137,27 @@ func (tb *testbed) deliveriesPerSubscription() (map[string]map[string]int, []hoo
 	return counts, list.Items
 }
 
-// assertExactlyOnce checks that every expected (subscription, event) pair has exactly one WebhookDelivery, that
-// there is no delivery for a pair not expected, that every delivery Succeeded, and that the receiver got each
-// expected event at least once per subscription and nothing else. Receiver duplicates are allowed (a crash
-// between the send and the status write resends) and logged.
-func (tb *testbed) assertExactlyOnce(want map[string]map[string]bool) {
+// assertDelivered checks what a user may rely on whatever crashed: the receiver got every expected (subscription,
+// event) pair at least once and nothing else; no pair has more than one WebhookDelivery (they are named after it)
+// and there is none for a pair not expected; every delivery that exists Succeeded. Successes of the first attempt
+// need no object of their own (only the newest per flush interval get one), so a pair without an object is fine.
+// Receiver duplicates are allowed (a crash between a 2xx and acknowledging the event resends it) and logged.
+func (tb *testbed) assertDelivered(want map[string]map[string]bool) {
 	tb.t.Helper()
 	counts, items := tb.deliveriesPerSubscription()
-	total := 0
 	for _, r := range tb.routes {
-		total += len(want[r.name])
-		var missing, dup []string
-		for id := range want[r.name] {
-			switch n := counts[r.name][id]; {
-			case n == 0:
-				missing = append(missing, id)
-			case n > 1:
+		var dup, unexpected []string
+		for id, n := range counts[r.name] {
+			if n > 1 {
 				dup = append(dup, fmt.Sprintf("%s x%d", id, n))
 			}
-		}
-		var unexpected []string
-		for id := range counts[r.name] {
 			if !want[r.name][id] {
 				unexpected = append(unexpected, id)
 			}
 		}
-		if len(missing)+len(dup)+len(unexpected) > 0 {
-			tb.t.Errorf("subscription %s: want one delivery for each of %d events; %d missing %s, %d duplicated %s, %d for events it does not match %s",
-				r.name, len(want[r.name]), len(missing), sample(missing), len(dup), sample(dup), len(unexpected), sample(unexpected))
+		if len(dup)+len(unexpected) > 0 {
+			tb.t.Errorf("subscription %s: %d events with more than one delivery %s, %d deliveries for events it does not match %s",
+				r.name, len(dup), sample(dup), len(unexpected), sample(unexpected))
 		}
 	}
 	for sub := range counts {
@@ -158,12 +165,9 @@ func (tb *testbed) assertExactlyOnce(want map[string]map[string]bool) {
 			tb.t.Errorf("%d deliveries for %q, which is not a subscription of this test", len(counts[sub]), sub)
 		}
 	}
-	if len(items) != total {
-		tb.t.Errorf("%d WebhookDeliveries in namespace %s, want %d", len(items), tb.ns, total)
-	}
 	var notSucceeded []string
 	for _, d := range items {
-		if d.Status.Phase != hookpostv1.DeliverySucceeded {
+		if d.Status.Phase != hookpostv1.DeliverySucceeded && !succeededFirstAttempt(d.Annotations) {
 			notSucceeded = append(notSucceeded, d.Name+"="+string(d.Status.Phase))
 		}
 	}
@@ -172,8 +176,9 @@ func (tb *testbed) assertExactlyOnce(want map[string]map[string]bool) {
 	}
 
 	received := tb.receivedIDs()
-	resent := 0
+	resent, total := 0, 0
 	for _, r := range tb.routes {
+		total += len(want[r.name])
 		var missing, unexpected []string
 		for id := range want[r.name] {
 			if received[r.name][id] == 0 {
@@ -191,7 +196,24 @@ func (tb *testbed) assertExactlyOnce(want map[string]map[string]bool) {
 				r.path, len(missing), sample(missing), len(unexpected), r.name, sample(unexpected))
 		}
 	}
-	tb.t.Logf("%d deliveries, one per (subscription, event); the receiver got %d requests more than once (allowed: at least once)", len(items), resent)
+	tb.t.Logf("%d (subscription, event) pairs received, %d WebhookDeliveries (at most one per pair); the receiver got %d requests more than once (allowed: at least once)",
+		total, len(items), resent)
+}
+
+// assertCounted waits until each subscription's status counts every expected pair as delivered, exactly: for runs
+// without an operator crash, which would lose up to one flush interval of counts, or resend successes.
+func (tb *testbed) assertCounted(want map[string]map[string]bool) {
+	tb.t.Helper()
+	for _, r := range tb.routes {
+		waitUntil(tb.t, time.Minute, "subscription "+r.name+" counting its deliveries", func() (bool, string) {
+			sub := &hookpostv1.WebhookSubscription{}
+			if err := tb.c.Get(tb.ctx, client.ObjectKey{Namespace: tb.ns, Name: r.name}, sub); err != nil {
+				return false, err.Error()
+			}
+			return sub.Status.Delivered == int64(len(want[r.name])) && sub.Status.Failed == 0,
+				fmt.Sprintf("delivered %d (%d without an object), failed %d; want %d delivered", sub.Status.Delivered, sub.Status.DeliveredWithoutObject, sub.Status.Failed, len(want[r.name]))
+		})
+	}
 }
 
 func sample(s []string) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/test/harness"
 )
@@ -144,4 +145,55 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// assertLedger waits until the delivery ledger (in the outbox's database, the operator's default) holds a success
+// row for every expected (subscription, event) pair of the test's namespace, and none for a pair not expected.
+// Pairs sent again after a crash have more than one, which is logged.
+func (o *outbox) assertLedger(tb *testbed, want map[string]map[string]bool) {
+	tb.t.Helper()
+	var resent int
+	waitUntil(tb.t, time.Minute, "a ledger success row for every pair", func() (bool, string) {
+		rows, err := o.pool.Query(tb.ctx, `SELECT subscription, event_id, count(*) FROM `+ledgerpg.DefaultTable+`
+WHERE namespace = $1 AND outcome = 'succeeded' GROUP BY subscription, event_id`, tb.ns)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := map[string]map[string]int{}
+		for rows.Next() {
+			var sub, id string
+			var n int
+			if err := rows.Scan(&sub, &id, &n); err != nil {
+				rows.Close()
+				return false, err.Error()
+			}
+			if got[sub] == nil {
+				got[sub] = map[string]int{}
+			}
+			got[sub][id] = n
+		}
+		rows.Close()
+		missing, unexpected := 0, 0
+		resent = 0
+		for sub, ids := range want {
+			for id := range ids {
+				if got[sub][id] == 0 {
+					missing++
+				}
+			}
+		}
+		for sub, ids := range got {
+			for id, n := range ids {
+				if !want[sub][id] {
+					unexpected++
+				}
+				resent += n - 1
+			}
+		}
+		if unexpected > 0 {
+			tb.t.Fatalf("ledger has success rows for %d pairs this test does not expect", unexpected)
+		}
+		return missing == 0, fmt.Sprintf("%d pairs without a success row", missing)
+	})
+	tb.t.Logf("ledger: a success row for every pair; %d extra success rows (pairs sent again)", resent)
 }

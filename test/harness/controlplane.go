@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -101,4 +103,35 @@ func StartControlPlane(dir string) (*ControlPlane, error) {
 }
 
 // Stop stops kube-apiserver and etcd.
-func (cp *ControlPlane) Stop() error { return cp.env.Stop() }
+func (cp *ControlPlane) Stop() error {
+	cp.stopRestarted()
+	return cp.env.Stop()
+}
+
+// APIServerPid returns the process id of the running kube-apiserver, for programs that read its CPU time and
+// memory from /proc (the benchmark).
+func (cp *ControlPlane) APIServerPid() (int, error) {
+	return childRunning("kube-apiserver", "--secure-port="+cp.env.ControlPlane.APIServer.SecureServing.Port)
+}
+
+// EtcdPid returns the process id of the running etcd, for programs that read its CPU time and memory from /proc.
+func (cp *ControlPlane) EtcdPid() (int, error) {
+	return childRunning("etcd", "--listen-client-urls="+cp.env.ControlPlane.Etcd.URL.String())
+}
+
+// childRunning finds the child of this process that runs binary with arg on its command line: envtest starts
+// kube-apiserver and etcd as children but keeps their process handles to itself, and the argument tells two
+// control planes of one process apart.
+func childRunning(binary, arg string) (int, error) {
+	for _, pid := range childProcesses(os.Getpid()) {
+		raw, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if filepath.Base(args[0]) == binary && slices.Contains(args[1:], arg) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no child process runs %s with %s", binary, arg)
+}

@@ -103,6 +103,18 @@ func (p *Postgres) DSNFor(database string) string {
 // Port returns the loopback port the server listens on; it stays the same across restarts.
 func (p *Postgres) Port() int { return p.port }
 
+// Pids returns the process ids of the running server, the postmaster first and then its children (backends
+// and background processes), for programs that read their CPU time and memory from /proc; nil while stopped.
+func (p *Postgres) Pids() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return nil
+	}
+	pid := p.cmd.Process.Pid
+	return append([]int{pid}, childProcesses(pid)...)
+}
+
 // CreateDatabase creates an empty database so that suites sharing one cluster stay apart.
 func (p *Postgres) CreateDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, p.DSN())

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hookpost/hookpost/internal/ledger"
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
+)
+
+// ledgerDSNEnv is where history reads the ledger's DSN when --ledger-dsn is not given: the manager's variable,
+// so one Secret can serve both.
+const ledgerDSNEnv = "HOOKPOST_LEDGER_DSN"
+
+// errorColumnWidth is how many characters of an error the table shows; -o json and yaml show all of it.
+const errorColumnWidth = 60
+
+type historyOptions struct {
+	*rootOptions
+	dsn, schema, table           string
+	subscription, event, outcome string
+	since                        string
+	limit                        int
+	allNamespaces                bool
+	output                       string
+	timeout                      time.Duration
+}
+
+func newHistoryCommand(root *rootOptions) *cobra.Command {
+	o := &historyOptions{rootOptions: root}
+	cmd := &cobra.Command{
+		Use:   "history [--subscription SUBSCRIPTION | --event EVENT_ID]",
+		Short: "List the HTTP attempts of deliveries from the delivery ledger",
+		Long: `Lists HTTP attempts from the delivery ledger, the PostgreSQL table the operator appends every attempt of
+every delivery to (see --ledger-* in the manager's flags). The ledger keeps attempts for its retention (30
+days by default), after WebhookDeliveries have been pruned by their subscription's history limits, and
+attempts that never had a WebhookDelivery object.
+
+Shows the latest --limit attempts that pass the filters, oldest first. OUTCOME is what the delivery became
+after the attempt: succeeded, retrying or failed. Without a ledger only WebhookDeliveries within the history
+limits remain: use kubectl get whdel and kubectl hookpost inspect.`,
+		Example: `  kubectl hookpost history --ledger-dsn postgres://reader@db:5432/hookpost --subscription orders --since 2h
+  kubectl hookpost history --subscription orders --outcome failed --since 2025-11-16T08:00:00Z -o json
+  kubectl hookpost history -A --event 3f2a9c0e-1d7b-4a5c-9e10-2b3c4d5e6f70`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dsn, "ledger-dsn", "", "PostgreSQL DSN of the delivery ledger. Default: $"+ledgerDSNEnv+".")
+	f.StringVar(&o.schema, "ledger-schema", ledgerpg.DefaultSchema, "Schema of the ledger table, as the manager's --ledger-schema.")
+	f.StringVar(&o.table, "ledger-table", ledgerpg.DefaultTable, "Ledger table, as the manager's --ledger-table.")
+	// No -s: kubectl's connection flags, which every command shares, hold it for --server.
+	f.StringVar(&o.subscription, "subscription", "", "Only attempts of this subscription.")
+	f.StringVar(&o.event, "event", "", "Only attempts of this event id, for every subscription it matched.")
+	f.StringVar(&o.outcome, "outcome", "", "Only attempts after which the delivery was succeeded, retrying or failed.")
+	f.StringVar(&o.since, "since", "", "Only attempts within this long, such as 1h, or since this RFC 3339 time, such as 2025-11-16T08:00:00Z.")
+	f.IntVar(&o.limit, "limit", ledgerpg.DefaultQueryLimit, "Show at most this many attempts, the latest.")
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Attempts of subscriptions in every namespace.")
+	f.StringVarP(&o.output, "output", "o", "", "Output format: json, yaml or wide. Default is a table.")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "How long to wait for the ledger's database.")
+	return cmd
+}
+
+func (o *historyOptions) run(ctx context.Context) error {
+	switch o.output {
+	case "", "wide", "json", "yaml":
+	default:
+		return fmt.Errorf("--output %q is not supported: use json, yaml or wide", o.output)
+	}
+	if o.limit <= 0 {
+		return fmt.Errorf("--limit %d: give a positive number of attempts", o.limit)
+	}
+	since, err := parseSince(o.since, time.Now())
+	if err != nil {
+		return err
+	}
+	if o.dsn == "" {
+		o.dsn = os.Getenv(ledgerDSNEnv)
+	}
+	if o.dsn == "" {
+		return errors.New("no ledger to read: pass --ledger-dsn or set " + ledgerDSNEnv + " to the manager's ledger database. " +
+			"Without a ledger only WebhookDeliveries within their subscription's history limits remain: kubectl get whdel, kubectl hookpost inspect")
+	}
+	filter := ledgerpg.Filter{
+		Subscription: o.subscription, EventID: o.event, Outcome: ledger.Outcome(o.outcome), Since: since, Limit: o.limit,
+	}
+	ns := ""
+	if !o.allNamespaces {
+		if ns, err = o.namespace(); err != nil {
+			return err
+		}
+		filter.Namespace = ns
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	w, err := ledgerpg.New(ctx, ledgerpg.Options{DSN: o.dsn, Schema: o.schema, Table: o.table})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	attempts, err := w.Query(ctx, filter)
+	if err != nil {
+		return err
+	}
+
+	switch o.output {
+	case "json", "yaml":
+		res := historyResult{Attempts: make([]historyAttempt, 0, len(attempts))}
+		for _, a := range attempts {
+			res.Attempts = append(res.Attempts, newHistoryAttempt(a))
+		}
+		return printEscaped(o.streams.Out, o.output, res)
+	}
+	if len(attempts) == 0 {
+		where := "in any namespace"
+		if ns != "" {
+			where = "in namespace " + ns
+		}
+		fmt.Fprintf(o.streams.ErrOut, "No attempts found %s.\n", escapeText(where))
+		return nil
+	}
+	printHistory(o.streams.Out, attempts, o.allNamespaces, o.output == "wide")
+	return nil
+}
+
+// parseSince reads --since: a duration back from now, or an RFC 3339 time.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q is negative: give how long back, such as 1h", v)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q is neither a duration nor a time: use a duration such as 90m or 2h, or an RFC 3339 time such as 2025-11-16T08:00:00Z", v)
+}
+
+// historyResult is history's -o json and yaml form.
+type historyResult struct {
+	Attempts []historyAttempt `json:"attempts"`
+}
+
+// historyAttempt is one attempt in -o json and yaml.
+type historyAttempt struct {
+	Time         time.Time `json:"time"`
+	Namespace    string    `json:"namespace"`
+	Subscription string    `json:"subscription"`
+	Delivery     string    `json:"delivery"`
+	EventID      string    `json:"eventID"`
+	EventType    string    `json:"eventType"`
+	TenantID     string    `json:"tenantID,omitempty"`
+	Collection   string    `json:"collection,omitempty"`
+	Attempt      int       `json:"attempt"`
+	// Duration is a Go duration string, such as 1.234s.
+	Duration   string `json:"duration"`
+	StatusCode int    `json:"statusCode,omitempty"`
+	ErrorClass string `json:"errorClass,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// Response is the response body's first KiB when it is UTF-8 text; ResponseBase64 holds it otherwise.
+	Response       string         `json:"response,omitempty"`
+	ResponseBase64 string         `json:"responseBase64,omitempty"`
+	NextRetry      *time.Time     `json:"nextRetry,omitempty"`
+	Outcome        ledger.Outcome `json:"outcome"`
+	Test           bool           `json:"test,omitempty"`
+	Replay         bool           `json:"replay,omitempty"`
+}
+
+func newHistoryAttempt(a ledger.Attempt) historyAttempt {
+	h := historyAttempt{
+		Time: a.Time, Namespace: a.Namespace, Subscription: a.Subscription, Delivery: a.DeliveryName,
+		EventID: a.EventID, EventType: a.EventType, TenantID: a.TenantID, Collection: a.Collection,
+		Attempt: a.Number, Duration: a.Duration.String(), StatusCode: a.StatusCode, ErrorClass: a.ErrorClass,
+		Error: a.Error, Outcome: a.Outcome, Test: a.Test, Replay: a.Replay,
+	}
+	if utf8.Valid(a.Response) {
+		h.Response = string(a.Response)
+	} else {
+		h.ResponseBase64 = base64.StdEncoding.EncodeToString(a.Response)
+	}
+	if !a.NextRetry.IsZero() {
+		h.NextRetry = &a.NextRetry
+	}
+	return h
+}
+
+// printHistory writes the attempts as a table; with wide, also the delivery, tenant, collection, class and next
+// retry. Every string from the ledger is escaped: a tenant id or a receiver's error must not drive the terminal.
+func printHistory(w io.Writer, attempts []ledger.Attempt, withNamespace, wide bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	header := []string{"TIME", "SUBSCRIPTION", "EVENT", "TYPE", "ATTEMPT", "STATUS", "DURATION", "OUTCOME", "ERROR"}
+	if withNamespace {
+		header = append([]string{"NAMESPACE"}, header...)
+	}
+	if wide {
+		header = append(header, "DELIVERY", "TENANT", "COLLECTION", "CLASS", "NEXT RETRY")
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, a := range attempts {
+		status := "-"
+		if a.StatusCode != 0 {
+			status = strconv.Itoa(a.StatusCode)
+		}
+		number := strconv.Itoa(a.Number)
+		if a.Test {
+			number += " (test)"
+		}
+		if a.Replay {
+			number += " (replay)"
+		}
+		cells := []string{
+			a.Time.UTC().Format(time.RFC3339), cell(a.Subscription), cell(a.EventID), cell(a.EventType), number, status,
+			a.Duration.Round(time.Millisecond).String(), cell(string(a.Outcome)), cell(truncate(a.Error, errorColumnWidth)),
+		}
+		if withNamespace {
+			cells = append([]string{cell(a.Namespace)}, cells...)
+		}
+		if wide {
+			next := "-"
+			if !a.NextRetry.IsZero() {
+				next = a.NextRetry.UTC().Format(time.RFC3339)
+			}
+			cells = append(cells, cell(a.DeliveryName), cell(a.TenantID), cell(a.Collection), cell(a.ErrorClass), next)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	_ = tw.Flush()
+}
+
+// cell is s escaped for a table cell, "-" when empty. Tabs are escaped too, so they cannot shift columns.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return escapeText(s)
+}
+
+// truncate cuts s to n characters, marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-3]) + "..."
+}
+
+// escapeText returns s with every character a terminal could act on spelled out: control characters (C0, DEL,
+// C1, so ESC and CSI), format characters such as bidirectional overrides, other non-printing characters and
+// bytes that are not UTF-8. Printable text, spaces included, is kept as it is.
+func escapeText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x10000:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// printEscaped writes v as JSON (indented like kubectl) or YAML with every non-printing character escaped, so
+// -o json or yaml on a terminal is as safe as the table, and still reads back to the exact strings.
+// encoding/json escapes C0 controls but leaves DEL, C1 controls (such as CSI) and format characters raw, and
+// YAML refuses DEL and C1 in its input: both are given JSON escapes first, which the YAML encoder then writes
+// as its own escapes.
+func printEscaped(w io.Writer, output string, v any) error {
+	b, err := json.MarshalIndent(v, "", "    ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", output, err)
+	}
+	b = append(escapeNonPrinting(b), '\n')
+	if output == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return fmt.Errorf("encode yaml: %w", err)
+		}
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// escapeNonPrinting replaces each non-printing character outside ASCII in JSON text with its \u escape. JSON
+// outside strings is ASCII, so every such character is inside a string, where the escape reads back as it.
+func escapeNonPrinting(b []byte) []byte {
+	var out bytes.Buffer
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x7f && !unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1) {
+			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+				fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				fmt.Fprintf(&out, `\u%04x`, r)
+			}
+		} else {
+			out.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return out.Bytes()
+}

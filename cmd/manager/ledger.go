@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
+)
+
+// ledgerOptions configure the delivery ledger, the PostgreSQL table every HTTP attempt is appended to.
+type ledgerOptions struct {
+	dsn, schema, table string
+	retention          time.Duration
+	migrate, printDDL  bool
+	// registerer receives the ledger's metrics; nil means controller-runtime's registry (tests set their own).
+	registerer prometheus.Registerer
+}
+
+func (o *ledgerOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.dsn, "ledger-dsn", "", "PostgreSQL DSN of the delivery ledger; empty uses --postgres-dsn, and without either there is no ledger. Env HOOKPOST_LEDGER_DSN.")
+	fs.StringVar(&o.schema, "ledger-schema", ledgerpg.DefaultSchema, "Schema of the ledger table. Env HOOKPOST_LEDGER_SCHEMA.")
+	fs.StringVar(&o.table, "ledger-table", ledgerpg.DefaultTable, "Ledger table. Env HOOKPOST_LEDGER_TABLE.")
+	fs.DurationVar(&o.retention, "ledger-retention", ledgerpg.DefaultRetention, "How long attempts are kept in the ledger; negative keeps them. Env HOOKPOST_LEDGER_RETENTION.")
+	fs.BoolVar(&o.migrate, "ledger-migrate", false, "Create the ledger table and its indexes if missing. Env HOOKPOST_LEDGER_MIGRATE.")
+	fs.BoolVar(&o.printDDL, "ledger-print-ddl", false, "Print the ledger DDL (for DBAs who apply schema themselves) and exit.")
+}
+
+// ddl is what --ledger-print-ddl prints.
+func (o *ledgerOptions) ddl() string {
+	return ledgerpg.DDL(o.schema, o.table)
+}
+
+// open returns the ledger writer, migrated when --ledger-migrate is set, with its metrics registered; or nil
+// and no error when neither --ledger-dsn nor the outbox's DSN is set. The caller adds the writer to the
+// manager (it is a Runnable that runs on every replica) and hands it to whatever records attempts; when it is
+// nil, hand them ledger.Discard instead, not the nil *Writer, which would be a non-nil Recorder that panics.
+func (o *ledgerOptions) open(ctx context.Context, outboxDSN string) (*ledgerpg.Writer, error) {
+	dsn := o.dsn
+	if dsn == "" {
+		dsn = outboxDSN
+	}
+	if dsn == "" {
+		return nil, nil
+	}
+	reg := o.registerer
+	if reg == nil {
+		reg = metrics.Registry
+	}
+	w, err := ledgerpg.New(ctx, ledgerpg.Options{
+		DSN: dsn, Schema: o.schema, Table: o.table, Retention: o.retention,
+		Registerer: reg, Log: ctrl.Log.WithName("ledger"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if o.migrate {
+		if err := w.Migrate(ctx); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("ledger: migrate: %w", err)
+		}
+	}
+	return w, nil
+}
