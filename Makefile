@@ -59,9 +59,9 @@ test: envtest postgres node $(HELM) ## Run every test: unit, envtest suites, rea
 	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
 
 .PHONY: bench
-bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes.
+bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes (BENCH_FLAGS='-modes=fast' for a quick one).
 	go test -run '^$$' -bench . -benchmem ./internal/...
-	go run ./test/bench
+	go run ./test/bench $(BENCH_FLAGS)
 
 ##@ Build
 

@@ -12,37 +12,62 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// deliveryWrites are the API server's counts of write requests on WebhookDeliveries, from apiserver_request_total.
-type deliveryWrites struct {
-	creates, statusPatches, otherWrites, deletes float64
+// resourceWrites are the API server's counts of write requests on one resource, from apiserver_request_total.
+type resourceWrites struct {
+	creates      float64 // POST
+	statusWrites float64 // PATCH or PUT of the status subresource
+	otherWrites  float64 // PATCH or PUT of the object (labels, annotations, finalizers, spec)
+	deletes      float64 // DELETE, DELETECOLLECTION (history pruning)
 }
 
-// writes is what the report divides by the number of deliveries: creates, patches and updates of any kind.
-func (w deliveryWrites) writes() float64 { return w.creates + w.statusPatches + w.otherWrites }
-
-func (w deliveryWrites) minus(o deliveryWrites) deliveryWrites {
-	return deliveryWrites{w.creates - o.creates, w.statusPatches - o.statusPatches, w.otherWrites - o.otherWrites, w.deletes - o.deletes}
+func (w resourceWrites) total() float64 {
+	return w.creates + w.statusWrites + w.otherWrites + w.deletes
 }
 
-// readDeliveryWrites scrapes the API server's /metrics through the control plane's client.
-func readDeliveryWrites(ctx context.Context, cfg *rest.Config) (deliveryWrites, error) {
+func (w resourceWrites) minus(o resourceWrites) resourceWrites {
+	return resourceWrites{creates: w.creates - o.creates, statusWrites: w.statusWrites - o.statusWrites,
+		otherWrites: w.otherWrites - o.otherWrites, deletes: w.deletes - o.deletes}
+}
+
+// apiWrites are the write counts on Hookpost's two kinds, apart: WebhookDeliveries scale with deliveries in the
+// object-per-delivery mode, WebhookSubscriptions' status with flushes of counters.
+type apiWrites struct {
+	deliveries, subscriptions resourceWrites
+}
+
+func (w apiWrites) minus(o apiWrites) apiWrites {
+	return apiWrites{deliveries: w.deliveries.minus(o.deliveries), subscriptions: w.subscriptions.minus(o.subscriptions)}
+}
+
+// metricsReader scrapes the API server's /metrics through the control plane's credentials.
+type metricsReader struct {
+	rest rest.Interface
+}
+
+func newMetricsReader(cfg *rest.Config) (metricsReader, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return deliveryWrites{}, err
+		return metricsReader{}, err
 	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	return metricsReader{rest: cs.Discovery().RESTClient()}, nil
+}
+
+// writes reads the counters of write requests on WebhookDeliveries and WebhookSubscriptions since the API server
+// started.
+func (m metricsReader) writes(ctx context.Context) (apiWrites, error) {
+	raw, err := m.rest.Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return deliveryWrites{}, fmt.Errorf("read the API server's /metrics: %w", err)
+		return apiWrites{}, fmt.Errorf("read the API server's /metrics: %w", err)
 	}
-	var w deliveryWrites
+	var w apiWrites
 	s := bufio.NewScanner(bytes.NewReader(raw))
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
-		line := s.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="webhookdeliveries"`) {
+		sample, ok := strings.CutPrefix(s.Text(), "apiserver_request_total{")
+		if !ok {
 			continue
 		}
-		labels, value, ok := strings.Cut(line[len("apiserver_request_total{"):], "} ")
+		labelText, value, ok := strings.Cut(sample, "} ")
 		if !ok {
 			continue
 		}
@@ -50,17 +75,42 @@ func readDeliveryWrites(ctx context.Context, cfg *rest.Config) (deliveryWrites, 
 		if err != nil {
 			continue
 		}
-		status := strings.Contains(labels, `subresource="status"`)
-		switch {
-		case strings.Contains(labels, `verb="POST"`):
-			w.creates += v
-		case strings.Contains(labels, `verb="PATCH"`) && status:
-			w.statusPatches += v
-		case strings.Contains(labels, `verb="PATCH"`), strings.Contains(labels, `verb="PUT"`):
-			w.otherWrites += v
-		case strings.Contains(labels, `verb="DELETE"`), strings.Contains(labels, `verb="DELETECOLLECTION"`):
-			w.deletes += v
+		labels := parseLabels(labelText)
+		switch labels["resource"] {
+		case "webhookdeliveries":
+			w.deliveries.add(labels, v)
+		case "webhooksubscriptions":
+			w.subscriptions.add(labels, v)
 		}
 	}
 	return w, s.Err()
+}
+
+// add counts a sample of apiserver_request_total by its verb; reads are not counted.
+func (w *resourceWrites) add(labels map[string]string, v float64) {
+	switch labels["verb"] {
+	case "POST":
+		w.creates += v
+	case "PATCH", "PUT":
+		if labels["subresource"] == "status" {
+			w.statusWrites += v
+		} else {
+			w.otherWrites += v
+		}
+	case "DELETE", "DELETECOLLECTION":
+		w.deletes += v
+	}
+}
+
+// parseLabels reads a Prometheus label set such as `code="201",resource="webhookdeliveries"`. The API server's
+// label values hold no quotes or commas, so no unescaping is needed.
+func parseLabels(s string) map[string]string {
+	labels := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		name, value, ok := strings.Cut(pair, "=")
+		if ok {
+			labels[name] = strings.Trim(value, `"`)
+		}
+	}
+	return labels
 }

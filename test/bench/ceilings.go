@@ -84,8 +84,8 @@ func httpCeiling(ctx context.Context, recv *receiver, n, workers int) (float64, 
 	if f := failed.Load(); f > 0 {
 		return 0, fmt.Errorf("%d of %d ceiling requests failed", f, n)
 	}
-	if distinct, _, badSig, _, _, _ := recv.snapshot(rt); distinct != n || badSig > 0 {
-		return 0, fmt.Errorf("receiver verified %d of %d ceiling requests, %d bad signatures", distinct, n, badSig)
+	if got := recv.receipts([]*route{rt}); got.distinct != n || got.badSig > 0 {
+		return 0, fmt.Errorf("receiver verified %d of %d ceiling requests, %d bad signatures", got.distinct, n, got.badSig)
 	}
 	return float64(n) / elapsed.Seconds(), nil
 }

@@ -1,13 +1,18 @@
 // Command bench is `make bench`'s end-to-end benchmark: it starts real processes (kube-apiserver and etcd,
-// PostgreSQL, NATS, the operator binary built fresh, a receiver that verifies signatures), pushes N events through
-// each source and measures deliveries per second, latency from insert to receipt, API-server writes per delivery
-// and the operator's peak memory and CPU. It then measures two ceilings on the same machine, a plain HTTP client
-// posting the same signed bodies and a plain API client writing the same objects, and prints how close the
-// operator gets to each. It reports; it never passes or fails on time.
+// PostgreSQL, NATS, the operator binary built fresh, a receiver that verifies signatures) and, for each source and
+// each dispatch mode of the operator (the fast path, where ingest makes the first attempt, and object-per-delivery),
+// runs three scenarios with a fresh operator each: saturation (a backlog of events for one subscription), a paced
+// stream (a fixed event rate, for latency) and fan-out (many subscriptions matching every event). For each run it
+// measures deliveries per second, latency from insert to receipt, API-server writes per delivery, the CPU time of
+// the operator, kube-apiserver, etcd and PostgreSQL per delivery and their peak memory; after saturation with the
+// outbox it counts each event's success rows in the delivery ledger. It then measures two ceilings on the same
+// machine, a plain HTTP client posting the same signed bodies and a plain API client writing the same objects. It
+// reports; it never passes or fails on time.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,10 +20,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -27,34 +30,76 @@ import (
 	"github.com/hookpost/hookpost/test/harness"
 )
 
-// defaultEvents is -n's default: at about 200 deliveries/s on a shared 2-core machine, 20,000 take under two
-// minutes per source.
-const defaultEvents = 20000
+// config is the command line.
+type config struct {
+	events         int // saturation events
+	sources        []string
+	modes          []mode
+	producers      int
+	pacedRate      int
+	pacedFor       time.Duration
+	fanoutSubs     int
+	fanoutEvents   int
+	fanoutModes    []mode
+	ceilingWorkers int
+	timeout        time.Duration
+	operatorArgs   []string // appended to every run's operator command line
+}
 
 func main() {
-	n := flag.Int("n", defaultEvents, "Events per source.")
-	sources := flag.String("sources", "postgres,nats", "Sources to measure, comma-separated: postgres, nats.")
-	workers := flag.Int("ceiling-workers", 64, "Concurrent workers of the HTTP and API ceilings.")
-	timeout := flag.Duration("timeout", 20*time.Minute, "Give up on a source after this long.")
+	var cfg config
+	var sourcesFlag, modesFlag, fanoutModesFlag, operatorArgsFlag string
+	flag.IntVar(&cfg.events, "n", 10000, "Events of the saturation run (one subscription).")
+	flag.StringVar(&sourcesFlag, "sources", "postgres", "Sources to measure, comma-separated: postgres, nats. Each source runs every scenario in every mode.")
+	flag.StringVar(&modesFlag, "modes", "fast,objects", "Operator modes to measure, comma-separated: fast (--first-attempt=true), objects (--first-attempt=false).")
+	flag.IntVar(&cfg.producers, "producers", 16, "Concurrent producers; each outbox producer inserts one row per transaction.")
+	flag.IntVar(&cfg.pacedRate, "paced-rate", 1000, "Events per second of the paced run.")
+	flag.DurationVar(&cfg.pacedFor, "paced-for", 20*time.Second, "Length of the paced run; 0 skips it.")
+	flag.IntVar(&cfg.fanoutSubs, "fanout-subscriptions", 100, "Subscriptions matching every event of the fan-out run; 0 skips it.")
+	flag.IntVar(&cfg.fanoutEvents, "fanout-events", 1000, "Events of the fan-out run.")
+	flag.StringVar(&fanoutModesFlag, "fanout-modes", "fast", "Modes that run the fan-out scenario, comma-separated: in objects mode 100,000 deliveries take many minutes.")
+	flag.IntVar(&cfg.ceilingWorkers, "ceiling-workers", 64, "Concurrent workers of the HTTP and API ceilings.")
+	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "Give up on a run after this long.")
+	flag.StringVar(&operatorArgsFlag, "operator-args", "", "Extra operator flags for every run, space-separated (for example --max-attempts-per-host=32).")
 	flag.Parse()
+	var err error
+	if cfg.sources, err = parseSources(sourcesFlag); err == nil {
+		cfg.modes, err = parseModes("-modes", modesFlag)
+	}
+	if err == nil && len(cfg.modes) == 0 {
+		err = errors.New("-modes: name at least one mode")
+	}
+	if err == nil {
+		cfg.fanoutModes, err = parseModes("-fanout-modes", fanoutModesFlag)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	cfg.operatorArgs = strings.Fields(operatorArgsFlag)
 	// The plain clients of the ceilings log through controller-runtime; nothing they say belongs in the report.
 	crlog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, strings.Split(*sources, ","), *workers, *timeout); err != nil {
+	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n int, sources []string, workers int, timeout time.Duration) error {
-	for _, s := range sources {
-		if s != "postgres" && s != "nats" {
-			return fmt.Errorf("-sources: unknown source %q: use postgres, nats or both", s)
+func parseSources(s string) ([]string, error) {
+	sources := strings.Split(s, ",")
+	for _, src := range sources {
+		if src != "postgres" && src != "nats" {
+			return nil, fmt.Errorf("-sources: unknown source %q: use postgres, nats or both", src)
 		}
 	}
-	fmt.Printf("Hookpost end-to-end benchmark: %d events per source, sources %s, %d CPUs, %s\n",
-		n, strings.Join(sources, ","), runtime.NumCPU(), runtime.Version())
+	return sources, nil
+}
+
+func run(ctx context.Context, cfg config) error {
+	fmt.Printf("Hookpost end-to-end benchmark: sources %s, modes %s, %d CPUs, %s\n",
+		strings.Join(cfg.sources, ","), modeNames(cfg.modes), runtime.NumCPU(), runtime.Version())
 	dir, err := os.MkdirTemp("", "hookpost-bench-")
 	if err != nil {
 		return err
@@ -72,114 +117,77 @@ func run(ctx context.Context, n int, sources []string, workers int, timeout time
 		return err
 	}
 	defer func() { _ = cp.Stop() }()
+	controlPlane, err := controlPlaneProcesses(cp)
+	if err != nil {
+		return err
+	}
+	metrics, err := newMetricsReader(cp.Config)
+	if err != nil {
+		return err
+	}
 	recv := newReceiver()
 	defer recv.Close()
+	b := &bench{ctx: ctx, cfg: cfg, dir: dir, binary: binary, cp: cp, metrics: metrics, recv: recv,
+		shared: append(controlPlane, benchProcess())}
 
-	w := world{ctx: ctx, dir: dir, binary: binary, cp: cp, recv: recv, n: n, timeout: timeout}
-	var results []result
-	for _, s := range sources {
-		var r result
-		switch s {
-		case "postgres":
-			step("Starting PostgreSQL")
-			pgDir := filepath.Join(dir, "postgres")
-			if err := os.MkdirAll(pgDir, 0o755); err != nil {
-				return err
-			}
-			pg, err := harness.StartPostgresProcess(pgDir)
-			if err != nil {
-				return err
-			}
-			r, err = w.measurePostgres(pg)
-			pg.Stop()
-			if err != nil {
-				return fmt.Errorf("postgres: %w", err)
-			}
-		case "nats":
-			step("Starting NATS")
-			srv, err := harness.StartNATSServer(filepath.Join(dir, "nats"))
-			if err != nil {
-				return err
-			}
-			r, err = w.measureNATS(srv)
-			srv.Shutdown()
-			if err != nil {
-				return fmt.Errorf("nats: %w", err)
-			}
+	var results []modeResult
+	for _, name := range cfg.sources {
+		r, err := b.measureSource(name)
+		if err != nil {
+			return err
 		}
-		results = append(results, r)
+		results = append(results, r...)
 	}
 
-	step(fmt.Sprintf("HTTP ceiling: a plain client posting %d signed bodies with %d workers", n, workers))
-	httpRate, err := httpCeiling(ctx, recv, n, workers)
+	step(fmt.Sprintf("HTTP ceiling: a plain client posting %d signed bodies with %d workers", cfg.events, cfg.ceilingWorkers))
+	httpRate, err := httpCeiling(ctx, recv, cfg.events, cfg.ceilingWorkers)
 	if err != nil {
 		return fmt.Errorf("http ceiling: %w", err)
 	}
-	step(fmt.Sprintf("API ceiling: a plain client creating %d WebhookDeliveries and patching their status with %d workers", n, workers))
-	apiRate, err := apiCeiling(ctx, cp, n, workers)
+	step(fmt.Sprintf("API ceiling: a plain client creating %d WebhookDeliveries and patching their status with %d workers", cfg.events, cfg.ceilingWorkers))
+	apiRate, err := apiCeiling(ctx, cp, cfg.events, cfg.ceilingWorkers)
 	if err != nil {
 		return fmt.Errorf("api ceiling: %w", err)
 	}
-	report(os.Stdout, n, results, httpRate, apiRate, workers)
+	report(os.Stdout, cfg, results, ceilings{http: httpRate, api: apiRate, workers: cfg.ceilingWorkers})
 	return nil
 }
 
+// measureSource runs every mode of cfg against one source.
+func (b *bench) measureSource(name string) ([]modeResult, error) {
+	src, stop, err := b.startSource(name)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	var results []modeResult
+	for _, m := range b.cfg.modes {
+		r, err := b.measureMode(src, m)
+		if err != nil {
+			return nil, fmt.Errorf("%s, %s: %w", name, m.name, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// startSource starts the server a source needs for the whole bench and returns the source and how to stop it.
+func (b *bench) startSource(name string) (eventSource, func(), error) {
+	switch name {
+	case "postgres":
+		step("Starting PostgreSQL")
+		pgDir := filepath.Join(b.dir, "postgres")
+		if err := os.MkdirAll(pgDir, 0o755); err != nil {
+			return nil, nil, err
+		}
+		pg, err := harness.StartPostgresProcess(pgDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &outboxSource{pg: pg, producers: b.cfg.producers}, pg.Stop, nil
+	default:
+		return &natsSource{dir: b.dir}, func() {}, nil
+	}
+}
+
 func step(s string) { fmt.Printf("  %s %s\n", time.Now().Format("15:04:05"), s) }
-
-// result is what one source's run measured.
-type result struct {
-	source              string
-	operatorArgs        []string
-	elapsed             time.Duration
-	p50, p95, p99, pmax time.Duration
-	requests, badSig    int
-	writes              deliveryWrites
-	peakRSS             int64
-	cpu                 time.Duration
-}
-
-func (r result) rate(n int) float64 { return float64(n) / r.elapsed.Seconds() }
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(p*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-func report(out *os.File, n int, results []result, httpRate, apiRate float64, workers int) {
-	fmt.Fprintf(out, "\nOperator flags per source:\n")
-	for _, r := range results {
-		fmt.Fprintf(out, "  %-8s %s\n", r.source, strings.Join(r.operatorArgs, " "))
-	}
-	fmt.Fprintf(out, "\nEnd to end, %d events per source, one subscription (Envelope, HMACSHA256Hex), receiver on loopback:\n\n", n)
-	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "source\tdeliveries/s\telapsed\tp50\tp95\tp99\tmax\trequests\tbad sigs\tAPI writes/delivery\tcreates\tstatus patches\tother writes\tdeletes\tpeak RSS MiB\tCPU s\tCPU ms/delivery\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t\n",
-			r.source, r.rate(n), r.elapsed.Round(100*time.Millisecond),
-			r.p50.Round(time.Millisecond), r.p95.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.pmax.Round(time.Millisecond),
-			r.requests, r.badSig, r.writes.writes()/float64(n), r.writes.creates, r.writes.statusPatches, r.writes.otherWrites, r.writes.deletes,
-			float64(r.peakRSS)/(1<<20), r.cpu.Seconds(), float64(r.cpu.Milliseconds())/float64(n))
-	}
-	_ = tw.Flush()
-	fmt.Fprintf(out, "\n  elapsed: first event produced to last distinct event received. Latency: data.sent_at_ns to first receipt;\n"+
-		"  the whole backlog is produced at once, so it is mostly queueing. API writes: apiserver_request_total for\n"+
-		"  webhookdeliveries (POST, PATCH, PUT) over the run; deletes are history pruning (informational).\n")
-	fmt.Fprintf(out, "\nCeilings on this machine, %d workers:\n", workers)
-	fmt.Fprintf(out, "  HTTP: plain client posting the same signed bodies to the same receiver   %8.0f requests/s\n", httpRate)
-	fmt.Fprintf(out, "  API:  plain client creating WebhookDeliveries + patching their status    %8.0f objects/s (%.0f writes/s)\n", apiRate, 2*apiRate)
-	fmt.Fprintf(out, "\nRatios:\n")
-	for _, r := range results {
-		fmt.Fprintf(out, "  %-8s end-to-end / HTTP ceiling = %.3f   end-to-end / API ceiling = %.3f\n",
-			r.source, r.rate(n)/httpRate, r.rate(n)/apiRate)
-	}
-}
-
-// sortedLatencies sorts a copy.
-func sortedLatencies(l []time.Duration) []time.Duration {
-	s := slices.Clone(l)
-	slices.Sort(s)
-	return s
-}

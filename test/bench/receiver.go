@@ -23,14 +23,12 @@ type receiver struct {
 
 // route is what the receiver knows and records for one path.
 type route struct {
-	key       []byte // HMAC key
-	want      int
-	first     map[string]time.Duration // event id -> latency of its first receipt
-	requests  int
-	badSig    int
-	badBody   int
-	last      time.Time
-	completed chan struct{} // closed when want distinct events arrived
+	key      []byte                   // HMAC key
+	first    map[string]time.Duration // event id -> latency of its first receipt
+	requests int
+	badSig   int
+	badBody  int
+	last     time.Time
 }
 
 func newReceiver() *receiver {
@@ -39,13 +37,13 @@ func newReceiver() *receiver {
 	return r
 }
 
-// expect registers a path, the secret its requests are signed with and how many distinct events to wait for.
+// expect registers a path, the secret its requests are signed with and how many distinct events it will get.
 func (r *receiver) expect(path, secret string, want int) (*route, error) {
 	key, err := signing.Key(signing.SchemeHMACSHA256Hex, secret)
 	if err != nil {
 		return nil, err
 	}
-	rt := &route{key: key, want: want, first: make(map[string]time.Duration, want), completed: make(chan struct{})}
+	rt := &route{key: key, first: make(map[string]time.Duration, want)}
 	r.mu.Lock()
 	r.routes[path] = rt
 	r.mu.Unlock()
@@ -85,9 +83,6 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		if _, seen := rt.first[id]; !seen {
 			rt.first[id] = now.Sub(time.Unix(0, env.Data.SentAtNs))
 			rt.last = now
-			if len(rt.first) == rt.want {
-				close(rt.completed)
-			}
 		}
 	}
 	r.mu.Unlock()
@@ -100,13 +95,42 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	_, _ = io.WriteString(w, `{"received":true}`)
 }
 
-// snapshot returns the route's counters under the lock.
-func (r *receiver) snapshot(rt *route) (distinct, requests, badSig, badBody int, last time.Time, latencies []time.Duration) {
+// receipts are what the receiver recorded on a set of routes: a run's, one route per subscription.
+type receipts struct {
+	distinct, requests, badSig, badBody int
+	// last is when the last distinct (route, event) pair arrived.
+	last time.Time
+	// latencies are each distinct pair's time from production to first receipt.
+	latencies []time.Duration
+}
+
+// receipts returns the routes' counters under the lock.
+func (r *receiver) receipts(rts []*route) receipts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	latencies = make([]time.Duration, 0, len(rt.first))
-	for _, l := range rt.first {
-		latencies = append(latencies, l)
+	var out receipts
+	for _, rt := range rts {
+		out.distinct += len(rt.first)
+		out.requests += rt.requests
+		out.badSig += rt.badSig
+		out.badBody += rt.badBody
+		if rt.last.After(out.last) {
+			out.last = rt.last
+		}
+		for _, l := range rt.first {
+			out.latencies = append(out.latencies, l)
+		}
 	}
-	return len(rt.first), rt.requests, rt.badSig, rt.badBody, rt.last, latencies
+	return out
+}
+
+// distinct counts the distinct (route, event) pairs received so far, without copying latencies.
+func (r *receiver) distinct(rts []*route) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rt := range rts {
+		n += len(rt.first)
+	}
+	return n
 }
