@@ -32,9 +32,18 @@ type operator struct {
 	successes *ingest.SuccessLog
 }
 
+// operatorConfig is what a test changes of the operator's defaults.
+type operatorConfig struct {
+	// flushInterval of the SuccessLog; tests that count objects flush by hand and set it long.
+	flushInterval time.Duration
+	// maxPerHost and hostWait bound the first attempt's wait for a busy host (0: the defaults).
+	maxPerHost int
+	hostWait   time.Duration
+}
+
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
 // its defaults, until the test ends.
-func startOperator(t *testing.T, flushInterval time.Duration, srcs ...source.Source) *operator {
+func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *operator {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own operator in this process.
@@ -43,18 +52,18 @@ func startOperator(t *testing.T, flushInterval time.Duration, srcs ...source.Sou
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sender := delivery.NewSender(delivery.SenderOptions{})
+	sender := delivery.NewSender(delivery.SenderOptions{MaxPerHost: cfg.maxPerHost})
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
 		UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{successes: ingest.NewSuccessLog(mgr.GetClient(), mgr.GetAPIReader(), clock.RealClock{}, flushInterval)}
+	op := &operator{successes: ingest.NewSuccessLog(mgr.GetClient(), mgr.GetAPIReader(), clock.RealClock{}, cfg.flushInterval)}
 	if err := mgr.Add(op.successes); err != nil {
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sender: sender, Successes: op.successes, UserAgent: "Hookpost/test"})
+		Sender: sender, Successes: op.successes, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)
@@ -109,7 +118,7 @@ func TestFirstAttemptSuccessesNeedNoObjectEach(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(), fixtures.HistoryLimits(3, 10))
 	src, table := newOutbox(t, postgres.Options{})
-	op := startOperator(t, time.Hour, src) // flushed by the test, so the objects can be counted before it
+	op := startOperator(t, operatorConfig{flushInterval: time.Hour}, src) // flushed by the test, so the objects can be counted before it
 	secret := readySubscription(t, sub)
 
 	var rows []row
@@ -174,7 +183,7 @@ func TestFailedFirstAttemptBecomesADeliveryThatRetries(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "flaky", rcv.URL+"/flaky", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.Schedule(time.Second))
 	src, table := newOutbox(t, postgres.Options{})
-	startOperator(t, time.Hour, src)
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
 	readySubscription(t, sub)
 
 	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
@@ -209,7 +218,7 @@ func TestRejectedFirstAttemptFailsTheDelivery(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "wrong-path", rcv.URL+"/gone", fixtures.Events("*"), fixtures.InsecureHTTP())
 	src, table := newOutbox(t, postgres.Options{})
-	startOperator(t, time.Hour, src)
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
 	readySubscription(t, sub)
 
 	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
@@ -236,7 +245,7 @@ func TestPausedSubscriptionHoldsWithoutAnAttempt(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "paused", rcv.URL+"/p", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.Paused())
 	src, table := newOutbox(t, postgres.Options{})
-	startOperator(t, time.Hour, src)
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
 	subscribe(t, sub)
 
 	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
@@ -264,4 +273,48 @@ func TestPausedSubscriptionHoldsWithoutAnAttempt(t *testing.T) {
 	if n := len(rcv.Requests("/p")); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
+}
+
+// TestBusyHostHandsTheMatchToTheDeliveryController: with the receiver's only slot held by a slow answer, matches
+// that find no free slot within the host wait become Pending deliveries, not attempts, and the delivery controller
+// sends them once the slot is free; every event arrives once.
+func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/slow", harness.Response{Status: 200, Delay: 3 * time.Second}, harness.Response{Status: 200})
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "slow", rcv.URL+"/slow", fixtures.Events("*"), fixtures.InsecureHTTP())
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour, maxPerHost: 1, hostWait: 50 * time.Millisecond}, src)
+	readySubscription(t, sub)
+
+	ids := insert(t, table, row{"order.created", "", "", `{"n":1}`}, row{"order.created", "", "", `{"n":2}`}, row{"order.created", "", "", `{"n":3}`})
+	waitFor(t, "every event received", func() bool { return len(rcv.Requests("/slow")) >= len(ids) })
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	held := 0
+	waitFor(t, "the held deliveries Succeeded", func() bool {
+		list := &hookpostv1.WebhookDeliveryList{}
+		_ = cp.Client.List(context.Background(), list, client.InNamespace(ns))
+		held = 0
+		for _, d := range list.Items {
+			if _, attempted := d.Annotations[hookpostv1.AnnotationFirstAttempt]; attempted {
+				continue
+			}
+			if d.Status.Phase != hookpostv1.DeliverySucceeded || d.Status.Attempts != 1 {
+				return false
+			}
+			held++
+		}
+		return held > 0
+	})
+	seen := map[string]int{}
+	for _, r := range rcv.Requests("/slow") {
+		seen[r.Header.Get(delivery.HeaderEventID)]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s received %d times, want once", id, seen[id])
+		}
+	}
+	t.Logf("%d of %d matches waited for the busy host as deliveries", held, len(ids))
 }
