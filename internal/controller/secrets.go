@@ -35,7 +35,8 @@ func NewSecrets(cached, direct client.Reader) *Secrets {
 func (s *Secrets) Get(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := s.Metadata.Get(ctx, key, m); err != nil {
+	// Read, never modified: no copy of the cached metadata (with its managedFields) on every attempt.
+	if err := s.Metadata.Get(ctx, key, m, client.UnsafeDisableDeepCopy); err != nil {
 		s.mu.Lock()
 		delete(s.values, key)
 		s.mu.Unlock()

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -30,6 +30,10 @@ const flushTimeout = 30 * time.Second
 // flushWriters bounds the object creates of a flush in flight at once.
 const flushWriters = 8
 
+// DefaultObjectsPerFlush bounds the success objects one flush writes across all subscriptions, so that fan-out to
+// many subscriptions does not turn into thousands of API writes per interval.
+const DefaultObjectsPerFlush = 1000
+
 // SuccessLog keeps the deliveries that succeeded on their first attempt without an API write per delivery. Per
 // subscription and flush interval it writes objects only for the newest spec.history.succeededLimit successes
 // (older ones would be pruned at once), and adds the others to status.deliveredWithoutObject, with
@@ -39,10 +43,10 @@ const flushWriters = 8
 // Counters are kept in memory until flushed: a crash loses at most one interval's counts (never a delivery; the
 // ledger, when configured, has every attempt).
 type SuccessLog struct {
-	client   client.Client
-	direct   client.Reader
-	clock    clock.PassiveClock
-	interval time.Duration
+	client     client.Client
+	direct     client.Reader
+	interval   time.Duration
+	maxObjects int
 
 	mu   sync.Mutex
 	subs map[types.NamespacedName]*successes
@@ -64,16 +68,29 @@ type success struct {
 	first controller.FirstAttempt
 }
 
-// NewSuccessLog returns a SuccessLog writing with c, reading subscriptions afresh with direct (the manager's API
-// reader) when a status write conflicts, every interval (DefaultFlushInterval when not positive).
-func NewSuccessLog(c client.Client, direct client.Reader, clk clock.PassiveClock, interval time.Duration) *SuccessLog {
-	if interval <= 0 {
-		interval = DefaultFlushInterval
+// SuccessLogOptions configure a SuccessLog.
+type SuccessLogOptions struct {
+	// Client writes objects and status; Direct reads subscriptions afresh (the manager's API reader) when a status
+	// write conflicts.
+	Client client.Client
+	Direct client.Reader
+	// Interval between flushes (default DefaultFlushInterval).
+	Interval time.Duration
+	// MaxObjectsPerFlush bounds the objects one flush writes across all subscriptions (default
+	// DefaultObjectsPerFlush); past it, each subscription keeps an equal share of its newest.
+	MaxObjectsPerFlush int
+}
+
+// NewSuccessLog returns a SuccessLog configured by o.
+func NewSuccessLog(o SuccessLogOptions) *SuccessLog {
+	if o.Interval <= 0 {
+		o.Interval = DefaultFlushInterval
 	}
-	if clk == nil {
-		clk = clock.RealClock{}
+	if o.MaxObjectsPerFlush <= 0 {
+		o.MaxObjectsPerFlush = DefaultObjectsPerFlush
 	}
-	return &SuccessLog{client: c, direct: direct, clock: clk, interval: interval, subs: map[types.NamespacedName]*successes{}}
+	return &SuccessLog{client: o.Client, direct: o.Direct, interval: o.Interval, maxObjects: o.MaxObjectsPerFlush,
+		subs: map[types.NamespacedName]*successes{}}
 }
 
 // NeedLeaderElection is false: every replica flushes what it delivered.
@@ -128,6 +145,7 @@ func (l *SuccessLog) Flush(ctx context.Context) error {
 	pending := l.subs
 	l.subs = map[types.NamespacedName]*successes{}
 	l.mu.Unlock()
+	shareObjects(pending, l.maxObjects)
 	var errs []error
 	for key, s := range pending {
 		written := l.writeObjects(ctx, s)
@@ -138,6 +156,33 @@ func (l *SuccessLog) Flush(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// shareObjects trims the subscriptions' newest successes to at most max objects in all, each keeping an equal
+// share of its newest (a share another leaves unused goes to the rest); the trimmed ones are counted instead.
+func shareObjects(pending map[types.NamespacedName]*successes, max int) {
+	total := 0
+	for _, s := range pending {
+		total += len(s.newest)
+	}
+	if total <= max {
+		return
+	}
+	subs := make([]*successes, 0, len(pending))
+	for _, s := range pending {
+		subs = append(subs, s)
+	}
+	// Fewest first: a subscription below its share leaves the rest to those after it.
+	slices.SortFunc(subs, func(a, b *successes) int { return len(a.newest) - len(b.newest) })
+	left := max
+	for i, s := range subs {
+		share := left / (len(subs) - i)
+		if over := len(s.newest) - share; over > 0 {
+			s.counted += int64(over)
+			s.newest = s.newest[over:]
+		}
+		left -= len(s.newest)
+	}
 }
 
 // writeObjects creates an object for each of the newest successes, already Succeeded through its first-attempt

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 )
@@ -56,6 +57,38 @@ func TestAddSuccesses(t *testing.T) {
 				st.ConsecutiveFailures != tt.want.ConsecutiveFailures || !st.LastSuccessTime.Equal(tt.want.LastSuccessTime) ||
 				!st.LastDeliveryTime.Equal(tt.want.LastDeliveryTime) || !st.LastFailureTime.Equal(tt.want.LastFailureTime) {
 				t.Errorf("status = %+v\nwant     %+v", st, tt.want)
+			}
+		})
+	}
+}
+
+func TestShareObjects(t *testing.T) {
+	newest := func(n int) []success { return make([]success, n) }
+	tests := []struct {
+		name        string
+		sizes       []int
+		max         int
+		wantKept    []int
+		wantCounted []int64
+	}{
+		{name: "within the budget", sizes: []int{100, 50}, max: 1000, wantKept: []int{100, 50}, wantCounted: []int64{0, 0}},
+		{name: "equal shares", sizes: []int{100, 100, 100, 100}, max: 100, wantKept: []int{25, 25, 25, 25}, wantCounted: []int64{75, 75, 75, 75}},
+		{name: "a small one's unused share goes to the rest", sizes: []int{2, 100, 100}, max: 42, wantKept: []int{2, 20, 20}, wantCounted: []int64{0, 80, 80}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pending := map[types.NamespacedName]*successes{}
+			var order []*successes
+			for i, n := range tt.sizes {
+				s := &successes{newest: newest(n)}
+				pending[types.NamespacedName{Name: string(rune('a' + i))}] = s
+				order = append(order, s)
+			}
+			shareObjects(pending, tt.max)
+			for i, s := range order {
+				if len(s.newest) != tt.wantKept[i] || s.counted != tt.wantCounted[i] {
+					t.Errorf("subscription %d: kept %d counted %d, want %d and %d", i, len(s.newest), s.counted, tt.wantKept[i], tt.wantCounted[i])
+				}
 			}
 		})
 	}
