@@ -97,6 +97,9 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// made again after a restart.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusWriteTimeout)
 		defer cancel()
+		if d.Status.Attempts != before.Status.Attempts {
+			r.flushLedger(wctx)
+		}
 		if err := r.Status().Patch(wctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
 			return
@@ -132,6 +135,19 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		d.Status = before.Status
 	}
 	return res, nil
+}
+
+// flushLedger writes the ledger's rows before the status that records their attempts: a crash in between then
+// repeats the attempt (and its row) rather than leaving an attempt in status that the ledger lacks. A ledger
+// that cannot be written is logged and does not hold the status back; it keeps retrying what it holds.
+func (r *WebhookDeliveryReconciler) flushLedger(ctx context.Context) {
+	f, ok := r.Ledger.(ledger.Flusher)
+	if !ok {
+		return
+	}
+	if err := f.Flush(ctx); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before a delivery's status; its rows stay buffered and are retried")
+	}
 }
 
 // acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.

@@ -4,7 +4,10 @@
 // which must never hold them up; postgres/ implements it with a table written in batches off the hot path.
 package ledger
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Attempt is one HTTP attempt of one delivery, as the ledger keeps it.
 type Attempt struct {
@@ -42,6 +45,14 @@ const (
 
 // Recorder appends attempts. Record never blocks on the database.
 type Recorder interface{ Record(Attempt) }
+
+// Flusher is a Recorder that writes what it holds on demand. A caller flushes before it makes an attempt's
+// outcome durable elsewhere (a WebhookDelivery status, an acknowledged source event), so the ledger never lacks
+// an attempt that the rest of the system remembers, even across a crash.
+type Flusher interface {
+	Recorder
+	Flush(ctx context.Context) error
+}
 
 // Discard is the Recorder used when no ledger is configured.
 var Discard Recorder = discard{}
