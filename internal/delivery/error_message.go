@@ -64,6 +64,9 @@ func errorMessage(err error, parent context.Context, timeout time.Duration) stri
 		return "TLS: receiver sent alert: " + strings.TrimPrefix(alertErr.Error(), "tls: ")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by the receiver before a response"
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		// net/http says so only in its message.
+		return fmt.Sprintf("the receiver's response headers exceed %d KiB; not read", MaxResponseHeaderBytes>>10)
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {

@@ -34,6 +34,10 @@ const (
 	DefaultMaxPerHost    = 8
 	// maxLocationInMessage keeps a hostile Location header from bloating status.
 	maxLocationInMessage = 256
+	// MaxResponseHeaderBytes bounds a receiver's response headers: a receiver answering with megabytes of headers
+	// to every attempt in flight would otherwise exhaust the operator's memory. Webhook answers need a few
+	// hundred bytes.
+	MaxResponseHeaderBytes = 64 << 10
 )
 
 // SenderOptions configures a Sender.
@@ -95,7 +99,8 @@ func NewSender(o SenderOptions) *Sender {
 		TLSHandshakeTimeout: 10 * time.Second,
 		// Send exactly the headers the Request lists (inspect shows them), and
 		// record the receiver's answer as it sent it.
-		DisableCompression: true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 	return &Sender{
 		client: &http.Client{

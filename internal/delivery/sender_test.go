@@ -358,6 +358,19 @@ func TestTrySendDoesNotWaitForABusyHost(t *testing.T) {
 	}
 }
 
+// TestSendRefusesHugeResponseHeaders: a receiver answering with a megabyte of headers gets a retryable failure
+// that says so, and its headers are not kept in memory.
+func TestSendRefusesHugeResponseHeaders(t *testing.T) {
+	srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Padding", strings.Repeat("a", 1<<20))
+		w.WriteHeader(http.StatusOK)
+	})
+	out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow)
+	if out.Class != delivery.ClassRetry || out.StatusCode != 0 || out.Error != "the receiver's response headers exceed 64 KiB; not read" {
+		t.Fatalf("outcome = %+v, want a retry saying the headers are too large", out)
+	}
+}
+
 // TestSendWithinWaitsBoundedForABusyHost: with the host's only slot held, SendWithin gives up without sending
 // once its wait runs out, and sends when the slot comes free while it waits.
 func TestSendWithinWaitsBoundedForABusyHost(t *testing.T) {
