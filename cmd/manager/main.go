@@ -24,6 +24,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ingest"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/netguard"
@@ -131,10 +132,34 @@ func run() error {
 		return fmt.Errorf("add ready check: %w", err)
 	}
 	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String())
-	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	err = mgr.Start(ctx)
+	finalFlush(o.sources.successLog, flushLedger)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// finalFlushTimeout bounds the writes after the manager stopped.
+const finalFlushTimeout = 15 * time.Second
+
+// finalFlush writes what was recorded while the manager stopped, after the runnables' own last writes: attempts
+// in flight finish during shutdown, and the delivery controller records its last attempts after the ledger
+// writer and the success log have stopped.
+func finalFlush(successes *ingest.SuccessLog, flushLedger func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
+	defer cancel()
+	log := ctrl.Log.WithName("shutdown")
+	if successes != nil {
+		if err := successes.Flush(ctx); err != nil {
+			log.Error(err, "Succeeded deliveries not counted at shutdown")
+		}
+	}
+	if flushLedger != nil {
+		if err := flushLedger(ctx); err != nil {
+			log.Error(err, "Ledger rows not written at shutdown")
+		}
+	}
 }
 
 // bindFlags defines the manager's flags on fs. Each can also be set with the environment variable its usage

@@ -27,11 +27,14 @@ type sourceOptions struct {
 	natsURL, natsStream, natsSubjectPrefix     string
 	natsCreds                                  string
 	natsCreateStream                           bool
-	batchSize, parallelism                     int
+	batchSize, parallelism, batchesInFlight    int
 	firstAttempt                               bool
 	successObjects                             string
 	successObjectsPerFlush                     int
 	successFlushInterval, hostWait             time.Duration
+
+	// successLog is set by setup when successes are coalesced, for the final flush after the manager stops.
+	successLog *ingest.SuccessLog
 }
 
 // Values of --success-objects.
@@ -64,7 +67,8 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.natsSubjectPrefix, "nats-subject-prefix", natssource.DefaultSubjectPrefix, "Subject prefix; the event type is the rest of the subject. Env HOOKPOST_NATS_SUBJECT_PREFIX.")
 	fs.BoolVar(&o.natsCreateStream, "nats-create-stream", false, "Create the stream if missing. Env HOOKPOST_NATS_CREATE_STREAM.")
 	fs.IntVar(&o.batchSize, "ingest-batch-size", 500, "Events claimed from a source at once. Env HOOKPOST_INGEST_BATCH_SIZE.")
-	fs.IntVar(&o.parallelism, "ingest-parallelism", 32, "Matches dispatched at once per source (first attempts, or WebhookDelivery creations). Env HOOKPOST_INGEST_PARALLELISM.")
+	fs.IntVar(&o.parallelism, "ingest-parallelism", 32, "Matches dispatched at once per batch (first attempts, or WebhookDelivery creations). Env HOOKPOST_INGEST_PARALLELISM.")
+	fs.IntVar(&o.batchesInFlight, "ingest-batches-in-flight", 4, "Batches worked on at once per source, so a batch waiting on a slow receiver does not hold up the next. Env HOOKPOST_INGEST_BATCHES_IN_FLIGHT.")
 	fs.BoolVar(&o.firstAttempt, "first-attempt", true, "Make each match's first attempt straight from ingest, writing a WebhookDelivery only when it is needed (a failed attempt, a paused or unready subscription, a busy host). false writes an object for every match and leaves every attempt to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT.")
 	fs.StringVar(&o.successObjects, "success-objects", successObjectsNewest, "Which first-attempt successes get a WebhookDelivery object: newest (the newest spec.history.succeededLimit per subscription and flush interval; the rest are counted in status.deliveredWithoutObject) or all (one object per success, two API writes each). Env HOOKPOST_SUCCESS_OBJECTS.")
 	fs.DurationVar(&o.successFlushInterval, "success-flush-interval", ingest.DefaultFlushInterval, "How often successes are written per subscription: objects for the newest, counters into status. Env HOOKPOST_SUCCESS_FLUSH_INTERVAL.")
@@ -88,6 +92,7 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 		if err := mgr.Add(fo.Successes); err != nil {
 			return nil, fmt.Errorf("add success log: %w", err)
 		}
+		o.successLog = fo.Successes
 	case successObjectsAll:
 	default:
 		return nil, fmt.Errorf("--success-objects=%q: use %q or %q", o.successObjects, successObjectsNewest, successObjectsAll)
@@ -137,7 +142,8 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	}
 	for _, src := range srcs {
 		in := ingest.New(src, mgr.GetCache(), d,
-			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, Clock: clk, BeforeAck: deps.flushLedger})
+			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, BatchesInFlight: o.batchesInFlight,
+				Clock: clk, BeforeAck: deps.flushLedger})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)
 		}

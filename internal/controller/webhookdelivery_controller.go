@@ -114,8 +114,8 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, err
 	}
 	if d.Status.Attempts == 0 && d.Annotations[hookpostv1.AnnotationFirstAttempt] != "" {
-		if res, folded := r.foldFirstAttempt(ctx, d); folded {
-			return res, nil
+		if res, folded, err := r.foldFirstAttempt(ctx, d); err != nil || folded {
+			return res, err
 		}
 	}
 	if d.Status.Phase.Finished() {
@@ -268,23 +268,26 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 // foldFirstAttempt records the attempt ingest made before it created the delivery (AnnotationFirstAttempt) as
 // the delivery's first, without sending anything; folded is false when the annotation cannot be read, and the
 // delivery then proceeds as one never attempted.
-func (r *WebhookDeliveryReconciler) foldFirstAttempt(ctx context.Context, d *hookpostv1.WebhookDelivery) (res ctrl.Result, folded bool) {
+func (r *WebhookDeliveryReconciler) foldFirstAttempt(ctx context.Context, d *hookpostv1.WebhookDelivery) (res ctrl.Result, folded bool, err error) {
 	first, err := DecodeFirstAttempt(d.Annotations[hookpostv1.AnnotationFirstAttempt])
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "First attempt annotation unreadable; the delivery is attempted again")
-		return ctrl.Result{}, false
+		return ctrl.Result{}, false, nil
 	}
 	sub := &hookpostv1.WebhookSubscription{}
 	schedule := scheduleDurations(nil)
-	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); err == nil {
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); {
+	case err == nil:
 		schedule = TargetFor(sub).Schedule
-	} else {
-		sub = nil
+	case apierrors.IsNotFound(err):
+		sub = nil // gone: the default schedule decides, and the delivery goes with the subscription
+	default:
+		return ctrl.Result{}, false, fmt.Errorf("get subscription: %w", err)
 	}
 	// Ingest counted the attempt in the metrics when it made it; a success it also counted as finished and wrote
 	// to the ledger (this object is one of the newest successes, written for kubectl get).
 	r.record(ctx, d, sub, schedule, first.Outcome(), first.Start, first.End, first.Class == delivery.ClassSucceeded)
-	return r.afterAttempt(d), true
+	return r.afterAttempt(d), true, nil
 }
 
 // afterAttempt says when to look at a delivery again after an attempt was recorded.

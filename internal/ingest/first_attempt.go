@@ -85,8 +85,16 @@ func NewFirstAttempt(o FirstAttemptOptions) *FirstAttempt {
 
 // Dispatch attempts ev to sub, or hands it to the delivery controller.
 func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
+	if err := ctx.Err(); err != nil {
+		// Another match of the batch failed, or shutdown began: the batch is handed back and this match with it,
+		// so attempting it now would only send it twice.
+		return err
+	}
 	p, err := f.prepare(ctx, sub)
 	if err != nil || p == nil {
+		return err
+	}
+	if exists, err := f.delivered(ctx, sub, ev); err != nil || exists {
 		return err
 	}
 	req, start, ok, err := f.request(ctx, sub, ev, p)
@@ -166,6 +174,17 @@ func (f *FirstAttempt) prepare(ctx context.Context, sub *Subscription) (*prepare
 		f.targets[obj.UID] = p
 	}
 	return p, nil
+}
+
+// delivered reports whether the match already has a WebhookDelivery (the event was handed over before and its
+// delivery made then), read from the cache: the delivery controller owns it, so ingest must not attempt it again.
+func (f *FirstAttempt) delivered(ctx context.Context, sub *Subscription, ev *source.Event) (bool, error) {
+	d := &hookpostv1.WebhookDelivery{}
+	err := f.o.Reader.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: hookpostv1.DeliveryName(sub.Name, ev.ID)}, d, client.UnsafeDisableDeepCopy)
+	if err == nil {
+		return true, nil
+	}
+	return false, client.IgnoreNotFound(err)
 }
 
 // Forget drops what was prepared for a deleted subscription.

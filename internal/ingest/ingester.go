@@ -23,6 +23,12 @@ import (
 // defaultSucceededLimit is spec.history.succeededLimit's default, for objects stored before it had one.
 const defaultSucceededLimit = 100
 
+// defaultBatchesInFlight is Options.BatchesInFlight's default.
+const defaultBatchesInFlight = 4
+
+// beforeAckTimeout bounds Options.BeforeAck, so a slow ledger cannot keep a batch from being acknowledged.
+const beforeAckTimeout = 5 * time.Second
+
 // ackTimeout bounds acknowledging a batch whose matches are all done, even while shutting down: an
 // unacknowledged batch is handed over again and its successes sent twice.
 const ackTimeout = 10 * time.Second
@@ -34,8 +40,11 @@ const idleWait = time.Second
 type Options struct {
 	// BatchSize is the most events claimed from the source at once (default 500).
 	BatchSize int
-	// Parallelism bounds dispatches in flight (default 32).
+	// Parallelism bounds dispatches in flight per batch (default 32).
 	Parallelism int
+	// BatchesInFlight bounds batches worked on at once (default 4): a batch waiting on its slowest attempt does
+	// not hold up the events behind it.
+	BatchesInFlight int
 	// RetryDelay is how long a batch waits after a failed dispatch before the source hands it over again
 	// (default 5s).
 	RetryDelay time.Duration
@@ -70,6 +79,9 @@ func New(src source.Source, c cache.Cache, d Dispatcher, opts Options) *Ingester
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = 5 * time.Second
+	}
+	if opts.BatchesInFlight <= 0 {
+		opts.BatchesInFlight = defaultBatchesInFlight
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -106,6 +118,9 @@ func (i *Ingester) Start(ctx context.Context) error {
 		},
 		DeleteFunc: func(o any) {
 			i.dirty.Store(true)
+			if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = tomb.Obj
+			}
 			if f, ok := i.dispatcher.(interface{ Forget(types.UID) }); ok {
 				if s, ok := o.(*hookpostv1.WebhookSubscription); ok {
 					f.Forget(s.UID)
@@ -119,7 +134,17 @@ func (i *Ingester) Start(ctx context.Context) error {
 		return nil
 	}
 	log.Info("Ingesting events")
+	// Batches are worked on side by side: each is acknowledged on its own once its matches are done, so one
+	// waiting on a slow receiver does not hold up the next. The source's batches are disjoint.
+	var inFlight sync.WaitGroup
+	defer inFlight.Wait() // before the source closes
+	slots := make(chan struct{}, i.opts.BatchesInFlight)
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		asked := i.opts.Clock.Now()
 		b, err := i.src.Next(ctx, i.opts.BatchSize)
 		if i.opts.Clock.Since(asked) > idleWait {
@@ -127,14 +152,19 @@ func (i *Ingester) Start(ctx context.Context) error {
 			sourceLag.WithLabelValues(i.src.Name()).Set(0)
 		}
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("read events from %s: %w", i.src.Name(), err)
 		}
-		if err := i.handle(ctx, b); err != nil && ctx.Err() == nil {
-			log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
-		}
+		inFlight.Add(1)
+		go func() {
+			defer func() { <-slots; inFlight.Done() }()
+			if err := i.handle(ctx, b); err != nil && ctx.Err() == nil {
+				log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
+			}
+		}()
 	}
 }
 
@@ -161,13 +191,16 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	if err := g.Wait(); err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
-	defer cancel()
 	if i.opts.BeforeAck != nil {
-		if err := i.opts.BeforeAck(actx); err != nil {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beforeAckTimeout)
+		err := i.opts.BeforeAck(bctx)
+		cancel()
+		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before acknowledging a batch; its rows stay buffered and are retried")
 		}
 	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
 	if err := b.Ack(actx); err != nil {
 		// Every match got a 2xx or a durable delivery; the source hands the events over again, which re-sends the
 		// successes (same X-Event-Id) and finds the deliveries already there.

@@ -55,12 +55,41 @@ type SuccessLog struct {
 // successes are one subscription's successes since the last flush.
 type successes struct {
 	sub *Subscription
-	// newest holds at most sub.SucceededLimit successes, oldest first.
+	// ring holds the newest successes, at most its capacity (see capacity), overwriting the oldest; next is where
+	// the next one goes once it is full. Flush turns it into newest, oldest first.
+	ring   []success
+	next   int
 	newest []success
-	// counted are successes that will get no object.
-	counted int64
+	// counted are successes that will get no object; carried is the part of it a failed flush carried over,
+	// already in the metrics.
+	counted, carried int64
 	// last is when the latest success started (lastSuccessTime's meaning).
 	last time.Time
+}
+
+// capacity is how many of a subscription's successes may become objects in one flush.
+func (l *SuccessLog) capacity(sub *Subscription) int {
+	return min(max(sub.SucceededLimit, 0), l.maxObjects)
+}
+
+// add keeps sc among the newest size successes; one pushed out is counted instead.
+func (s *successes) add(sc success, size int) {
+	switch {
+	case size == 0:
+		s.counted++
+	case len(s.ring) < size:
+		s.ring = append(s.ring, sc)
+	default:
+		s.ring[s.next] = sc
+		s.next = (s.next + 1) % size
+		s.counted++
+	}
+}
+
+// takeNewest moves the ring's successes into newest, oldest first.
+func (s *successes) takeNewest() {
+	s.newest = append(s.ring[s.next:len(s.ring):len(s.ring)], s.ring[:s.next]...)
+	s.ring, s.next = nil, 0
 }
 
 type success struct {
@@ -107,11 +136,7 @@ func (l *SuccessLog) Add(sub *Subscription, ev *source.Event, first controller.F
 		l.subs[key] = s
 	}
 	s.sub = sub
-	s.newest = append(s.newest, success{ev: *ev, first: first})
-	if over := len(s.newest) - max(sub.SucceededLimit, 0); over > 0 {
-		s.counted += int64(over)
-		s.newest = append(s.newest[:0], s.newest[over:]...)
-	}
+	s.add(success{ev: *ev, first: first}, l.capacity(sub))
 	if first.Start.After(s.last) {
 		s.last = first.Start
 	}
@@ -145,11 +170,14 @@ func (l *SuccessLog) Flush(ctx context.Context) error {
 	pending := l.subs
 	l.subs = map[types.NamespacedName]*successes{}
 	l.mu.Unlock()
+	for _, s := range pending {
+		s.takeNewest()
+	}
 	shareObjects(pending, l.maxObjects)
 	var errs []error
 	for key, s := range pending {
 		written := l.writeObjects(ctx, s)
-		metrics.SuccessObjects(written, int(s.counted))
+		metrics.SuccessObjects(written, int(s.counted-s.carried))
 		if err := l.writeStatus(ctx, key, s); err != nil {
 			errs = append(errs, err)
 			l.keep(key, s)
@@ -246,18 +274,22 @@ func (l *SuccessLog) writeStatus(ctx context.Context, key types.NamespacedName, 
 	}
 }
 
-// keep puts s back to be flushed next time, merged with what arrived meanwhile.
+// keep puts s's counts back to be written next time, merged with what arrived meanwhile. Counts of a subscription
+// deleted and created anew under the same name are dropped: they belonged to the old one.
 func (l *SuccessLog) keep(key types.NamespacedName, s *successes) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	s.carried = s.counted
 	cur := l.subs[key]
-	if cur == nil || cur.sub.UID != s.sub.UID {
+	switch {
+	case cur == nil:
 		l.subs[key] = s
-		return
-	}
-	cur.counted += s.counted
-	if s.last.After(cur.last) {
-		cur.last = s.last
+	case cur.sub.UID == s.sub.UID:
+		cur.counted += s.counted
+		cur.carried += s.counted
+		if s.last.After(cur.last) {
+			cur.last = s.last
+		}
 	}
 }
 

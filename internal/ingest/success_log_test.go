@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/source"
 )
 
 func TestAddSuccesses(t *testing.T) {
@@ -81,6 +83,8 @@ func TestShareObjects(t *testing.T) {
 			var order []*successes
 			for i, n := range tt.sizes {
 				s := &successes{newest: newest(n)}
+				s.ring, s.newest = s.newest, nil
+				s.takeNewest()
 				pending[types.NamespacedName{Name: string(rune('a' + i))}] = s
 				order = append(order, s)
 			}
@@ -91,5 +95,25 @@ func TestShareObjects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSuccessesKeepTheNewest(t *testing.T) {
+	var s successes
+	for i := range 7 {
+		s.add(success{ev: source.Event{ID: fmt.Sprint(i)}}, 3)
+	}
+	s.takeNewest()
+	var ids []string
+	for _, sc := range s.newest {
+		ids = append(ids, sc.ev.ID)
+	}
+	if fmt.Sprint(ids) != "[4 5 6]" || s.counted != 4 {
+		t.Fatalf("kept %v and counted %d, want [4 5 6] oldest first and 4 counted", ids, s.counted)
+	}
+	var none successes
+	none.add(success{}, 0)
+	if none.takeNewest(); len(none.newest) != 0 || none.counted != 1 {
+		t.Fatalf("with no room, kept %d and counted %d", len(none.newest), none.counted)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,7 +130,7 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	}
 	conn, err := nats.Connect(opts.URL, connOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", opts.URL, err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURLs(opts.URL), err)
 	}
 	consumer, err := setUp(ctx, conn, opts)
 	if err != nil {
@@ -356,4 +357,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-timer.C:
 		return nil
 	}
+}
+
+// redactURLs returns a comma-separated list of server URLs with their credentials (user, password or token)
+// replaced, so an error naming the servers can be logged.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)" // the parse error would repeat the credentials
+		case u.User != nil:
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

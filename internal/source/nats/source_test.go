@@ -243,6 +243,23 @@ func TestMissingStreamIsAClearError(t *testing.T) {
 	}
 }
 
+// TestConnectErrorHidesCredentials: a --nats-url with a user and password, or a token, that cannot be reached gives
+// an error naming the server, never the credentials.
+func TestConnectErrorHidesCredentials(t *testing.T) {
+	server := harness.StartNATS(t)
+	addr := strings.TrimPrefix(server.URL(), "nats://")
+	server.Shutdown() // nothing listens there any more
+	for _, u := range []string{"nats://alice:s3cret-pass@" + addr, "nats://s3cret-token@" + addr + ",nats://bob:s3cret-too@" + addr} {
+		_, err := natssource.New(testContext(t), natssource.Options{URL: u})
+		if err == nil {
+			t.Fatalf("connecting to a stopped server succeeded")
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), addr) {
+			t.Errorf("error %q shows a credential or does not name the server %s", err, addr)
+		}
+	}
+}
+
 func TestEveryEventArrivesAcrossAServerRestart(t *testing.T) {
 	server, src := newSource(t, natssource.Options{})
 	_, js := producer(t, server)

@@ -40,6 +40,9 @@ import (
 type claimedRow struct {
 	id    int64
 	event source.Event // without Data, which is payload once the row is accepted
+	// occurredAtInfinite: occurred_at is 'infinity' or '-infinity', which no time type can hold (the claim reads
+	// it as NULL, so the row can be set aside instead of failing every claim).
+	occurredAtInfinite bool
 	// payloadSize is the payload's length as JSON text; payload is nil when that is over the limit, so an
 	// oversize payload is never read.
 	payloadSize int
@@ -82,7 +85,11 @@ func (s *Source) claim(ctx context.Context, max int) (b *batch, setAside bool, e
 // sortOut splits claimed rows into deliverable events and malformed rows, each in the order given.
 func sortOut(rows []claimedRow, maxPayloadBytes int) (accepted []leasedEvent, rejected []rejectedRow) {
 	for _, r := range rows {
-		if reason := rowRejection(r.event, r.payloadSize, r.payload, maxPayloadBytes); reason != "" {
+		reason := rowRejection(r.event, r.payloadSize, r.payload, maxPayloadBytes)
+		if r.occurredAtInfinite {
+			reason = "occurred_at: infinity is not a point in time: set a finite timestamp, or leave it out for now()"
+		}
+		if reason != "" {
 			rejected = append(rejected, rejectedRow{id: r.id, rejection: source.Rejection{Source: Name, ID: r.event.ID, Reason: reason}})
 			continue
 		}
@@ -122,10 +129,18 @@ func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Tim
 		lease   time.Time
 	)
 	for rows.Next() {
-		var r claimedRow
+		var (
+			r          claimedRow
+			occurredAt *time.Time
+		)
 		if err := rows.Scan(&r.id, &r.event.ID, &r.event.Type, &r.event.TenantID, &r.event.Collection,
-			&r.event.OccurredAt, &r.payloadSize, &r.payload, &lease); err != nil {
+			&occurredAt, &r.payloadSize, &r.payload, &lease); err != nil {
 			return nil, time.Time{}, fmt.Errorf("read pending row: %w", err)
+		}
+		if occurredAt == nil {
+			r.occurredAtInfinite = true // NOT NULL in the table: NULL here is the claim's reading of infinity
+		} else {
+			r.event.OccurredAt = *occurredAt
 		}
 		claimed = append(claimed, r)
 	}

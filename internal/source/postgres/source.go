@@ -167,7 +167,7 @@ func newStatements(q string) statements {
     UPDATE %[1]s AS o SET claimed_until = now() + make_interval(secs => $3)
     FROM picked WHERE o.id = picked.id
     RETURNING o.id, o.event_id::text, o.event_type, coalesce(o.tenant_id, ''), coalesce(o.collection, ''),
-        o.occurred_at, octet_length(o.payload::text) AS payload_size,
+        CASE WHEN isfinite(o.occurred_at) THEN o.occurred_at END AS occurred_at, octet_length(o.payload::text) AS payload_size,
         CASE WHEN octet_length(o.payload::text) <= $2 THEN o.payload::text END AS payload, o.claimed_until
 )
 SELECT * FROM leased ORDER BY id`, q),

@@ -671,3 +671,48 @@ func TestMigrateDoesNotWaitForOpenInserts(t *testing.T) {
 		t.Fatalf("migrate with an insert in flight: %v", err)
 	}
 }
+
+// TestRowWithInfiniteOccurredAtIsSetAside: occurred_at = 'infinity' is a valid timestamptz that no Go time can
+// hold; such a row is set aside with an error naming the column, and the rows behind it flow, instead of failing
+// every claim.
+func TestRowWithInfiniteOccurredAtIsSetAside(t *testing.T) {
+	var rejections []source.Rejection
+	var mu sync.Mutex
+	src := newSource(t, postgres.Options{OnReject: func(r source.Rejection) {
+		mu.Lock()
+		defer mu.Unlock()
+		rejections = append(rejections, r)
+	}})
+	table := fmt.Sprintf("outbox_%d", tableCounter.Load())
+	conn := connect(t, sharedPostgres.DSN())
+	ctx := testContext(t)
+	insertEvents(t, conn, "", table, row{"order.created", "t", "c", `{"order_id": 1}`})
+	for _, when := range []string{"infinity", "-infinity"} {
+		if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (event_type, payload, occurred_at) VALUES ('order.created', '{"order_id": 0}', $1::timestamptz)`, table), when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insertEvents(t, conn, "", table, row{"order.created", "t", "c", `{"order_id": 2}`})
+
+	events := drain(t, src, 10, 2)
+	if orderID(t, events[0]) != 1 || orderID(t, events[1]) != 2 {
+		t.Fatalf("want order ids 1 and 2, got %s and %s", events[0].Data, events[1].Data)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejections) != 2 {
+		t.Fatalf("want the two infinite rows set aside, got %+v", rejections)
+	}
+	for _, r := range rejections {
+		if !strings.HasPrefix(r.Reason, "occurred_at: infinity is not a point in time") {
+			t.Errorf("rejection reason %q does not name occurred_at", r.Reason)
+		}
+	}
+	var rejected int
+	if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE status = 'rejected' AND error LIKE 'occurred_at:%%'", table)).Scan(&rejected); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != 2 {
+		t.Errorf("%d rows rejected with an occurred_at error, want 2", rejected)
+	}
+}
