@@ -185,7 +185,9 @@ type RetryPolicy struct {
 
 // HistoryLimits bound the finished deliveries kept per subscription.
 type HistoryLimits struct {
-	// succeededLimit is how many Succeeded deliveries to keep; older ones are deleted first.
+	// succeededLimit is how many Succeeded deliveries to keep; older ones are deleted first. Deliveries that
+	// succeed on their first attempt get an object only when they are among the newest of a flush interval
+	// (see status.deliveredWithoutObject), so on a busy subscription the kept ones are a sample of the newest.
 	// +kubebuilder:default=100
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100000
@@ -247,8 +249,8 @@ type WebhookSubscriptionStatus struct {
 	PrunedSucceeded int64 `json:"prunedSucceeded,omitempty"`
 
 	// deliveredWithoutObject counts deliveries that succeeded on their first attempt, made straight from ingest,
-	// and never got a WebhookDelivery object: only the newest spec.history.succeededLimit successes of each flush
-	// interval are written as objects. delivered includes them. Hookpost adds to it at most once per subscription
+	// and never got a WebhookDelivery object: only the newest successes of each flush interval, at most
+	// spec.history.succeededLimit and a bounded number per second, are written as objects. delivered includes them. Hookpost adds to it at most once per subscription
 	// per flush interval.
 	// +optional
 	DeliveredWithoutObject int64 `json:"deliveredWithoutObject,omitempty"`

@@ -30,7 +30,7 @@ type sourceOptions struct {
 	batchSize, parallelism, batchesInFlight    int
 	firstAttempt                               bool
 	successObjects                             string
-	successObjectsPerFlush                     int
+	successObjectsPerFlush, successObjectsRate int
 	successFlushInterval, hostWait             time.Duration
 
 	// successLog is set by setup when successes are coalesced, for the final flush after the manager stops.
@@ -73,6 +73,7 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.successObjects, "success-objects", successObjectsNewest, "Which first-attempt successes get a WebhookDelivery object: newest (the newest spec.history.succeededLimit per subscription and flush interval; the rest are counted in status.deliveredWithoutObject) or all (one object per success, two API writes each). Env HOOKPOST_SUCCESS_OBJECTS.")
 	fs.DurationVar(&o.successFlushInterval, "success-flush-interval", ingest.DefaultFlushInterval, "How often successes are written per subscription: objects for the newest, counters into status. Env HOOKPOST_SUCCESS_FLUSH_INTERVAL.")
 	fs.IntVar(&o.successObjectsPerFlush, "success-objects-per-flush", ingest.DefaultObjectsPerFlush, "Most success objects one flush writes across all subscriptions (newest first, an equal share each); the rest are counted. Env HOOKPOST_SUCCESS_OBJECTS_PER_FLUSH.")
+	fs.IntVar(&o.successObjectsRate, "success-objects-per-second", ingest.DefaultObjectsPerSecond, "Most success objects written per subscription and second, averaged over the flush interval (always the newest); negative: only spec.history.succeededLimit bounds them. Env HOOKPOST_SUCCESS_OBJECTS_PER_SECOND.")
 	fs.DurationVar(&o.hostWait, "first-attempt-host-wait", ingest.DefaultHostWait, "How long a first attempt waits for a free slot for its destination host before the match is handed to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT_HOST_WAIT.")
 }
 
@@ -88,7 +89,7 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 	switch o.successObjects {
 	case successObjectsNewest:
 		fo.Successes = ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(),
-			Interval: o.successFlushInterval, MaxObjectsPerFlush: o.successObjectsPerFlush})
+			Interval: o.successFlushInterval, MaxObjectsPerFlush: o.successObjectsPerFlush, ObjectsPerSecond: o.successObjectsRate})
 		if err := mgr.Add(fo.Successes); err != nil {
 			return nil, fmt.Errorf("add success log: %w", err)
 		}

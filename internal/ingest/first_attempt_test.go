@@ -58,7 +58,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Interval: cfg.flushInterval})}
+	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
 	if err := mgr.Add(op.successes); err != nil {
 		t.Fatal(err)
 	}

@@ -27,17 +27,26 @@ const DefaultFlushInterval = 5 * time.Second
 // flushTimeout bounds one flush, and the last one at shutdown.
 const flushTimeout = 30 * time.Second
 
+// maxPacing bounds how long a periodic flush spreads its object creates over.
+const maxPacing = 2 * time.Second
+
 // flushWriters bounds the object creates of a flush in flight at once.
 const flushWriters = 8
+
+// DefaultObjectsPerSecond bounds the success objects written per subscription and second: each is a create and a
+// status write (and later a delete), and on a busy subscription they would cost the API server more than the
+// deliveries themselves.
+const DefaultObjectsPerSecond = 4
 
 // DefaultObjectsPerFlush bounds the success objects one flush writes across all subscriptions, so that fan-out to
 // many subscriptions does not turn into thousands of API writes per interval.
 const DefaultObjectsPerFlush = 1000
 
 // SuccessLog keeps the deliveries that succeeded on their first attempt without an API write per delivery. Per
-// subscription and flush interval it writes objects only for the newest spec.history.succeededLimit successes
-// (older ones would be pruned at once), and adds the others to status.deliveredWithoutObject, with
-// lastSuccessTime, in one status write. It is a manager.Runnable that runs on every replica: each counts what it
+// subscription and flush interval it writes objects only for the newest successes: at most
+// spec.history.succeededLimit (older ones would be pruned at once) and at most ObjectsPerSecond times the
+// interval, so a busy subscription's objects are a bounded sample of its newest. It adds the others to
+// status.deliveredWithoutObject, with lastSuccessTime, in one status write. It is a manager.Runnable that runs on every replica: each counts what it
 // delivered.
 //
 // Counters are kept in memory until flushed: a crash loses at most one interval's counts (never a delivery; the
@@ -47,6 +56,8 @@ type SuccessLog struct {
 	direct     client.Reader
 	interval   time.Duration
 	maxObjects int
+	// perSubscription bounds one subscription's objects per flush (from SuccessLogOptions.ObjectsPerSecond).
+	perSubscription int
 
 	mu   sync.Mutex
 	subs map[types.NamespacedName]*successes
@@ -69,7 +80,7 @@ type successes struct {
 
 // capacity is how many of a subscription's successes may become objects in one flush.
 func (l *SuccessLog) capacity(sub *Subscription) int {
-	return min(max(sub.SucceededLimit, 0), l.maxObjects)
+	return min(max(sub.SucceededLimit, 0), l.perSubscription)
 }
 
 // add keeps sc among the newest size successes; one pushed out is counted instead.
@@ -108,6 +119,9 @@ type SuccessLogOptions struct {
 	// MaxObjectsPerFlush bounds the objects one flush writes across all subscriptions (default
 	// DefaultObjectsPerFlush); past it, each subscription keeps an equal share of its newest.
 	MaxObjectsPerFlush int
+	// ObjectsPerSecond bounds the objects written per subscription and second, averaged over a flush interval
+	// (default DefaultObjectsPerSecond; negative: no bound but spec.history.succeededLimit).
+	ObjectsPerSecond int
 }
 
 // NewSuccessLog returns a SuccessLog configured by o.
@@ -118,8 +132,15 @@ func NewSuccessLog(o SuccessLogOptions) *SuccessLog {
 	if o.MaxObjectsPerFlush <= 0 {
 		o.MaxObjectsPerFlush = DefaultObjectsPerFlush
 	}
+	if o.ObjectsPerSecond == 0 {
+		o.ObjectsPerSecond = DefaultObjectsPerSecond
+	}
+	perSubscription := o.MaxObjectsPerFlush
+	if o.ObjectsPerSecond > 0 {
+		perSubscription = min(perSubscription, max(int(float64(o.ObjectsPerSecond)*o.Interval.Seconds()), 1))
+	}
 	return &SuccessLog{client: o.Client, direct: o.Direct, interval: o.Interval, maxObjects: o.MaxObjectsPerFlush,
-		subs: map[types.NamespacedName]*successes{}}
+		perSubscription: perSubscription, subs: map[types.NamespacedName]*successes{}}
 }
 
 // NeedLeaderElection is false: every replica flushes what it delivered.
@@ -155,7 +176,7 @@ func (l *SuccessLog) Start(ctx context.Context) error {
 			return err
 		case <-t.C:
 			fctx, cancel := context.WithTimeout(ctx, flushTimeout)
-			if err := l.Flush(fctx); err != nil {
+			if err := l.flush(fctx, min(l.interval/2, maxPacing)); err != nil {
 				ctrl.LoggerFrom(ctx).Error(err, "Flushing succeeded deliveries; counts kept for the next flush")
 			}
 			cancel()
@@ -166,6 +187,12 @@ func (l *SuccessLog) Start(ctx context.Context) error {
 // Flush writes what was added since the last flush. What cannot be written is kept for the next one: an object
 // that cannot be created is counted instead, a status write that fails is retried.
 func (l *SuccessLog) Flush(ctx context.Context) error {
+	return l.flush(ctx, 0)
+}
+
+// flush is Flush spreading the object creates over pacing (0: at once), so a flush is not a burst of API
+// writes that holds up the attempts sharing the machine and the API server.
+func (l *SuccessLog) flush(ctx context.Context, pacing time.Duration) error {
 	l.mu.Lock()
 	pending := l.subs
 	l.subs = map[types.NamespacedName]*successes{}
@@ -173,10 +200,16 @@ func (l *SuccessLog) Flush(ctx context.Context) error {
 	for _, s := range pending {
 		s.takeNewest()
 	}
-	shareObjects(pending, l.maxObjects)
+	total := shareObjects(pending, l.maxObjects)
+	var turn <-chan time.Time
+	if pacing > 0 && total > 0 {
+		t := time.NewTicker(max(pacing/time.Duration(total), time.Millisecond))
+		defer t.Stop()
+		turn = t.C
+	}
 	var errs []error
 	for key, s := range pending {
-		written := l.writeObjects(ctx, s)
+		written := l.writeObjects(ctx, s, turn)
 		metrics.SuccessObjects(written, int(s.counted-s.carried))
 		if err := l.writeStatus(ctx, key, s); err != nil {
 			errs = append(errs, err)
@@ -187,14 +220,15 @@ func (l *SuccessLog) Flush(ctx context.Context) error {
 }
 
 // shareObjects trims the subscriptions' newest successes to at most max objects in all, each keeping an equal
-// share of its newest (a share another leaves unused goes to the rest); the trimmed ones are counted instead.
-func shareObjects(pending map[types.NamespacedName]*successes, max int) {
+// share of its newest (a share another leaves unused goes to the rest); the trimmed ones are counted instead. It
+// returns how many objects are left to write.
+func shareObjects(pending map[types.NamespacedName]*successes, max int) int {
 	total := 0
 	for _, s := range pending {
 		total += len(s.newest)
 	}
 	if total <= max {
-		return
+		return total
 	}
 	subs := make([]*successes, 0, len(pending))
 	for _, s := range pending {
@@ -211,11 +245,13 @@ func shareObjects(pending map[types.NamespacedName]*successes, max int) {
 		}
 		left -= len(s.newest)
 	}
+	return max - left
 }
 
 // writeObjects creates an object for each of the newest successes, already Succeeded through its first-attempt
 // annotation. Those that cannot be created are moved to the count; it returns how many were written.
-func (l *SuccessLog) writeObjects(ctx context.Context, s *successes) int {
+// A create waits for turn when it is not nil.
+func (l *SuccessLog) writeObjects(ctx context.Context, s *successes, turn <-chan time.Time) int {
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -223,6 +259,12 @@ func (l *SuccessLog) writeObjects(ctx context.Context, s *successes) int {
 		slots   = make(chan struct{}, flushWriters)
 	)
 	for i := range s.newest {
+		if turn != nil {
+			select {
+			case <-turn:
+			case <-ctx.Done():
+			}
+		}
 		wg.Add(1)
 		slots <- struct{}{}
 		go func(sc *success) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hookpost/hookpost/internal/pgschema"
 )
 
 // migrateLockKey serialises Migrate across replicas that start at the same time.
@@ -18,30 +20,15 @@ var columns = []string{
 	"outcome", "test", "replay",
 }
 
-// table holds the names derived from a schema and table.
-type table struct {
-	schema, name string
-}
-
-func newTable(schema, name string) table {
+func newTable(schema, name string) pgschema.Table {
 	if schema == "" {
 		schema = DefaultSchema
 	}
 	if name == "" {
 		name = DefaultTable
 	}
-	return table{schema: schema, name: name}
+	return pgschema.Table{Schema: schema, Name: name}
 }
-
-func (t table) identifier() pgx.Identifier { return pgx.Identifier{t.schema, t.name} }
-
-func (t table) qualified() string { return t.identifier().Sanitize() }
-
-func (t table) qualifiedSibling(suffix string) string {
-	return pgx.Identifier{t.schema, t.name + suffix}.Sanitize()
-}
-
-func (t table) sibling(suffix string) string { return pgx.Identifier{t.name + suffix}.Sanitize() }
 
 // DDL returns the statements that create the ledger table and its indexes in schema (default "public") under
 // tableName (default "webhook_deliveries"). Every statement is idempotent, so a DBA can apply it by hand and
@@ -55,8 +42,8 @@ func (t table) sibling(suffix string) string { return pgx.Identifier{t.name + su
 func DDL(schema, tableName string) string {
 	t := newTable(schema, tableName)
 	var b strings.Builder
-	if t.schema != DefaultSchema {
-		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.schema}.Sanitize())
+	if t.Schema != DefaultSchema {
+		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
 	}
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
     id            bigserial   PRIMARY KEY,
@@ -104,37 +91,13 @@ DO $hookpost$ BEGIN
         CREATE INDEX %[4]s ON %[1]s (attempted_at);
     END IF;
 END $hookpost$;
-`, t.qualified(), t.sibling("_subscription_idx"), t.sibling("_event_idx"), t.sibling("_attempted_at_idx"),
-		quoteLiteral(t.qualifiedSibling("_subscription_idx")), quoteLiteral(t.qualifiedSibling("_event_idx")),
-		quoteLiteral(t.qualifiedSibling("_attempted_at_idx")))
+`, t.Qualified(), t.Sibling("_subscription_idx"), t.Sibling("_event_idx"), t.Sibling("_attempted_at_idx"),
+		pgschema.QuoteLiteral(t.QualifiedSibling("_subscription_idx")), pgschema.QuoteLiteral(t.QualifiedSibling("_event_idx")),
+		pgschema.QuoteLiteral(t.QualifiedSibling("_attempted_at_idx")))
 	return b.String()
-}
-
-// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings, the default since 9.1).
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // Migrate applies DDL for the writer's table. Concurrent callers wait for each other.
 func (w *Writer) Migrate(ctx context.Context) error {
-	tx, err := w.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin ledger migration: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", migrateLockKey); err != nil {
-		return fmt.Errorf("lock ledger migration: %w", err)
-	}
-	// Creating an index for the first time locks the table: give up rather than hold Hookpost's own writes,
-	// and anyone reading the ledger, back for long.
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-		return fmt.Errorf("set lock timeout for ledger migration: %w", err)
-	}
-	if _, err := tx.Exec(ctx, DDL(w.table.schema, w.table.name)); err != nil {
-		return fmt.Errorf("create ledger table %s: %w", w.table.qualified(), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit ledger migration: %w", err)
-	}
-	return nil
+	return pgschema.Apply(ctx, w.pool, migrateLockKey, "ledger table "+w.table.Qualified(), DDL(w.table.Schema, w.table.Name))
 }

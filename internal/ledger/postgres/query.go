@@ -73,7 +73,7 @@ func (w *Writer) Query(ctx context.Context, f Filter) ([]ledger.Attempt, error) 
            coalesce(tenant_id, ''), coalesce(collection, ''), attempt, duration, coalesce(status_code, 0),
            coalesce(error_class, ''), coalesce(error, ''), response, next_retry_at, outcome, test, replay
     FROM %s %s ORDER BY attempted_at DESC, id DESC LIMIT $%d
-) latest ORDER BY attempted_at, id`, w.table.qualified(), cond, len(args))
+) latest ORDER BY attempted_at, id`, w.table.Qualified(), cond, len(args))
 
 	rows, err := w.pool.Query(ctx, sql, args...)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookpost/hookpost/internal/ledger"
+	"github.com/hookpost/hookpost/internal/pgschema"
 )
 
 // Defaults for Options.
@@ -102,7 +103,7 @@ type Options struct {
 type Writer struct {
 	opts     Options
 	log      logr.Logger
-	table    table
+	table    pgschema.Table
 	pool     *pgxpool.Pool
 	purgeSQL string
 
@@ -163,7 +164,7 @@ func New(ctx context.Context, opts Options) (*Writer, error) {
 		table: t,
 		pool:  pool,
 		purgeSQL: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
-    SELECT id FROM %[1]s WHERE attempted_at < $1 LIMIT %[2]d)`, t.qualified(), purgeChunk),
+    SELECT id FROM %[1]s WHERE attempted_at < $1 LIMIT %[2]d)`, t.Qualified(), purgeChunk),
 		wake: make(chan struct{}, 1),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookpost_ledger_rows_written_total",
@@ -411,7 +412,7 @@ func (w *Writer) writeBatch(ctx context.Context, batch []ledger.Attempt) ([]ledg
 func (w *Writer) copy(ctx context.Context, batch []ledger.Attempt) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	_, err := w.pool.CopyFrom(ctx, w.table.identifier(), columns, pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
+	_, err := w.pool.CopyFrom(ctx, w.table.Identifier(), columns, pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 		return row(batch[i]), nil
 	}))
 	return err
@@ -421,9 +422,9 @@ func (w *Writer) copy(ctx context.Context, batch []ledger.Attempt) error {
 func (w *Writer) explain(action string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
-		return fmt.Errorf("%s ledger table %s: it does not exist: start the manager with --ledger-migrate, or apply the DDL that manager --ledger-print-ddl prints: %w", action, w.table.qualified(), err)
+		return fmt.Errorf("%s ledger table %s: it does not exist: start the manager with --ledger-migrate, or apply the DDL that manager --ledger-print-ddl prints: %w", action, w.table.Qualified(), err)
 	}
-	return fmt.Errorf("%s ledger table %s: %w", action, w.table.qualified(), err)
+	return fmt.Errorf("%s ledger table %s: %w", action, w.table.Qualified(), err)
 }
 
 // isRefusedValue reports whether the database refused a value (SQLSTATE classes 22 data exception and 23
@@ -520,7 +521,7 @@ func (w *Writer) purgeChunk(ctx context.Context) (full bool) {
 	tag, err := w.pool.Exec(ctx, w.purgeSQL, w.opts.Now().Add(-w.opts.Retention))
 	if err != nil {
 		if ctx.Err() == nil {
-			w.log.Error(err, "Ledger retention purge failed; retrying in a minute", "table", w.table.qualified())
+			w.log.Error(err, "Ledger retention purge failed; retrying in a minute", "table", w.table.Qualified())
 		}
 		return false
 	}

@@ -121,7 +121,7 @@ func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadB
 func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Time, error) {
 	rows, err := s.pool.Query(ctx, s.sql.claim, max, s.opts.MaxPayloadBytes, s.opts.ClaimLease.Seconds())
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.Qualified(), err)
 	}
 	defer rows.Close()
 	var (
@@ -145,7 +145,7 @@ func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Tim
 		claimed = append(claimed, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.qualified(), err)
+		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.Qualified(), err)
 	}
 	return claimed, lease, nil
 }

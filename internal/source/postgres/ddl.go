@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hookpost/hookpost/internal/pgschema"
 )
 
 // maxIdentifierLength is PostgreSQL's NAMEDATALEN-1: longer channel names are refused by pg_notify.
@@ -17,28 +19,15 @@ const maxIdentifierLength = 63
 // migrateLockKey serialises Migrate across replicas that start at the same time.
 const migrateLockKey = "hookpost.outbox.migrate"
 
-// table holds the quoted names derived from a schema and table.
-type table struct {
-	schema, name string
-}
-
-func newTable(schema, name string) table {
+func newTable(schema, name string) pgschema.Table {
 	if schema == "" {
 		schema = DefaultSchema
 	}
 	if name == "" {
 		name = DefaultTable
 	}
-	return table{schema: schema, name: name}
+	return pgschema.Table{Schema: schema, Name: name}
 }
-
-func (t table) qualified() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
-
-func (t table) qualifiedSibling(suffix string) string {
-	return pgx.Identifier{t.schema, t.name + suffix}.Sanitize()
-}
-
-func (t table) sibling(suffix string) string { return pgx.Identifier{t.name + suffix}.Sanitize() }
 
 var notChannelSafe = regexp.MustCompile(`[^a-z0-9_]+`)
 
@@ -46,12 +35,12 @@ var notChannelSafe = regexp.MustCompile(`[^a-z0-9_]+`)
 // table, reduced to [a-z0-9_] so it needs no quoting anywhere, and shortened with a hash to fit 63 bytes.
 func ChannelName(schema, tableName string) string {
 	t := newTable(schema, tableName)
-	name := "outbox_" + notChannelSafe.ReplaceAllString(strings.ToLower(t.schema), "_") + "_" +
-		notChannelSafe.ReplaceAllString(strings.ToLower(t.name), "_")
+	name := "outbox_" + notChannelSafe.ReplaceAllString(strings.ToLower(t.Schema), "_") + "_" +
+		notChannelSafe.ReplaceAllString(strings.ToLower(t.Name), "_")
 	if len(name) <= maxIdentifierLength {
 		return name
 	}
-	sum := sha256.Sum256([]byte(t.schema + "." + t.name))
+	sum := sha256.Sum256([]byte(t.Schema + "." + t.Name))
 	hash := hex.EncodeToString(sum[:8])
 	return name[:maxIdentifierLength-len(hash)-1] + "_" + hash
 }
@@ -72,8 +61,8 @@ func ChannelName(schema, tableName string) string {
 func DDL(schema, tableName string) string {
 	t := newTable(schema, tableName)
 	var b strings.Builder
-	if t.schema != DefaultSchema {
-		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.schema}.Sanitize())
+	if t.Schema != DefaultSchema {
+		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
 	}
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
     id            bigserial   PRIMARY KEY,
@@ -126,45 +115,21 @@ DO $hookpost$ BEGIN
         CREATE TRIGGER %[6]s AFTER INSERT ON %[1]s FOR EACH STATEMENT EXECUTE FUNCTION %[4]s();
     END IF;
 END $hookpost$;
-`, t.qualified(), t.sibling("_pending_idx"), t.sibling("_done_idx"), t.qualifiedSibling("_notify"),
-		ChannelName(t.schema, t.name), t.sibling("_notify"),
-		quoteLiteral(t.qualifiedSibling("_pending_idx")), quoteLiteral(t.qualifiedSibling("_done_idx")),
-		quoteLiteral(t.qualified()), quoteLiteral(t.qualifiedSibling("_notify")))
+`, t.Qualified(), t.Sibling("_pending_idx"), t.Sibling("_done_idx"), t.QualifiedSibling("_notify"),
+		ChannelName(t.Schema, t.Name), t.Sibling("_notify"),
+		pgschema.QuoteLiteral(t.QualifiedSibling("_pending_idx")), pgschema.QuoteLiteral(t.QualifiedSibling("_done_idx")),
+		pgschema.QuoteLiteral(t.Qualified()), pgschema.QuoteLiteral(t.QualifiedSibling("_notify")))
 	return b.String()
-}
-
-// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings, the default since 9.1).
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // InsertSQL returns the statement a producer runs in its own business transaction to record an event, with
 // parameters $1 event_type, $2 tenant_id, $3 collection and $4 payload (a JSON object).
 func InsertSQL(schema, tableName string) string {
 	return fmt.Sprintf("INSERT INTO %s (event_type, tenant_id, collection, payload) VALUES ($1, $2, $3, $4)",
-		newTable(schema, tableName).qualified())
+		newTable(schema, tableName).Qualified())
 }
 
 // Migrate applies DDL for the source's table. Concurrent callers wait for each other.
 func (s *Source) Migrate(ctx context.Context) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin outbox migration: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", migrateLockKey); err != nil {
-		return fmt.Errorf("lock outbox migration: %w", err)
-	}
-	// Creating the indexes or trigger for the first time locks the table: give up rather than hold the
-	// application's inserts back for long behind a busy table.
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-		return fmt.Errorf("set lock timeout for outbox migration: %w", err)
-	}
-	if _, err := tx.Exec(ctx, DDL(s.table.schema, s.table.name)); err != nil {
-		return fmt.Errorf("create outbox table %s: %w", s.table.qualified(), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit outbox migration: %w", err)
-	}
-	return nil
+	return pgschema.Apply(ctx, s.pool, migrateLockKey, "outbox table "+s.table.Qualified(), DDL(s.table.Schema, s.table.Name))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookpost/hookpost/internal/backoff"
+	"github.com/hookpost/hookpost/internal/pgschema"
 	"github.com/hookpost/hookpost/internal/source"
 )
 
@@ -80,7 +81,7 @@ type Options struct {
 // Source claims events from an outbox table. It implements source.Source.
 type Source struct {
 	opts  Options
-	table table
+	table pgschema.Table
 	sql   statements
 	pool  *pgxpool.Pool
 
@@ -139,7 +140,7 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	s := &Source{
 		opts:         opts,
 		table:        t,
-		sql:          newStatements(t.qualified()),
+		sql:          newStatements(t.Qualified()),
 		pool:         pool,
 		wake:         make(chan struct{}, 1),
 		life:         life,
@@ -427,7 +428,7 @@ func (s *Source) listenOnce(ctx context.Context, config *pgx.ConnConfig, connect
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	channel := ChannelName(s.table.schema, s.table.name)
+	channel := ChannelName(s.table.Schema, s.table.Name)
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
