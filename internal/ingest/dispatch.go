@@ -40,19 +40,30 @@ func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *so
 // createDelivery creates d, the delivery of ev to sub. AlreadyExists is success (an earlier hand-over of the
 // event created it), and so is a refusal no retry can fix, which is logged and counted instead.
 func createDelivery(ctx context.Context, c client.Client, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
-	err := c.Create(ctx, d)
-	if err == nil || apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	if reason := refusal(err); reason != "" {
+	reason, err := tryCreate(ctx, c, sub, ev, d)
+	if reason != "" {
 		// Retrying would be refused again and hold back every event behind this one, for every subscription:
 		// record it loudly and move on.
 		ctrl.LoggerFrom(ctx).Error(err, "Delivery refused by the API server; event not delivered to this subscription",
 			"eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
-		deliveriesRefused.WithLabelValues(reason).Inc()
 		return nil
 	}
-	return fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
+	return err
+}
+
+// tryCreate creates d; AlreadyExists is success. A refusal no retry can fix returns its reason (counted in
+// hookpost_deliveries_refused_total) with the API server's error, for the caller to report; any other error is
+// returned for the batch to be handed back.
+func tryCreate(ctx context.Context, c client.Client, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) (refused string, err error) {
+	err = c.Create(ctx, d)
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		return "", nil
+	}
+	if reason := refusal(err); reason != "" {
+		deliveriesRefused.WithLabelValues(reason).Inc()
+		return reason, err
+	}
+	return "", fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
 }
 
 // refusal classifies a create error that no retry can fix ("" when a retry may): an object the API server

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -118,7 +119,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)
 		metrics.DeliveryFinished(true)
 		if f.o.Ledger != nil {
-			f.o.Ledger.Record(successAttempt(sub, ev, first))
+			f.o.Ledger.Record(attemptRecord(sub, ev, first))
 		}
 		if f.o.Successes != nil {
 			f.o.Successes.Add(sub, ev, first)
@@ -129,7 +130,30 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	return createDelivery(cctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+	return f.recordAttempted(cctx, sub, ev, first)
+}
+
+// recordAttempted writes the delivery carrying an attempt already made. When the API server refuses it for good,
+// the attempt is recorded in the ledger here, since no delivery controller will: a success as delivered, a
+// failure as failed, not retried.
+func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
+	reason, err := tryCreate(ctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+	if reason == "" {
+		return err
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
+	if first.Class == delivery.ClassSucceeded {
+		// Delivered (and in the ledger already); only its object is missing.
+		log.Info("Delivered; its WebhookDelivery was refused by the API server", "error", err.Error())
+		return nil
+	}
+	log.Error(err, "First attempt failed and its WebhookDelivery was refused by the API server; the event is not retried for this subscription")
+	if f.o.Ledger != nil {
+		a := attemptRecord(sub, ev, first)
+		a.Outcome = ledger.OutcomeFailed
+		f.o.Ledger.Record(a)
+	}
+	return nil
 }
 
 // request builds the first attempt's request; ok is false when the match is to be handed to the delivery
@@ -201,14 +225,19 @@ func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first control
 	return d
 }
 
-// successAttempt is the ledger's record of a first attempt that succeeded.
-func successAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt) ledger.Attempt {
-	return ledger.Attempt{
+// attemptRecord is the ledger's record of a first attempt, its outcome succeeded when the attempt did (the caller
+// sets another).
+func attemptRecord(sub *Subscription, ev *source.Event, first controller.FirstAttempt) ledger.Attempt {
+	a := ledger.Attempt{
 		DeliveryName: hookpostv1.DeliveryName(sub.Name, ev.ID), Namespace: sub.Namespace, Subscription: sub.Name,
 		EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection,
 		Number: 1, Time: first.Start, Duration: first.Duration, StatusCode: first.StatusCode,
-		ErrorClass: string(first.Class), Response: first.Response, Outcome: ledger.OutcomeSucceeded,
+		ErrorClass: string(first.Class), Error: first.Error, Response: first.Response,
 	}
+	if first.Class == delivery.ClassSucceeded {
+		a.Outcome = ledger.OutcomeSucceeded
+	}
+	return a
 }
 
 func envelopeEvent(ev *source.Event) envelope.Event {

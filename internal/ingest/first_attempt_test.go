@@ -20,6 +20,8 @@ import (
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ingest"
+	"github.com/hookpost/hookpost/internal/ledger"
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/signing"
 	"github.com/hookpost/hookpost/internal/source"
 	"github.com/hookpost/hookpost/internal/source/postgres"
@@ -39,6 +41,8 @@ type operatorConfig struct {
 	// maxPerHost and hostWait bound the first attempt's wait for a busy host (0: the defaults).
 	maxPerHost int
 	hostWait   time.Duration
+	// ledger, when set, gets every attempt, as the binary's ledger writer does.
+	ledger *ledgerpg.Writer
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
@@ -54,8 +58,12 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 	ctx, cancel := context.WithCancel(context.Background())
 	sender := delivery.NewSender(delivery.SenderOptions{MaxPerHost: cfg.maxPerHost})
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
+	var rec ledger.Recorder = ledger.Discard
+	if cfg.ledger != nil {
+		rec = cfg.ledger
+	}
 	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
-		UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
+		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
 		t.Fatal(err)
 	}
 	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
@@ -63,7 +71,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sender: sender, Successes: op.successes, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
+		Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)
@@ -319,4 +327,47 @@ func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d matches waited for the busy host as deliveries", held, len(ids))
+}
+
+// TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger: when the API server refuses for good the delivery
+// that would carry a failed first attempt (here its namespace is being deleted), the event is not retried and
+// the attempt is not lost: the ledger records it as failed, and the events behind it flow.
+func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/down", harness.Response{Status: 503})
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.Events("*"), fixtures.InsecureHTTP())
+	src, table := newOutbox(t, postgres.Options{})
+	w, err := ledgerpg.New(context.Background(), ledgerpg.Options{DSN: pg.DSN(), Table: "ledger_" + table, Retention: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	if err := w.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w}, src)
+	readySubscription(t, sub)
+	// Without a namespace controller the namespace stays Terminating, and the API server refuses new objects in it.
+	if err := cp.Client.Delete(context.Background(), fixtures.Namespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+
+	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	var got []ledger.Attempt
+	waitFor(t, "the failed attempt in the ledger", func() bool {
+		if err := w.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, err = w.Query(context.Background(), ledgerpg.Filter{Namespace: ns})
+		return err == nil && len(got) > 0
+	})
+	if len(got) != 1 || got[0].EventID != ids[0] || got[0].Outcome != ledger.OutcomeFailed || got[0].StatusCode != 503 || got[0].Number != 1 {
+		t.Fatalf("ledger = %+v, want attempt 1 of %s, 503, failed", got, ids[0])
+	}
+	if n := len(rcv.Requests("/down")); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
 }
