@@ -132,13 +132,14 @@ func printInspection(w io.Writer, in inspection) {
 	fmt.Fprintf(tw, "Delivery:\t%s\n", in.Delivery)
 	fmt.Fprintf(tw, "Namespace:\t%s\n", in.Namespace)
 	fmt.Fprintf(tw, "Subscription:\t%s\n", in.Subscription)
-	fmt.Fprintf(tw, "Event:\t%s\n", in.Event.Type)
-	fmt.Fprintf(tw, "Event ID:\t%s\n", in.Event.ID)
+	// Event attributes come from producers: printed escaped, so none can drive the terminal.
+	fmt.Fprintf(tw, "Event:\t%s\n", escapeText(in.Event.Type))
+	fmt.Fprintf(tw, "Event ID:\t%s\n", escapeText(in.Event.ID))
 	if in.Event.TenantID != "" {
-		fmt.Fprintf(tw, "Tenant:\t%s\n", in.Event.TenantID)
+		fmt.Fprintf(tw, "Tenant:\t%s\n", escapeText(in.Event.TenantID))
 	}
 	if in.Event.Collection != "" {
-		fmt.Fprintf(tw, "Collection:\t%s\n", in.Event.Collection)
+		fmt.Fprintf(tw, "Collection:\t%s\n", escapeText(in.Event.Collection))
 	}
 	fmt.Fprintf(tw, "Occurred At:\t%s\n", in.Event.OccurredAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(tw, "Test:\t%t\n", in.Test)
@@ -148,7 +149,7 @@ func printInspection(w io.Writer, in inspection) {
 
 	fmt.Fprintln(w)
 	if in.Request == nil {
-		fmt.Fprintf(w, "Request: %s\n", in.RequestError)
+		fmt.Fprintf(w, "Request: %s\n", escapeText(in.RequestError))
 	} else {
 		r := in.Request
 		varies := "X-Hookpost-Attempt"
@@ -187,7 +188,7 @@ func printInspection(w io.Writer, in inspection) {
 		if a.StatusCode != 0 {
 			code = fmt.Sprint(a.StatusCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", a.Number, a.Time.UTC().Format(time.RFC3339), a.Duration.Duration, code, oneLine(a.Error))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", a.Number, a.Time.UTC().Format(time.RFC3339), a.Duration.Duration, code, escapeText(oneLine(a.Error)))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -197,7 +198,7 @@ func printInspection(w io.Writer, in inspection) {
 		if body == "" {
 			body = "(empty)"
 		}
-		fmt.Fprintf(w, "  attempt %d: %s\n", a.Number, body)
+		fmt.Fprintf(w, "  attempt %d: %s\n", a.Number, escapeText(body))
 	}
 }
 

@@ -112,3 +112,23 @@ func headerFlags(h http.Header, names ...string) []string {
 	}
 	return out
 }
+
+// TestInspectEscapesWhatProducersAndReceiversWrote: a tenant holding a terminal escape sequence and a receiver
+// answering with one are printed spelled out, so inspecting a delivery cannot drive the terminal.
+func TestInspectEscapesWhatProducersAndReceiversWrote(t *testing.T) {
+	ns := newNamespace(t)
+	recv := harness.NewReceiver()
+	defer recv.Close()
+	recv.Script("/orders", harness.Response{Status: 200, Body: "ok\x1b]0;owned\x07"})
+	createReadySubscription(t, fixtures.Subscription(ns, "orders", recv.URL+"/orders", fixtures.InsecureHTTP()))
+	name := strings.Split(mustRun(t, "test", "orders", "--event", "order.created", "--tenant", "\x1b[31mred", "--wait", "-n", ns), "\n")[0]
+	out := mustRun(t, "inspect", name, "-n", ns)
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("inspect printed a raw escape sequence:\n%q", out)
+	}
+	for _, want := range []string{`\x1b[31mred`, `attempt 1: ok\x1b]0;owned\x07`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+}
