@@ -39,6 +39,10 @@ var (
 	suiteStart  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
+// summaryWait bounds waits for a subscription's counters: they follow its deliveries by summaryDelay (real time,
+// the workqueue's), plus a reconcile.
+const summaryWait = 10 * time.Second
+
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Controller Suite")

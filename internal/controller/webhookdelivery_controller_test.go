@@ -70,7 +70,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(d.Status.CompletionTime).NotTo(BeNil())
 		Expect(d.Status.NextAttemptTime).To(BeNil())
 		Expect(meta.IsStatusConditionTrue(d.Status.Conditions, hookpostv1.ConditionDelivered)).To(BeTrue())
-		Eventually(func() int64 { return getSubscription(ns, "orders")().Status.Delivered }).Should(BeEquivalentTo(1))
+		Eventually(func() int64 { return getSubscription(ns, "orders")().Status.Delivered }).WithTimeout(summaryWait).Should(BeEquivalentTo(1))
 	})
 
 	It("delivers to an HTTPS receiver whose certificate it verifies", func() {
@@ -136,7 +136,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 			}
 			return reasons
 		}).Should(ContainElement(hookpostv1.ReasonRetriesExhausted))
-		Eventually(func() int64 { return getSubscription(ns, "down")().Status.Failed }).Should(BeEquivalentTo(1))
+		Eventually(func() int64 { return getSubscription(ns, "down")().Status.Failed }).WithTimeout(summaryWait).Should(BeEquivalentTo(1))
 		Expect(getSubscription(ns, "down")().Status.ConsecutiveFailures).To(BeEquivalentTo(6))
 	})
 
@@ -327,6 +327,6 @@ var _ = Describe("WebhookDelivery controller", func() {
 			}
 			return left
 		}).Should(ConsistOf(names[2], names[3]))
-		Eventually(func() int64 { return getSubscription(ns, "bounded")().Status.Delivered }).Should(BeEquivalentTo(4))
+		Eventually(func() int64 { return getSubscription(ns, "bounded")().Status.Delivered }).WithTimeout(summaryWait).Should(BeEquivalentTo(4))
 	})
 })

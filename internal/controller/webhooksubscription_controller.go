@@ -14,10 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -263,7 +265,7 @@ func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookSubscription{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
-		Watches(&hookpostv1.WebhookDelivery{}, handler.EnqueueRequestsFromMapFunc(subscriptionForDelivery)).
+		Watches(&hookpostv1.WebhookDelivery{}, subscriptionOfDeliveryLater()).
 		Named("webhooksubscription").
 		Complete(r)
 }
@@ -281,7 +283,30 @@ func (r *WebhookSubscriptionReconciler) subscriptionsForSecret(ctx context.Conte
 	return reqs
 }
 
-func subscriptionForDelivery(_ context.Context, o client.Object) []reconcile.Request {
-	d := o.(*hookpostv1.WebhookDelivery)
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}}}
+// summaryDelay is how long after a delivery changes its subscription's summary is recomputed: the changes of all
+// its deliveries within that time make one reconcile and at most one status write, not one each.
+const summaryDelay = 500 * time.Millisecond
+
+// subscriptionOfDeliveryLater enqueues a changed delivery's subscription summaryDelay later; the queue keeps one
+// entry per subscription, so a burst of deliveries costs one reconcile.
+func subscriptionOfDeliveryLater() handler.EventHandler {
+	add := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if d, ok := o.(*hookpostv1.WebhookDelivery); ok {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}}, summaryDelay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(e.ObjectNew, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(e.Object, q)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(e.Object, q)
+		},
+	}
 }
