@@ -109,7 +109,7 @@ func run() error {
 		MaxPerHost:    o.maxPerHost,
 	})
 	clk := clock.RealClock{}
-	rec, flushLedger, err := o.setupLedger(ctx, mgr)
+	rec, err := o.setupLedger(ctx, mgr)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func run() error {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, flushLedger: flushLedger, userAgent: version.UserAgent()}); err != nil {
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent()}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -133,7 +133,7 @@ func run() error {
 	}
 	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String())
 	err = mgr.Start(ctx)
-	finalFlush(o.sources.successLog, flushLedger)
+	finalFlush(o.sources.successLog, rec)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("run manager: %w", err)
 	}
@@ -146,7 +146,7 @@ const finalFlushTimeout = 15 * time.Second
 // finalFlush writes what was recorded while the manager stopped, after the runnables' own last writes: attempts
 // in flight finish during shutdown, and the delivery controller records its last attempts after the ledger
 // writer and the success log have stopped.
-func finalFlush(successes *ingest.SuccessLog, flushLedger func(context.Context) error) {
+func finalFlush(successes *ingest.SuccessLog, rec ledger.Recorder) {
 	ctx, cancel := context.WithTimeout(context.Background(), finalFlushTimeout)
 	defer cancel()
 	log := ctrl.Log.WithName("shutdown")
@@ -155,10 +155,8 @@ func finalFlush(successes *ingest.SuccessLog, flushLedger func(context.Context) 
 			log.Error(err, "Succeeded deliveries not counted at shutdown")
 		}
 	}
-	if flushLedger != nil {
-		if err := flushLedger(ctx); err != nil {
-			log.Error(err, "Ledger rows not written at shutdown")
-		}
+	if err := ledger.Flush(ctx, rec); err != nil {
+		log.Error(err, "Ledger rows not written at shutdown")
 	}
 }
 
@@ -181,22 +179,21 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	zapOpts.BindFlags(fs)
 }
 
-// setupLedger opens the delivery ledger and adds its writer to mgr, returning it and its Flush; ledger.Discard
-// and no flush when none is configured. A ledger in the outbox's database is migrated with the outbox
+// setupLedger opens the delivery ledger and adds its writer to mgr; ledger.Discard when none is configured. A ledger in the outbox's database is migrated with the outbox
 // (--postgres-migrate).
-func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, func(context.Context) error, error) {
+func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, error) {
 	if o.ledger.dsn == "" && o.sources.postgresMigrate {
 		o.ledger.migrate = true
 	}
 	w, err := o.ledger.open(ctx, o.sources.postgresDSN)
 	if err != nil || w == nil {
-		return ledger.Discard, nil, err
+		return ledger.Discard, err
 	}
 	if err := mgr.Add(w); err != nil {
-		return nil, nil, fmt.Errorf("add ledger writer: %w", err)
+		return nil, fmt.Errorf("add ledger writer: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("Delivery ledger configured", "table", o.ledger.schema+"."+o.ledger.table)
-	return w, w.Flush, nil
+	return w, nil
 }
 
 func ptr[T any](v T) *T { return &v }

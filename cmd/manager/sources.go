@@ -14,6 +14,7 @@ import (
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ingest"
 	"github.com/hookpost/hookpost/internal/ledger"
+	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 	natssource "github.com/hookpost/hookpost/internal/source/nats"
 	"github.com/hookpost/hookpost/internal/source/postgres"
@@ -45,12 +46,10 @@ const (
 
 // dispatchDeps are what the first attempt shares with the delivery controller.
 type dispatchDeps struct {
-	sender  *delivery.Sender
-	secrets *controller.Secrets
-	ledger  ledger.Recorder
-	// flushLedger writes what the ledger holds; nil without a ledger.
-	flushLedger func(context.Context) error
-	userAgent   string
+	sender    *delivery.Sender
+	secrets   *controller.Secrets
+	ledger    ledger.Recorder
+	userAgent string
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -105,7 +104,7 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) error {
 	log := ctrl.Log.WithName("source")
 	onReject := func(r source.Rejection) {
-		ingest.ObserveRejection(r)
+		metrics.ObserveRejection(r)
 		log.Info("Malformed event set aside", "source", r.Source, "eventID", r.ID, "reason", r.Reason)
 	}
 	var srcs []source.Source
@@ -144,7 +143,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	for _, src := range srcs {
 		in := ingest.New(src, mgr.GetCache(), d,
 			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, BatchesInFlight: o.batchesInFlight,
-				Clock: clk, BeforeAck: deps.flushLedger})
+				Clock: clk, Ledger: deps.ledger})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)
 		}

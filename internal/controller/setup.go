@@ -22,7 +22,7 @@ type Options struct {
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
 	MaxRetryAfter time.Duration
-	// Ledger appends every attempt the delivery controller makes; nil keeps none.
+	// Ledger appends every attempt the delivery controller makes; nil keeps none (ledger.Discard).
 	Ledger ledger.Recorder
 	// DeliveryWorkers bounds deliveries reconciled at once.
 	DeliveryWorkers int
@@ -33,6 +33,9 @@ type Options struct {
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
+	}
+	if o.Ledger == nil {
+		o.Ledger = ledger.Discard
 	}
 	secrets := o.Secrets
 	if secrets == nil {

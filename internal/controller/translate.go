@@ -87,16 +87,22 @@ func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
 	return Gate{SecretRef: ref}
 }
 
+// AttemptRecord is the ledger's record of attempt number of event ev, in delivery name of a subscription in
+// namespace, started at start with outcome out; the caller sets what the delivery became (Outcome, NextRetry).
+func AttemptRecord(namespace, subscription, name string, ev hookpostv1.EventMeta, number int, out delivery.Outcome, start time.Time) ledger.Attempt {
+	return ledger.Attempt{
+		DeliveryName: name, Namespace: namespace, Subscription: subscription,
+		EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection,
+		Number: number, Time: start, Duration: out.Duration, StatusCode: out.StatusCode,
+		ErrorClass: string(out.Class), Error: out.Error, Response: out.ResponseBody,
+	}
+}
+
 // LedgerAttempt is the ledger's record of the attempt a delivery's status just recorded (status already updated):
 // its number, outcome and next retry come from the status.
 func LedgerAttempt(d *hookpostv1.WebhookDelivery, out delivery.Outcome, start time.Time) ledger.Attempt {
-	a := ledger.Attempt{
-		DeliveryName: d.Name, Namespace: d.Namespace, Subscription: d.Spec.SubscriptionName,
-		EventID: d.Spec.Event.ID, EventType: d.Spec.Event.Type, TenantID: d.Spec.Event.TenantID, Collection: d.Spec.Event.Collection,
-		Number: int(d.Status.Attempts), Time: start, Duration: out.Duration, StatusCode: out.StatusCode,
-		ErrorClass: string(out.Class), Error: out.Error, Response: out.ResponseBody,
-		Test: d.Spec.Test, Replay: d.Status.AttemptsBeforeReplay > 0,
-	}
+	a := AttemptRecord(d.Namespace, d.Spec.SubscriptionName, d.Name, d.Spec.Event, int(d.Status.Attempts), out, start)
+	a.Test, a.Replay = d.Spec.Test, d.Status.AttemptsBeforeReplay > 0
 	switch d.Status.Phase {
 	case hookpostv1.DeliverySucceeded:
 		a.Outcome = ledger.OutcomeSucceeded

@@ -141,11 +141,7 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // repeats the attempt (and its row) rather than leaving an attempt in status that the ledger lacks. A ledger
 // that cannot be written is logged and does not hold the status back; it keeps retrying what it holds.
 func (r *WebhookDeliveryReconciler) flushLedger(ctx context.Context) {
-	f, ok := r.Ledger.(ledger.Flusher)
-	if !ok {
-		return
-	}
-	if err := f.Flush(ctx); err != nil {
+	if err := ledger.Flush(ctx, r.Ledger); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before a delivery's status; its rows stay buffered and are retried")
 	}
 }
@@ -306,7 +302,7 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 	var tr transition
 	d.Status, tr = recordAttempt(d.Status, out, start, end, policy)
 	countFinished := !recorded
-	if !recorded && r.Ledger != nil {
+	if !recorded {
 		r.Ledger.Record(LedgerAttempt(d, out, start))
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))

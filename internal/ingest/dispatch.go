@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
 
@@ -60,7 +61,7 @@ func tryCreate(ctx context.Context, c client.Client, sub *Subscription, ev *sour
 		return "", nil
 	}
 	if reason := refusal(err); reason != "" {
-		deliveriesRefused.WithLabelValues(reason).Inc()
+		metrics.DeliveryRefused(reason)
 		return reason, err
 	}
 	return "", fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)

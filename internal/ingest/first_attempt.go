@@ -42,7 +42,7 @@ type FirstAttemptOptions struct {
 	// success (--success-objects=all).
 	Successes *SuccessLog
 	// Ledger appends every success; a failed first attempt is appended by the delivery controller when it moves
-	// the attempt into status. nil keeps none.
+	// the attempt into status. nil keeps none (ledger.Discard).
 	Ledger ledger.Recorder
 	// UserAgent is sent on every attempt.
 	UserAgent string
@@ -81,6 +81,9 @@ func NewFirstAttempt(o FirstAttemptOptions) *FirstAttempt {
 	if o.HostWait <= 0 {
 		o.HostWait = DefaultHostWait
 	}
+	if o.Ledger == nil {
+		o.Ledger = ledger.Discard
+	}
 	return &FirstAttempt{o: o, targets: map[types.UID]*preparedTarget{}}
 }
 
@@ -102,14 +105,14 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if err != nil {
 		return err
 	}
-	if !ok {
-		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
+	var out delivery.Outcome
+	if ok {
+		// The attempt finishes even when shutdown began (within the graceful shutdown period), and so does
+		// writing its outcome: an attempt made and not recorded is made again.
+		out, ok = f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
 	}
-	// The attempt finishes even when shutdown began (within the graceful shutdown period), and so does writing
-	// its outcome: an attempt made and not recorded is made again.
-	out, sent := f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
-	if !sent {
+	if !ok {
+		// Not attempted: the delivery controller attempts it.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
 		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
 	}
@@ -118,9 +121,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if out.Class == delivery.ClassSucceeded {
 		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)
 		metrics.DeliveryFinished(true)
-		if f.o.Ledger != nil {
-			f.o.Ledger.Record(attemptRecord(sub, ev, first))
-		}
+		f.o.Ledger.Record(attemptRecord(sub, ev, first, ledger.OutcomeSucceeded))
 		if f.o.Successes != nil {
 			f.o.Successes.Add(sub, ev, first)
 			return nil
@@ -148,11 +149,7 @@ func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, e
 		return nil
 	}
 	log.Error(err, "First attempt failed and its WebhookDelivery was refused by the API server; the event is not retried for this subscription")
-	if f.o.Ledger != nil {
-		a := attemptRecord(sub, ev, first)
-		a.Outcome = ledger.OutcomeFailed
-		f.o.Ledger.Record(a)
-	}
+	f.o.Ledger.Record(attemptRecord(sub, ev, first, ledger.OutcomeFailed))
 	return nil
 }
 
@@ -225,18 +222,11 @@ func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first control
 	return d
 }
 
-// attemptRecord is the ledger's record of a first attempt, its outcome succeeded when the attempt did (the caller
-// sets another).
-func attemptRecord(sub *Subscription, ev *source.Event, first controller.FirstAttempt) ledger.Attempt {
-	a := ledger.Attempt{
-		DeliveryName: hookpostv1.DeliveryName(sub.Name, ev.ID), Namespace: sub.Namespace, Subscription: sub.Name,
-		EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection,
-		Number: 1, Time: first.Start, Duration: first.Duration, StatusCode: first.StatusCode,
-		ErrorClass: string(first.Class), Error: first.Error, Response: first.Response,
-	}
-	if first.Class == delivery.ClassSucceeded {
-		a.Outcome = ledger.OutcomeSucceeded
-	}
+// attemptRecord is the ledger's record of a first attempt, with what the delivery became.
+func attemptRecord(sub *Subscription, ev *source.Event, first controller.FirstAttempt, outcome ledger.Outcome) ledger.Attempt {
+	meta := hookpostv1.EventMeta{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection}
+	a := controller.AttemptRecord(sub.Namespace, sub.Name, hookpostv1.DeliveryName(sub.Name, ev.ID), meta, 1, first.Outcome(), first.Start)
+	a.Outcome = outcome
 	return a
 }
 

@@ -331,7 +331,7 @@ func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
 
 // TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger: when the API server refuses for good the delivery
 // that would carry a failed first attempt (here its namespace is being deleted), the event is not retried and
-// the attempt is not lost: the ledger records it as failed, and the events behind it flow.
+// the attempt is not lost: the ledger records it as failed, and its outbox row is done.
 func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()

@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/ledger"
+	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
 
@@ -26,7 +28,7 @@ const defaultSucceededLimit = 100
 // defaultBatchesInFlight is Options.BatchesInFlight's default.
 const defaultBatchesInFlight = 4
 
-// beforeAckTimeout bounds Options.BeforeAck, so a slow ledger cannot keep a batch from being acknowledged.
+// beforeAckTimeout bounds writing the ledger before an Ack, so a slow ledger cannot keep a batch from being acknowledged.
 const beforeAckTimeout = 5 * time.Second
 
 // ackTimeout bounds acknowledging a batch whose matches are all done, even while shutting down: an
@@ -50,10 +52,10 @@ type Options struct {
 	RetryDelay time.Duration
 	// Clock reads the time for the lag metric and idle detection (default the real clock).
 	Clock clock.PassiveClock
-	// BeforeAck, when set, runs after every match of a batch is done and before the batch is acknowledged: the
-	// ledger's Flush, so the history of an acknowledged event survives a crash. Its failure is logged and the
-	// batch acknowledged anyway: the deliveries are done, and the ledger keeps retrying what it holds.
-	BeforeAck func(ctx context.Context) error
+	// Ledger is written (ledger.Flush) after every match of a batch is done and before the batch is
+	// acknowledged, so the history of an acknowledged event survives a crash. A failed write is logged and the
+	// batch acknowledged anyway: the deliveries are done, and the ledger keeps retrying what it holds. nil: none.
+	Ledger ledger.Recorder
 }
 
 // Ingester is a manager.Runnable that moves events from one source to WebhookDeliveries.
@@ -149,7 +151,7 @@ func (i *Ingester) Start(ctx context.Context) error {
 		b, err := i.src.Next(ctx, i.opts.BatchSize)
 		if i.opts.Clock.Since(asked) > idleWait {
 			// The source had nothing for a while: ingest has caught up with the producers.
-			sourceLag.WithLabelValues(i.src.Name()).Set(0)
+			metrics.SourceCaughtUp(i.src.Name())
 		}
 		if err != nil {
 			<-slots
@@ -175,7 +177,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
 	events := b.Events()
-	observeLag(i.src.Name(), events, i.opts.Clock.Now())
+	metrics.ObserveLag(i.src.Name(), events, i.opts.Clock.Now())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(i.opts.Parallelism)
 	var matches []*Subscription
@@ -191,13 +193,11 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	if err := g.Wait(); err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
-	if i.opts.BeforeAck != nil {
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beforeAckTimeout)
-		err := i.opts.BeforeAck(bctx)
-		cancel()
-		if err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before acknowledging a batch; its rows stay buffered and are retried")
-		}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beforeAckTimeout)
+	err = ledger.Flush(bctx, i.opts.Ledger)
+	cancel()
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Ledger not written before acknowledging a batch; its rows stay buffered and are retried")
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 	defer cancel()
@@ -206,7 +206,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		// successes (same X-Event-Id) and finds the deliveries already there.
 		return fmt.Errorf("acknowledge batch: %w", err)
 	}
-	observeBatch(i.src.Name(), events, dispatched)
+	metrics.ObserveBatch(i.src.Name(), events, dispatched)
 	ctrl.LoggerFrom(ctx).V(1).Info("Batch ingested", "events", len(events), "deliveries", dispatched)
 	return nil
 }

@@ -54,6 +54,14 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Flush writes what r holds when it is a Flusher; a Recorder that keeps nothing has nothing to write.
+func Flush(ctx context.Context, r Recorder) error {
+	if f, ok := r.(Flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
 // Discard is the Recorder used when no ledger is configured.
 var Discard Recorder = discard{}
 

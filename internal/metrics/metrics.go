@@ -1,6 +1,7 @@
-// Package metrics owns the delivery metrics that the first attempt made from ingest and the delivery controller
-// share, so an attempt is counted the same way whichever path made it. It imports no Kubernetes package: the
-// binary registers the collectors with the manager's registry.
+// Package metrics owns the operator's Prometheus metrics: those of deliveries and attempts, which the first attempt
+// made from ingest and the delivery controller share, so an attempt is counted the same way whichever path made
+// it, and those of the sources and ingest. It imports no Kubernetes package: the binary registers the collectors
+// with the manager's registry.
 package metrics
 
 import (
@@ -36,6 +37,7 @@ var (
 // Register registers the collectors with reg, plus gauges read from the sender (attempts in flight) and from
 // retryBacklog (deliveries waiting for a retry).
 func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64) {
+	reg.MustRegister(ingestCollectors()...)
 	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookpost_attempts_in_flight",

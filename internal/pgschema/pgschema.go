@@ -12,9 +12,23 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// DefaultSchema is the schema a table is in when none is configured.
+const DefaultSchema = "public"
+
 // Table is a table's schema and name, unquoted.
 type Table struct {
 	Schema, Name string
+}
+
+// NewTable is the table name in schema, DefaultSchema when schema is empty and defaultName when name is.
+func NewTable(schema, name, defaultName string) Table {
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if name == "" {
+		name = defaultName
+	}
+	return Table{Schema: schema, Name: name}
 }
 
 // Identifier is the table as a pgx identifier.

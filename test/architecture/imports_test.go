@@ -20,6 +20,7 @@ var domainPackages = []string{
 	"github.com/hookpost/hookpost/internal/source/...",
 	"github.com/hookpost/hookpost/internal/ledger/...",
 	"github.com/hookpost/hookpost/internal/pgschema",
+	"github.com/hookpost/hookpost/internal/metrics",
 }
 
 // TestDomainPackagesImportNoKubernetes is the depguard rule of the house style, as a test that needs no linter:

@@ -20,16 +20,6 @@ var columns = []string{
 	"outcome", "test", "replay",
 }
 
-func newTable(schema, name string) pgschema.Table {
-	if schema == "" {
-		schema = DefaultSchema
-	}
-	if name == "" {
-		name = DefaultTable
-	}
-	return pgschema.Table{Schema: schema, Name: name}
-}
-
 // DDL returns the statements that create the ledger table and its indexes in schema (default "public") under
 // tableName (default "webhook_deliveries"). Every statement is idempotent, so a DBA can apply it by hand and
 // Migrate can apply it on every start.
@@ -40,7 +30,7 @@ func newTable(schema, name string) pgschema.Table {
 // the receiver sent, which may be binary or cut in the middle of a UTF-8 sequence, and bytea keeps it exactly
 // without an escaping convention to document (convert_from(response, 'UTF8') reads a text body in SQL).
 func DDL(schema, tableName string) string {
-	t := newTable(schema, tableName)
+	t := pgschema.NewTable(schema, tableName, DefaultTable)
 	var b strings.Builder
 	if t.Schema != DefaultSchema {
 		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())

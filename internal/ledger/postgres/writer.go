@@ -28,7 +28,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultSchema        = "public"
+	DefaultSchema        = pgschema.DefaultSchema
 	DefaultTable         = "webhook_deliveries"
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultBatchSize     = 1000
@@ -157,7 +157,7 @@ func New(ctx context.Context, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create ledger postgres pool: %w", err)
 	}
-	t := newTable(opts.Schema, opts.Table)
+	t := pgschema.NewTable(opts.Schema, opts.Table, DefaultTable)
 	w := &Writer{
 		opts:  opts,
 		log:   opts.Log,

@@ -19,22 +19,12 @@ const maxIdentifierLength = 63
 // migrateLockKey serialises Migrate across replicas that start at the same time.
 const migrateLockKey = "hookpost.outbox.migrate"
 
-func newTable(schema, name string) pgschema.Table {
-	if schema == "" {
-		schema = DefaultSchema
-	}
-	if name == "" {
-		name = DefaultTable
-	}
-	return pgschema.Table{Schema: schema, Name: name}
-}
-
 var notChannelSafe = regexp.MustCompile(`[^a-z0-9_]+`)
 
 // ChannelName returns the LISTEN/NOTIFY channel the outbox trigger notifies on. It is derived from the schema and
 // table, reduced to [a-z0-9_] so it needs no quoting anywhere, and shortened with a hash to fit 63 bytes.
 func ChannelName(schema, tableName string) string {
-	t := newTable(schema, tableName)
+	t := pgschema.NewTable(schema, tableName, DefaultTable)
 	name := "outbox_" + notChannelSafe.ReplaceAllString(strings.ToLower(t.Schema), "_") + "_" +
 		notChannelSafe.ReplaceAllString(strings.ToLower(t.Name), "_")
 	if len(name) <= maxIdentifierLength {
@@ -59,7 +49,7 @@ func ChannelName(schema, tableName string) string {
 // separate migration step. The pending index leaves claimed_until out: the rows leased at any time are a few
 // batches per replica, cheap to skip, and an unchanged index spares upgraded tables a rebuild.
 func DDL(schema, tableName string) string {
-	t := newTable(schema, tableName)
+	t := pgschema.NewTable(schema, tableName, DefaultTable)
 	var b strings.Builder
 	if t.Schema != DefaultSchema {
 		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
@@ -126,7 +116,7 @@ END $hookpost$;
 // parameters $1 event_type, $2 tenant_id, $3 collection and $4 payload (a JSON object).
 func InsertSQL(schema, tableName string) string {
 	return fmt.Sprintf("INSERT INTO %s (event_type, tenant_id, collection, payload) VALUES ($1, $2, $3, $4)",
-		newTable(schema, tableName).Qualified())
+		pgschema.NewTable(schema, tableName, DefaultTable).Qualified())
 }
 
 // Migrate applies DDL for the source's table. Concurrent callers wait for each other.

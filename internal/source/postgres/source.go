@@ -25,7 +25,7 @@ const Name = "postgres"
 
 // Defaults for Options.
 const (
-	DefaultSchema              = "public"
+	DefaultSchema              = pgschema.DefaultSchema
 	DefaultTable               = "integration_outbox"
 	DefaultPollInterval        = time.Second
 	DefaultRetention           = 24 * time.Hour
@@ -135,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create postgres pool: %w", err)
 	}
-	t := newTable(opts.Schema, opts.Table)
+	t := pgschema.NewTable(opts.Schema, opts.Table, DefaultTable)
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Source{
 		opts:         opts,

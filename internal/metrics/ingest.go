@@ -1,14 +1,14 @@
-package ingest
+package metrics
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/hookpost/hookpost/internal/source"
 )
 
+// Source and ingest metrics: per source, from every replica.
 var (
 	eventsIngested = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_events_ingested_total",
@@ -32,18 +32,15 @@ var (
 	}, []string{"source"})
 )
 
-func init() {
-	metrics.Registry.MustRegister(eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, sourceLag)
-}
-
-func observeBatch(src string, events []source.Event, dispatched int) {
+// ObserveBatch counts a batch ingest handled and the matches it dispatched.
+func ObserveBatch(src string, events []source.Event, dispatched int) {
 	eventsIngested.WithLabelValues(src).Add(float64(len(events)))
 	deliveriesCreated.WithLabelValues(src).Add(float64(dispatched))
 }
 
-// observeLag sets the lag from a batch just claimed, before it is dispatched: a batch that keeps failing
+// ObserveLag sets the lag from a batch just claimed, before it is dispatched: a batch that keeps failing
 // still shows how far behind ingest is.
-func observeLag(src string, events []source.Event, now time.Time) {
+func ObserveLag(src string, events []source.Event, now time.Time) {
 	if len(events) > 0 {
 		oldest := events[0].OccurredAt
 		for _, ev := range events[1:] {
@@ -58,4 +55,19 @@ func observeLag(src string, events []source.Event, now time.Time) {
 // ObserveRejection counts a malformed event a source set aside.
 func ObserveRejection(r source.Rejection) {
 	eventsRejected.WithLabelValues(r.Source).Inc()
+}
+
+// SourceCaughtUp sets a source's lag to zero: it had nothing to hand over for a while.
+func SourceCaughtUp(src string) {
+	sourceLag.WithLabelValues(src).Set(0)
+}
+
+// DeliveryRefused counts a delivery the API server refused for good, by reason.
+func DeliveryRefused(reason string) {
+	deliveriesRefused.WithLabelValues(reason).Inc()
+}
+
+// ingestCollectors are the source and ingest metrics, registered by Register.
+func ingestCollectors() []prometheus.Collector {
+	return []prometheus.Collector{eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, sourceLag}
 }
