@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -35,4 +37,24 @@ func escapeText(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// escapeNonPrinting replaces each non-printing character outside ASCII in JSON text with its \u escape. JSON
+// outside strings is ASCII, so every such character is inside a string, where the escape reads back as it.
+func escapeNonPrinting(b []byte) []byte {
+	var out bytes.Buffer
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x7f && !unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1) {
+			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+				fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				fmt.Fprintf(&out, `\u%04x`, r)
+			}
+		} else {
+			out.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return out.Bytes()
 }

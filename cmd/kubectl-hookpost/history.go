@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +11,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/hookpost/hookpost/internal/ledger"
 	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
@@ -72,16 +67,14 @@ limits remain: use kubectl get whdel and kubectl hookpost inspect.`,
 	f.StringVar(&o.since, "since", "", "Only attempts within this long, such as 1h, or since this RFC 3339 time, such as 2025-11-16T08:00:00Z.")
 	f.IntVar(&o.limit, "limit", ledgerpg.DefaultQueryLimit, "Show at most this many attempts, the latest.")
 	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Attempts of subscriptions in every namespace.")
-	f.StringVarP(&o.output, "output", "o", "", "Output format: json, yaml or wide. Default is a table.")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "How long to wait for the ledger's database.")
+	addOutputFlag(cmd, &o.output, "wide")
 	return cmd
 }
 
 func (o *historyOptions) run(ctx context.Context) error {
-	switch o.output {
-	case "", "wide", "json", "yaml":
-	default:
-		return fmt.Errorf("--output %q is not supported: use json, yaml or wide", o.output)
+	if err := validateOutput(o.output, "wide"); err != nil {
+		return err
 	}
 	if o.limit <= 0 {
 		return fmt.Errorf("--limit %d: give a positive number of attempts", o.limit)
@@ -125,7 +118,7 @@ func (o *historyOptions) run(ctx context.Context) error {
 		for _, a := range attempts {
 			res.Attempts = append(res.Attempts, newHistoryAttempt(a))
 		}
-		return printEscaped(o.streams.Out, o.output, res)
+		return printStructured(o.streams.Out, o.output, res)
 	}
 	if len(attempts) == 0 {
 		where := "in any namespace"
@@ -262,44 +255,4 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
-}
-
-// printEscaped writes v as JSON (indented like kubectl) or YAML with every non-printing character escaped, so
-// -o json or yaml on a terminal is as safe as the table, and still reads back to the exact strings.
-// encoding/json escapes C0 controls but leaves DEL, C1 controls (such as CSI) and format characters raw, and
-// YAML refuses DEL and C1 in its input: both are given JSON escapes first, which the YAML encoder then writes
-// as its own escapes.
-func printEscaped(w io.Writer, output string, v any) error {
-	b, err := json.MarshalIndent(v, "", "    ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", output, err)
-	}
-	b = append(escapeNonPrinting(b), '\n')
-	if output == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return fmt.Errorf("encode yaml: %w", err)
-		}
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-// escapeNonPrinting replaces each non-printing character outside ASCII in JSON text with its \u escape. JSON
-// outside strings is ASCII, so every such character is inside a string, where the escape reads back as it.
-func escapeNonPrinting(b []byte) []byte {
-	var out bytes.Buffer
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r >= 0x7f && !unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1) {
-			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
-				fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
-			} else {
-				fmt.Fprintf(&out, `\u%04x`, r)
-			}
-		} else {
-			out.Write(b[:size])
-		}
-		b = b[size:]
-	}
-	return out.Bytes()
 }

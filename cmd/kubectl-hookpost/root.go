@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -110,42 +112,49 @@ func (o *rootOptions) namespace() (string, error) {
 	return ns, nil
 }
 
-// addOutputFlag adds kubectl's -o for the formats a command supports besides its human-readable default.
-func addOutputFlag(cmd *cobra.Command, output *string) {
-	cmd.Flags().StringVarP(output, "output", "o", "", "Output format: json or yaml. Default is human-readable text.")
+// addOutputFlag adds kubectl's -o for the formats a command supports besides its human-readable default: json,
+// yaml and the command's extra ones (such as wide).
+func addOutputFlag(cmd *cobra.Command, output *string, extra ...string) {
+	cmd.Flags().StringVarP(output, "output", "o", "", "Output format: "+outputFormats(extra)+". Default is human-readable text.")
 }
 
-func validateOutput(output string) error {
-	switch output {
-	case "", "json", "yaml":
+// validateOutput says which formats to use when output is not one addOutputFlag offered.
+func validateOutput(output string, extra ...string) error {
+	if output == "" || output == "json" || output == "yaml" || slices.Contains(extra, output) {
 		return nil
 	}
-	return fmt.Errorf("--output %q is not supported: use json or yaml", output)
+	return fmt.Errorf("--output %q is not supported: use %s", output, outputFormats(extra))
 }
 
-// printStructured writes v as JSON (indented like kubectl) or YAML.
+func outputFormats(extra []string) string {
+	formats := append([]string{"json", "yaml"}, extra...)
+	return strings.Join(formats[:len(formats)-1], ", ") + " or " + formats[len(formats)-1]
+}
+
+// printStructured writes v as JSON (indented like kubectl) or YAML with every non-printing character escaped, so
+// -o json or yaml on a terminal is as safe as the table, and still reads back to the exact strings.
+// encoding/json escapes C0 controls but leaves DEL, C1 controls (such as CSI) and format characters raw, and
+// YAML refuses DEL and C1 in its input: both are given JSON escapes first, which the YAML encoder then writes
+// as its own escapes.
 func printStructured(w io.Writer, output string, v any) error {
+	if output != "json" && output != "yaml" {
+		return validateOutput(output)
+	}
 	if obj, ok := v.(runtime.Object); ok {
 		// The typed client leaves apiVersion and kind empty; kubectl prints them.
 		if gvk, err := apiutil.GVKForObject(obj, scheme); err == nil {
 			obj.GetObjectKind().SetGroupVersionKind(gvk)
 		}
 	}
-	var (
-		b   []byte
-		err error
-	)
-	switch output {
-	case "json":
-		b, err = json.MarshalIndent(v, "", "    ")
-		b = append(b, '\n')
-	case "yaml":
-		b, err = yaml.Marshal(v)
-	default:
-		return validateOutput(output)
-	}
+	b, err := json.MarshalIndent(v, "", "    ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", output, err)
+	}
+	b = append(escapeNonPrinting(b), '\n')
+	if output == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return fmt.Errorf("encode yaml: %w", err)
+		}
 	}
 	_, err = w.Write(b)
 	return err

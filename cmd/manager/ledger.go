@@ -36,14 +36,16 @@ func (o *ledgerOptions) ddl() string {
 	return ledgerpg.DDL(o.schema, o.table)
 }
 
-// open returns the ledger writer, migrated when --ledger-migrate is set, with its metrics registered; or nil
+// open returns the ledger writer, migrated when --ledger-migrate is set (or, in the outbox's database, when the
+// outbox is migrated), with its metrics registered; or nil
 // and no error when neither --ledger-dsn nor the outbox's DSN is set. The caller adds the writer to the
 // manager (it is a Runnable that runs on every replica) and hands it to whatever records attempts; when it is
 // nil, hand them ledger.Discard instead, not the nil *Writer, which would be a non-nil Recorder that panics.
-func (o *ledgerOptions) open(ctx context.Context, outboxDSN string) (*ledgerpg.Writer, error) {
-	dsn := o.dsn
+func (o *ledgerOptions) open(ctx context.Context, outboxDSN string, outboxMigrate bool) (*ledgerpg.Writer, error) {
+	dsn, migrate := o.dsn, o.migrate
 	if dsn == "" {
-		dsn = outboxDSN
+		// In the outbox's database, the ledger is migrated with the outbox.
+		dsn, migrate = outboxDSN, migrate || outboxMigrate
 	}
 	if dsn == "" {
 		return nil, nil
@@ -59,7 +61,7 @@ func (o *ledgerOptions) open(ctx context.Context, outboxDSN string) (*ledgerpg.W
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	if o.migrate {
+	if migrate {
 		if err := w.Migrate(ctx); err != nil {
 			w.Close()
 			return nil, fmt.Errorf("ledger: migrate: %w", err)

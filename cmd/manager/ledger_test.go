@@ -80,7 +80,7 @@ func TestOpenLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w, err := o.open(ctx, ""); w != nil || err != nil {
+	if w, err := o.open(ctx, "", false); w != nil || err != nil {
 		t.Fatalf("open without any DSN = %v, %v; want no ledger and no error", w, err)
 	}
 
@@ -92,7 +92,7 @@ func TestOpenLedger(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	o.registerer = reg
-	w, err := o.open(ctx, pg.DSN())
+	w, err := o.open(ctx, pg.DSN(), false)
 	if err != nil || w == nil {
 		t.Fatalf("open with the outbox DSN = %v, %v", w, err)
 	}

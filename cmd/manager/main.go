@@ -179,18 +179,16 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	zapOpts.BindFlags(fs)
 }
 
-// setupLedger opens the delivery ledger and adds its writer to mgr; ledger.Discard when none is configured. A ledger in the outbox's database is migrated with the outbox
-// (--postgres-migrate).
+// setupLedger opens the delivery ledger and adds its writer to mgr; ledger.Discard when none is configured. A
+// ledger in the outbox's database is migrated with the outbox (--postgres-migrate).
 func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, error) {
-	if o.ledger.dsn == "" && o.sources.postgresMigrate {
-		o.ledger.migrate = true
-	}
-	w, err := o.ledger.open(ctx, o.sources.postgresDSN)
+	w, err := o.ledger.open(ctx, o.sources.postgresDSN, o.sources.postgresMigrate)
 	if err != nil || w == nil {
 		return ledger.Discard, err
 	}
 	if err := mgr.Add(w); err != nil {
-		return nil, fmt.Errorf("add ledger writer: %w", err)
+		w.Close()
+		return ledger.Discard, fmt.Errorf("add ledger writer: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("Delivery ledger configured", "table", o.ledger.schema+"."+o.ledger.table)
 	return w, nil

@@ -13,6 +13,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hookpost/hookpost/internal/backoff"
+	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/pgschema"
 )
@@ -36,8 +39,9 @@ const (
 	DefaultBufferSize    = 100000
 )
 
-// MaxResponseBytes is how much of a response body the ledger keeps; Record cuts longer ones.
-const MaxResponseBytes = 1024
+// MaxResponseBytes is how much of a response body the ledger keeps, what the sender reads of one; Record cuts
+// longer ones.
+const MaxResponseBytes = delivery.MaxResponseBody
 
 const (
 	// retentionInterval is how often rows older than the retention are purged.
@@ -106,6 +110,8 @@ type Writer struct {
 	table    pgschema.Table
 	pool     *pgxpool.Pool
 	purgeSQL string
+	// failing holds the error of Start's last write while its writes fail, nil while they succeed.
+	failing atomic.Pointer[error]
 
 	// wake (buffered 1) tells the loop a full batch is waiting.
 	wake chan struct{}
@@ -260,19 +266,17 @@ func (w *Writer) Start(ctx context.Context) error {
 		w.logDrops(false)
 		if err := w.write(writeCtx, ctx.Done()); err != nil {
 			failures++
-			wait := backoff(failures)
+			wait := backoff.Exponential(failures, retryBackoffMin, retryBackoffMax)
 			w.log.Error(err, "Ledger write failed; the attempts stay buffered and are retried", "buffered", w.Buffered(), "retryIn", wait.String())
-			timer := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
+			w.failing.Store(&err)
+			if backoff.Sleep(ctx, wait) != nil {
 				return w.shutdown()
-			case <-timer.C:
 			}
 			continue
 		}
 		if failures > 0 {
 			w.log.Info("Ledger writes resumed", "failedWrites", failures)
+			w.failing.Store(nil)
 			failures = 0
 		}
 		if w.opts.Retention >= 0 && !time.Now().Before(nextPurge) {
@@ -304,12 +308,7 @@ func (w *Writer) shutdown() error {
 			continue // attempts finishing during the shutdown recorded more
 		}
 		failures++
-		timer := time.NewTimer(backoff(failures))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-		case <-timer.C:
-		}
+		_ = backoff.Sleep(ctx, backoff.Exponential(failures, retryBackoffMin, retryBackoffMax))
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -318,8 +317,13 @@ func (w *Writer) shutdown() error {
 }
 
 // Flush writes every attempt recorded before it was called, and returns the first write error; rows it could
-// not write stay buffered. It is for tests and for callers that shut down without Start.
+// not write stay buffered. While Start's writes are failing it returns their error at once instead of trying
+// again: callers flush before every batch acknowledgement and status write, and a database that does not
+// answer must not hold each of them up for a write timeout (Start keeps retrying).
 func (w *Writer) Flush(ctx context.Context) error {
+	if err := w.failing.Load(); err != nil {
+		return fmt.Errorf("ledger writes are failing and retried in the background: %w", *err)
+	}
 	return w.write(ctx, nil)
 }
 
@@ -552,13 +556,4 @@ func (w *Writer) PurgeExpired(ctx context.Context) (int64, error) {
 // Close closes the connection pool. Call it after Start has returned; buffered attempts are not written.
 func (w *Writer) Close() {
 	w.pool.Close()
-}
-
-// backoff returns the wait after failures consecutive failed writes: doubling from retryBackoffMin, capped.
-func backoff(failures int) time.Duration {
-	d := retryBackoffMin
-	for i := 1; i < failures && d < retryBackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, retryBackoffMax)
 }

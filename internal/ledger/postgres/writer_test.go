@@ -377,6 +377,11 @@ func TestAttemptsRecordedWhilePostgresIsDownAreWrittenWhenItIsBack(t *testing.T)
 	if got := metric(t, reg, "hookpost_ledger_buffered", ""); got != 20 {
 		t.Errorf("buffered %v while postgres is down, want 20", got)
 	}
+	// While Start's writes fail, Flush (called before every acknowledgement and status write) says so at once
+	// instead of waiting on the database itself.
+	if err := w.Flush(testContext(t)); err == nil || !strings.Contains(err.Error(), "ledger writes are failing") {
+		t.Errorf("Flush while postgres is down = %v, want the failing writes' error", err)
+	}
 	if err := pg.Start(); err != nil {
 		t.Fatalf("start postgres again: %v", err)
 	}

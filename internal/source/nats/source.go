@@ -211,7 +211,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			}
 			s.setFetchErr(err)
 			failures++
-			if err := sleep(ctx, backoff.Exponential(failures, retryBackoffMin, retryBackoffMax)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Exponential(failures, retryBackoffMin, retryBackoffMax)); err != nil {
 				return nil, err
 			}
 			continue
@@ -346,17 +346,6 @@ func (s *Source) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.conn.Close()
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // redactURLs returns a comma-separated list of server URLs with their credentials (user, password or token)

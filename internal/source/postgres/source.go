@@ -210,7 +210,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			return nil, errClosed
 		}
 		if wait := s.pauseRemaining(); wait > 0 {
-			if err := sleep(ctx, wait); err != nil {
+			if err := backoff.Sleep(ctx, wait); err != nil {
 				return nil, err
 			}
 			continue
@@ -223,7 +223,7 @@ func (s *Source) Next(ctx context.Context, max int) (source.Batch, error) {
 			}
 			s.setClaimErr(err)
 			failures++
-			if err := sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)); err != nil {
 				return nil, err
 			}
 			continue
@@ -390,17 +390,6 @@ func (s *Source) shutdown(giveBack bool) {
 	s.pool.Close()
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
-}
-
 // listen keeps a dedicated connection LISTENing on the table's channel, reconnecting with backoff.
 func (s *Source) listen(ctx context.Context, config *pgx.ConnConfig) {
 	defer close(s.listenerDone)
@@ -412,7 +401,7 @@ func (s *Source) listen(ctx context.Context, config *pgx.ConnConfig) {
 		}
 		s.setListenErr(fmt.Errorf("listen for outbox notifications: %w", err))
 		failures++
-		if sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)) != nil {
+		if backoff.Sleep(ctx, backoff.Exponential(failures, reconnectBackoffMin, s.opts.ReconnectBackoffMax)) != nil {
 			return
 		}
 	}
