@@ -31,6 +31,15 @@ func NewTable(schema, name, defaultName string) Table {
 	return Table{Schema: schema, Name: name}
 }
 
+// CreateSchema is the statement, ending in a blank line, that creates the table's schema when it is not
+// DefaultSchema; "" when it is.
+func (t Table) CreateSchema() string {
+	if t.Schema == DefaultSchema {
+		return ""
+	}
+	return fmt.Sprintf("CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
+}
+
 // Identifier is the table as a pgx identifier.
 func (t Table) Identifier() pgx.Identifier { return pgx.Identifier{t.Schema, t.Name} }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookpost/hookpost/internal/pgschema"
 )
 
@@ -32,9 +30,7 @@ var columns = []string{
 func DDL(schema, tableName string) string {
 	t := pgschema.NewTable(schema, tableName, DefaultTable)
 	var b strings.Builder
-	if t.Schema != DefaultSchema {
-		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
-	}
+	b.WriteString(t.CreateSchema())
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
     id            bigserial   PRIMARY KEY,
     recorded_at   timestamptz NOT NULL DEFAULT now(),

@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookpost/hookpost/internal/pgschema"
 )
 
@@ -51,9 +49,7 @@ func ChannelName(schema, tableName string) string {
 func DDL(schema, tableName string) string {
 	t := pgschema.NewTable(schema, tableName, DefaultTable)
 	var b strings.Builder
-	if t.Schema != DefaultSchema {
-		fmt.Fprintf(&b, "CREATE SCHEMA IF NOT EXISTS %s;\n\n", pgx.Identifier{t.Schema}.Sanitize())
-	}
+	b.WriteString(t.CreateSchema())
 	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
     id            bigserial   PRIMARY KEY,
     event_id      uuid        NOT NULL UNIQUE DEFAULT gen_random_uuid(),
