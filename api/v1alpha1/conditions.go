@@ -9,6 +9,23 @@ const (
 	// ConditionDelivered is True on a WebhookDelivery once a receiver accepted it with a 2xx, False with a reason
 	// while it waits, retries or after it failed for good. Positive polarity.
 	ConditionDelivered = "Delivered"
+
+	// ConditionTenantsGranted is set on a WebhookSubscription while the operator runs with tenant isolation
+	// (--tenant-isolation): True when its namespace is granted tenants (AnnotationTenants) and every tenant its
+	// spec.filter.tenants names, False when the subscription would miss events for want of a grant. Positive
+	// polarity. Absent when isolation is off.
+	ConditionTenantsGranted = "TenantsGranted"
+)
+
+// Reasons on the TenantsGranted condition of a WebhookSubscription.
+const (
+	// ReasonTenantsGranted: the namespace is granted every tenant the subscription filters on, or all tenants (True).
+	ReasonTenantsGranted = "TenantsGranted"
+	// ReasonNoTenantGrant: the namespace carries no AnnotationTenants, so the subscription receives no events (False).
+	ReasonNoTenantGrant = "NoTenantGrant"
+	// ReasonTenantNotGranted: spec.filter.tenants names a tenant the namespace is not granted; its events are not
+	// delivered here (False).
+	ReasonTenantNotGranted = "TenantNotGranted"
 )
 
 // Reasons on the Ready condition of a WebhookSubscription.
@@ -65,6 +82,11 @@ const (
 	// existed, so the one create that makes the delivery durable also records that attempt; the delivery
 	// controller moves it into status. Set by Hookpost only.
 	AnnotationFirstAttempt = "webhooks.hookpost.io/first-attempt"
+	// AnnotationTenants, on a Namespace, grants it tenants under tenant isolation (--tenant-isolation): a
+	// comma-separated list of tenant ids whose events subscriptions in the namespace may receive, or "*" for every
+	// tenant and for events without one. Set by a cluster admin: changing a Namespace's metadata takes the
+	// cluster-scoped "update namespaces" permission, which the built-in admin and edit roles do not grant.
+	AnnotationTenants = "webhooks.hookpost.io/tenants"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -51,6 +51,7 @@ type options struct {
 	maxRetryAfter          time.Duration
 	kubeQPS                float64
 	kubeBurst              int
+	tenantIsolation        bool
 	sources                sourceOptions
 	ledger                 ledgerOptions
 }
@@ -117,12 +118,13 @@ func run() error {
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
-		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers,
+		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, TenantIsolation: o.tenantIsolation,
 	}); err != nil {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent()}); err != nil {
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent(),
+		tenantIsolation: o.tenantIsolation}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -131,7 +133,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String())
+	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String(), "tenantIsolation", o.tenantIsolation)
 	err = mgr.Start(ctx)
 	finalFlush(o.sources.successLog, rec)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -174,6 +176,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
+	fs.BoolVar(&o.tenantIsolation, "tenant-isolation", true, "Deliver an event only to subscriptions in namespaces granted its tenant by the namespace annotation "+hookpostv1.AnnotationTenants+" (tenant ids, comma-separated, or * for all tenants and events without one). Off only by explicit choice. Env HOOKPOST_TENANT_ISOLATION.")
 	o.sources.bind(fs)
 	o.ledger.bind(fs)
 	zapOpts.BindFlags(fs)

@@ -50,6 +50,8 @@ type dispatchDeps struct {
 	secrets   *controller.Secrets
 	ledger    ledger.Recorder
 	userAgent string
+	// tenantIsolation is --tenant-isolation.
+	tenantIsolation bool
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -143,7 +145,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	for _, src := range srcs {
 		in := ingest.New(src, mgr.GetCache(), d,
 			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, BatchesInFlight: o.batchesInFlight,
-				Clock: clk, Ledger: deps.ledger})
+				Clock: clk, Ledger: deps.ledger, TenantIsolation: deps.tenantIsolation})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)
 		}

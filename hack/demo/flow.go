@@ -34,6 +34,31 @@ type flow struct {
 	events        []sampleEvent
 }
 
+// demoTenants is the demo namespace's tenant grant: the catalogue's events carry tenant 123 and the urBackend
+// insert carries none, which only a namespace granted every tenant receives.
+const demoTenants = "*"
+
+// grantTenants does what a cluster admin does before teams subscribe: the operator runs with tenant isolation on
+// (its default), so the namespace receives only the tenants it is granted.
+func (f *flow) grantTenants() error {
+	done := f.p.step("Granting namespace %s the tenants %q (tenant isolation is on): kubectl annotate namespace %s %s=%s",
+		namespace, demoTenants, namespace, hookpostv1.AnnotationTenants, demoTenants)
+	ns := &corev1.Namespace{}
+	if err := f.cp.Client.Get(f.ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return fmt.Errorf("read namespace %s: %w", namespace, err)
+	}
+	patch := client.MergeFrom(ns.DeepCopy())
+	if ns.Annotations == nil {
+		ns.Annotations = map[string]string{}
+	}
+	ns.Annotations[hookpostv1.AnnotationTenants] = demoTenants
+	if err := f.cp.Client.Patch(f.ctx, ns, patch); err != nil {
+		return fmt.Errorf("grant namespace %s its tenants: %w", namespace, err)
+	}
+	done("events reach subscriptions only in namespaces granted their tenant")
+	return nil
+}
+
 // applySubscriptions creates the Secret and the subscriptions, waits until the operator reports them Ready, and
 // hands the receiver each signing secret, read from the Secret the subscription's status names.
 func (f *flow) applySubscriptions() error {

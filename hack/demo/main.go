@@ -154,7 +154,7 @@ func run(ctx context.Context, p *printer, kind string, exitAfterSettle bool) (er
 	failed := func(err error) error { return operatorFailure(err, op.Pid(), logPath) }
 
 	f := &flow{ctx: ctx, p: p, cp: cp, rcv: rcv, src: src, operatorPid: op.Pid(), subscriptions: demoSubscriptions(), events: sampleEvents()}
-	for _, phase := range []func() error{f.applySubscriptions, f.publishAndSettle} {
+	for _, phase := range []func() error{f.grantTenants, f.applySubscriptions, f.publishAndSettle} {
 		if err := phase(); err != nil {
 			if ctx.Err() != nil {
 				return nil // interrupted: stop quietly

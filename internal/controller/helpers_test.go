@@ -39,9 +39,20 @@ func closeTLSReceiver() {
 }
 
 // newNamespace creates a namespace for one spec.
+// newNamespace creates a namespace granted every tenant: the suite runs with tenant isolation on, as the operator
+// does by default.
 func newNamespace() string {
+	return newNamespaceGranted("*")
+}
+
+// newNamespaceGranted creates a namespace whose tenant grant (AnnotationTenants) is tenants; "" leaves it without one.
+func newNamespaceGranted(tenants string) string {
 	name := fmt.Sprintf("t%d", nsCounter.Add(1))
-	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if tenants != "" {
+		ns.Annotations = map[string]string{hookpostv1.AnnotationTenants: tenants}
+	}
+	Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
 	return name
 }
 

@@ -26,6 +26,8 @@ type Options struct {
 	Ledger ledger.Recorder
 	// DeliveryWorkers bounds deliveries reconciled at once.
 	DeliveryWorkers int
+	// TenantIsolation makes subscriptions report their namespace's tenant grant (TenantsGranted).
+	TenantIsolation bool
 }
 
 // Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
@@ -42,10 +44,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		secrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	}
 	if err := (&WebhookSubscriptionReconciler{
-		Secrets:  secrets,
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
-		Clock:    o.Clock,
+		Secrets:         secrets,
+		Client:          mgr.GetClient(),
+		Recorder:        mgr.GetEventRecorder("hookpost-subscription"),
+		Clock:           o.Clock,
+		TenantIsolation: o.TenantIsolation,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}

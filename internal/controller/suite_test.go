@@ -79,7 +79,8 @@ var _ = BeforeSuite(func() {
 		TLSConfig:     tlsReceiverConfig(),
 	})
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
-	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8})).To(Succeed())
+	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8,
+		TenantIsolation: true})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

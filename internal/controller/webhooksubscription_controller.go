@@ -17,10 +17,12 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -35,6 +37,8 @@ type WebhookSubscriptionReconciler struct {
 	Clock    clock.PassiveClock
 	// Secrets reads signing Secrets (metadata cached, data read once per change).
 	Secrets *Secrets
+	// TenantIsolation sets the TenantsGranted condition from the namespace's AnnotationTenants.
+	TenantIsolation bool
 
 	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
 	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
@@ -51,6 +55,7 @@ const prunedMemory = 10 * time.Minute
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
 func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -91,6 +96,9 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	}
 	sub.Status.SigningSecretRef = secret.ref
 	r.setReady(sub, before, readyCondition(sub, secret))
+	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	if prune, err = r.summariseDeliveries(ctx, sub); err != nil {
 		return ctrl.Result{}, err
@@ -115,6 +123,30 @@ func (r *WebhookSubscriptionReconciler) setReady(sub, before *hookpostv1.Webhook
 		kind = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(sub, nil, kind, c.Reason, "Ready", "Ready is %s: %s", c.Status, c.Message)
+}
+
+// setTenantsGranted sets TenantsGranted from the namespace's grant under tenant isolation (removes it otherwise),
+// with an Event when it flips.
+func (r *WebhookSubscriptionReconciler) setTenantsGranted(ctx context.Context, sub, before *hookpostv1.WebhookSubscription) error {
+	if !r.TenantIsolation {
+		meta.RemoveStatusCondition(&sub.Status.Conditions, hookpostv1.ConditionTenantsGranted)
+		return nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: sub.Namespace}, ns); err != nil {
+		return fmt.Errorf("read namespace %s for its tenant grant: %w", sub.Namespace, err)
+	}
+	c := tenantsCondition(sub, TenantGrantOf(ns))
+	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionTenantsGranted)
+	meta.SetStatusCondition(&sub.Status.Conditions, c)
+	if r.Recorder != nil && (prev == nil || prev.Status != c.Status) && !(prev == nil && c.Status == metav1.ConditionTrue) {
+		kind := corev1.EventTypeNormal
+		if c.Status != metav1.ConditionTrue {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(sub, nil, kind, c.Reason, "TenantsGranted", "TenantsGranted is %s: %s", c.Status, c.Message)
+	}
+	return nil
 }
 
 // resolveSecret finds the signing secret, generating one when the spec names none.
@@ -261,13 +293,38 @@ func (r *WebhookSubscriptionReconciler) deletePruned(ctx context.Context, prune 
 }
 
 // SetupWithManager watches subscriptions, their deliveries and the Secrets they sign with.
+// Under tenant isolation it also watches namespaces: a grant changed recomputes their subscriptions' condition.
 func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookSubscription{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
-		Watches(&hookpostv1.WebhookDelivery{}, subscriptionOfDeliveryLater()).
-		Named("webhooksubscription").
-		Complete(r)
+		Watches(&hookpostv1.WebhookDelivery{}, subscriptionOfDeliveryLater())
+	if r.TenantIsolation {
+		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsInNamespace),
+			builder.WithPredicates(tenantGrantChanged))
+	}
+	return b.Named("webhooksubscription").Complete(r)
+}
+
+// tenantGrantChanged passes namespace events that can change a grant: creation, deletion, and an update of
+// AnnotationTenants.
+var tenantGrantChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetAnnotations()[hookpostv1.AnnotationTenants] != e.ObjectNew.GetAnnotations()[hookpostv1.AnnotationTenants]
+	},
+}
+
+func (r *WebhookSubscriptionReconciler) subscriptionsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	subs := &hookpostv1.WebhookSubscriptionList{}
+	if err := r.List(ctx, subs, client.InNamespace(o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List subscriptions of a namespace", "namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(subs.Items))
+	for k := range subs.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&subs.Items[k])})
+	}
+	return reqs
 }
 
 func (r *WebhookSubscriptionReconciler) subscriptionsForSecret(ctx context.Context, o client.Object) []reconcile.Request {

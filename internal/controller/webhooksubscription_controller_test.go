@@ -78,4 +78,38 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "paused", "https://example.com/hook", fixtures.Paused()))).To(Succeed())
 		Eventually(readyOf(ns, "paused")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))
 	})
+
+	It("says when tenant isolation keeps events away for want of a grant, and recovers when a cluster admin grants them", func() {
+		bare := newNamespaceGranted("")
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(bare, "orders", "https://example.com/hook", fixtures.Filter([]string{"acme", "globex"}, nil)))).To(Succeed())
+		granted := func() *metav1.Condition {
+			return meta.FindStatusCondition(getSubscription(bare, "orders")().Status.Conditions, hookpostv1.ConditionTenantsGranted)
+		}
+		Eventually(granted).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonNoTenantGrant)))
+		Expect(granted().Message).To(ContainSubstring("kubectl annotate namespace " + bare + " webhooks.hookpost.io/tenants="))
+		Eventually(readyOf(bare, "orders")).Should(HaveField("Status", metav1.ConditionTrue), "Ready is about the subscription's own settings")
+
+		n := &corev1.Namespace{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: bare}, n)).To(Succeed())
+		n.Annotations = map[string]string{hookpostv1.AnnotationTenants: "acme"}
+		Expect(k8sClient.Update(ctx, n)).To(Succeed())
+		Eventually(granted).Should(HaveField("Reason", hookpostv1.ReasonTenantNotGranted))
+		Expect(granted().Message).To(ContainSubstring("spec.filter.tenants names globex"))
+
+		n.Annotations[hookpostv1.AnnotationTenants] = "acme,globex"
+		Expect(k8sClient.Update(ctx, n)).To(Succeed())
+		Eventually(granted).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", hookpostv1.ReasonTenantsGranted)))
+
+		events := &corev1.EventList{}
+		Eventually(func() []string {
+			Expect(k8sClient.List(ctx, events, client.InNamespace(bare))).To(Succeed())
+			var reasons []string
+			for _, e := range events.Items {
+				if e.InvolvedObject.Name == "orders" && e.Action == "TenantsGranted" {
+					reasons = append(reasons, e.Reason)
+				}
+			}
+			return reasons
+		}).Should(ConsistOf(hookpostv1.ReasonNoTenantGrant, hookpostv1.ReasonTenantsGranted), "an Event only when the condition flips")
+	})
 })

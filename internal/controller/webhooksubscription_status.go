@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -167,4 +168,41 @@ func finishedAt(d *hookpostv1.WebhookDelivery) time.Time {
 		return d.Status.CompletionTime.Time
 	}
 	return d.CreationTimestamp.Time
+}
+
+// tenantsCondition computes the TenantsGranted condition of a subscription whose namespace has grant, under
+// tenant isolation. It is False when events the subscription asks for would not reach it: the namespace is
+// granted nothing, or spec.filter.tenants names tenants it is not granted.
+func tenantsCondition(sub *hookpostv1.WebhookSubscription, grant TenantGrant) metav1.Condition {
+	c := metav1.Condition{Type: hookpostv1.ConditionTenantsGranted, ObservedGeneration: sub.Generation}
+	fix := fmt.Sprintf("a cluster admin grants them with `kubectl annotate namespace %s %s=<tenant ids, comma-separated, or *>`",
+		sub.Namespace, hookpostv1.AnnotationTenants)
+	if !grant.Annotated || (!grant.All && len(grant.Tenants) == 0) {
+		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonNoTenantGrant
+		c.Message = fmt.Sprintf("tenant isolation is on and namespace %s is granted no tenants, so this subscription receives no events; %s",
+			sub.Namespace, fix)
+		return c
+	}
+	var missing []string
+	if f := sub.Spec.Filter; f != nil && !grant.All {
+		for _, t := range f.Tenants {
+			if !grant.Allows(t) {
+				missing = append(missing, t)
+			}
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonTenantNotGranted
+		c.Message = fmt.Sprintf("spec.filter.tenants names %s, which namespace %s is not granted: those events are not delivered here; %s",
+			strings.Join(missing, ", "), sub.Namespace, fix)
+	case grant.All:
+		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonTenantsGranted
+		c.Message = fmt.Sprintf("namespace %s is granted every tenant", sub.Namespace)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonTenantsGranted
+		c.Message = fmt.Sprintf("namespace %s is granted tenants %s; events without a tenant are not delivered here",
+			sub.Namespace, strings.Join(grant.names(), ", "))
+	}
+	return c
 }

@@ -3,6 +3,8 @@ package ingest
 import (
 	"strings"
 	"time"
+
+	"github.com/hookpost/hookpost/internal/controller"
 )
 
 // Subscription is what matching needs to know about a WebhookSubscription.
@@ -16,6 +18,9 @@ type Subscription struct {
 	CreatedAt time.Time
 	// SucceededLimit is spec.history.succeededLimit: how many succeeded deliveries stay visible as objects.
 	SucceededLimit int
+	// Grant is the namespace's tenant grant under tenant isolation: an event reaches the subscription only when
+	// the grant allows its tenant. nil when isolation is off.
+	Grant *controller.TenantGrant
 }
 
 // Event is what matching needs to know about an event.
@@ -125,6 +130,9 @@ func (n *node) match(rest string, dst []*Subscription) []*Subscription {
 
 func accepts(s *Subscription, ev Event) bool {
 	if ev.OccurredAt.Before(s.CreatedAt) {
+		return false
+	}
+	if s.Grant != nil && !s.Grant.Allows(ev.TenantID) {
 		return false
 	}
 	if len(s.Tenants) > 0 && !s.Tenants[ev.TenantID] {

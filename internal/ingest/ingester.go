@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
@@ -52,6 +54,9 @@ type Options struct {
 	RetryDelay time.Duration
 	// Clock reads the time for the lag metric and idle detection (default the real clock).
 	Clock clock.PassiveClock
+	// TenantIsolation delivers an event only to subscriptions whose namespace is granted its tenant
+	// (AnnotationTenants; see controller.TenantGrant.Allows for events without one).
+	TenantIsolation bool
 	// Ledger is written (ledger.Flush) after every match of a batch is done and before the batch is
 	// acknowledged, so the history of an acknowledged event survives a crash. A failed write is logged and the
 	// batch acknowledged anyway: the deliveries are done, and the ledger keeps retrying what it holds. nil: none.
@@ -132,10 +137,15 @@ func (i *Ingester) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("watch subscriptions: %w", err)
 	}
+	if i.opts.TenantIsolation {
+		if err := i.watchGrants(ctx); err != nil {
+			return err
+		}
+	}
 	if !i.cache.WaitForCacheSync(ctx) {
 		return nil
 	}
-	log.Info("Ingesting events")
+	log.Info("Ingesting events", "tenantIsolation", i.opts.TenantIsolation)
 	// Batches are worked on side by side: each is acknowledged on its own once its matches are done, so one
 	// waiting on a slow receiver does not hold up the next. The source's batches are disjoint.
 	var inFlight sync.WaitGroup
@@ -224,14 +234,65 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 		i.dirty.Store(true)
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
+	grants, err := i.grants(ctx)
+	if err != nil {
+		i.dirty.Store(true)
+		return nil, err
+	}
 	subs := make([]*Subscription, 0, len(list.Items))
 	for k := range list.Items {
 		if s := FromAPI(&list.Items[k]); s != nil {
+			if grants != nil {
+				// A namespace missing from the cache is granted nothing, like one without the annotation.
+				if s.Grant = grants[s.Namespace]; s.Grant == nil {
+					s.Grant = &controller.TenantGrant{}
+				}
+			}
 			subs = append(subs, s)
 		}
 	}
 	i.index = NewIndex(subs)
 	return i.index, nil
+}
+
+// watchGrants rebuilds the index when a namespace's tenant grant may have changed.
+func (i *Ingester) watchGrants(ctx context.Context) error {
+	inf, err := i.cache.GetInformer(ctx, &corev1.Namespace{})
+	if err != nil {
+		return fmt.Errorf("watch namespaces for tenant grants: %w", err)
+	}
+	markDirty := func(any) { i.dirty.Store(true) }
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    markDirty,
+		DeleteFunc: markDirty,
+		UpdateFunc: func(o, n any) {
+			old, ok1 := o.(*corev1.Namespace)
+			cur, ok2 := n.(*corev1.Namespace)
+			if !ok1 || !ok2 || old.Annotations[hookpostv1.AnnotationTenants] != cur.Annotations[hookpostv1.AnnotationTenants] {
+				i.dirty.Store(true)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watch namespaces for tenant grants: %w", err)
+	}
+	return nil
+}
+
+// grants reads every namespace's tenant grant under tenant isolation; nil when isolation is off.
+func (i *Ingester) grants(ctx context.Context) (map[string]*controller.TenantGrant, error) {
+	if !i.opts.TenantIsolation {
+		return nil, nil
+	}
+	list := &corev1.NamespaceList{}
+	if err := i.cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list namespaces for tenant grants: %w", err)
+	}
+	out := make(map[string]*controller.TenantGrant, len(list.Items))
+	for k := range list.Items {
+		g := controller.TenantGrantOf(&list.Items[k])
+		out[list.Items[k].Name] = &g
+	}
+	return out, nil
 }
 
 // FromAPI translates a WebhookSubscription for matching; nil for one being deleted.

@@ -78,13 +78,20 @@ func (r *recorder) Dispatch(ctx context.Context, sub *ingest.Subscription, ev *s
 // startIngest runs ingesters for srcs in a manager, as the operator does, until the test ends.
 func startIngest(t *testing.T, srcs ...source.Source) *recorder {
 	t.Helper()
+	return startIngestWith(t, ingest.Options{}, srcs...)
+}
+
+// startIngestWith is startIngest with options (batch size and retry delay are the tests').
+func startIngestWith(t *testing.T, opts ingest.Options, srcs ...source.Source) *recorder {
+	t.Helper()
+	opts.BatchSize, opts.RetryDelay = 100, 200*time.Millisecond
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{next: ingest.DeliveryCreator{Client: mgr.GetClient()}, seen: map[string]int{}}
 	for _, src := range srcs {
-		if err := mgr.Add(ingest.New(src, mgr.GetCache(), rec, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
+		if err := mgr.Add(ingest.New(src, mgr.GetCache(), rec, opts)); err != nil {
 			t.Fatal(err)
 		}
 	}

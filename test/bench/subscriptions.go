@@ -23,7 +23,9 @@ const signingSecret = "bench-signing"
 // HMACSHA256Hex), each posting to a receiver path of its own, and returns the receiver's routes.
 func (b *bench) subscribe(ctx context.Context, ns string, count, events int) ([]*route, error) {
 	c := b.cp.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	// The operator runs with tenant isolation on, its default; the bench's events carry tenant "1".
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+		Annotations: map[string]string{hookpostv1.AnnotationTenants: "1"}}}); err != nil {
 		return nil, err
 	}
 	secret, err := signing.GenerateSecret(signing.SchemeHMACSHA256Hex)

@@ -66,7 +66,10 @@ func newTestbed(t *testing.T) *testbed {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
 	tb := &testbed{t: t, ctx: ctx, c: suite.cp.Client, ns: namespaceFor(t), dir: t.TempDir()}
-	if err := tb.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tb.ns}}); err != nil {
+	// The operator runs with tenant isolation on, its default: the namespace is granted every tenant, as a cluster
+	// admin does for a namespace that may see all of them.
+	if err := tb.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tb.ns,
+		Annotations: map[string]string{hookpostv1.AnnotationTenants: "*"}}}); err != nil {
 		t.Fatalf("create namespace %s: %v", tb.ns, err)
 	}
 	tb.recv = harness.NewReceiver()

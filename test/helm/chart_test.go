@@ -68,6 +68,17 @@ func TestChartRendersAndApplies(t *testing.T) {
 			if got := envVar(t, c, "HOOKPOST_MAX_CONCURRENT_ATTEMPTS").Value; got != "64" {
 				t.Errorf("HOOKPOST_MAX_CONCURRENT_ATTEMPTS %q, want 64", got)
 			}
+			if got := tenantIsolation(c); got != "true" {
+				t.Errorf("tenant isolation %q by default, want true: it is off only by explicit choice", got)
+			}
+		},
+	}, {
+		name:   "tenant-isolation-off",
+		values: []string{"--set", "tenantIsolation=false"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured, c *corev1.Container) {
+			if got := tenantIsolation(c); got != "false" {
+				t.Errorf("tenant isolation %q, want false when tenantIsolation=false", got)
+			}
 		},
 	}, {
 		name:   "postgres",

@@ -2,6 +2,7 @@ package helm
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -84,4 +85,20 @@ func envVar(t *testing.T, c *corev1.Container, name string) corev1.EnvVar {
 
 func hasEnvVar(c *corev1.Container, name string) bool {
 	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+}
+
+// tenantIsolation reports the --tenant-isolation the container runs with: the flag's value, else
+// HOOKPOST_TENANT_ISOLATION, else the binary's default (on).
+func tenantIsolation(c *corev1.Container) string {
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--tenant-isolation="); ok {
+			return v
+		}
+	}
+	for _, e := range c.Env {
+		if e.Name == "HOOKPOST_TENANT_ISOLATION" {
+			return e.Value
+		}
+	}
+	return "true"
 }

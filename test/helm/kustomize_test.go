@@ -23,7 +23,9 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 	if d.Namespace != "hookpost-system" {
 		t.Errorf("Deployment in namespace %q, want hookpost-system", d.Namespace)
 	}
-	checkManagerDeployment(t, d)
+	if got := tenantIsolation(checkManagerDeployment(t, d)); got != "true" {
+		t.Errorf("kustomize runs with tenant isolation %q, want true: it is off only by explicit choice", got)
+	}
 	binding := convert[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding"))
 	sa := find(t, objs, "ServiceAccount")
 	if binding.RoleRef.Name != find(t, objs, "ClusterRole").GetName() ||
