@@ -87,6 +87,15 @@ const (
 	// tenant and for events without one. Set by a cluster admin: changing a Namespace's metadata takes the
 	// cluster-scoped "update namespaces" permission, which the built-in admin and edit roles do not grant.
 	AnnotationTenants = "webhooks.hookpost.io/tenants"
+	// AnnotationAllowCIDRs, on a Namespace, allows its subscriptions internal destinations (private, loopback,
+	// link-local, ...) the SSRF guard refuses by default: CIDR ranges or single addresses, comma-separated. Only
+	// that namespace's deliveries may reach them (the operator's --allow-cidr opens a range to every namespace).
+	// Set by a cluster admin, like AnnotationTenants.
+	AnnotationAllowCIDRs = "webhooks.hookpost.io/allow-cidrs"
+	// AnnotationShowInternalResponses, on a Namespace, set to "true", keeps the body of answers from internal
+	// addresses in its deliveries' status and the ledger; by default they are withheld, since they may carry what
+	// an internal service says about itself. Set by a cluster admin.
+	AnnotationShowInternalResponses = "webhooks.hookpost.io/show-internal-responses"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -116,7 +116,8 @@ func buildRequest(ctx context.Context, c client.Client, d *hookpostv1.WebhookDel
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the request: %w", err)
 	}
-	att := controller.AttemptFor(d, sub, secret, now)
+	// The namespace's reach decides where a request may go, not its bytes: inspect needs no namespace access.
+	att := controller.AttemptFor(d, sub, nil, secret, now)
 	r, err := delivery.BuildRequest(att, version.UserAgent())
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the request: %w", err)

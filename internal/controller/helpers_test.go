@@ -39,20 +39,19 @@ func closeTLSReceiver() {
 }
 
 // newNamespace creates a namespace for one spec.
-// newNamespace creates a namespace granted every tenant: the suite runs with tenant isolation on, as the operator
-// does by default.
+// newNamespace creates a namespace granted every tenant (the suite runs with tenant isolation on, as the operator
+// does by default) and showing answers from internal addresses (the receivers listen on loopback).
 func newNamespace() string {
-	return newNamespaceGranted("*")
+	return newNamespaceWith(map[string]string{
+		hookpostv1.AnnotationTenants:               "*",
+		hookpostv1.AnnotationShowInternalResponses: "true",
+	})
 }
 
-// newNamespaceGranted creates a namespace whose tenant grant (AnnotationTenants) is tenants; "" leaves it without one.
-func newNamespaceGranted(tenants string) string {
+// newNamespaceWith creates a namespace with exactly these annotations, as a cluster admin set them.
+func newNamespaceWith(annotations map[string]string) string {
 	name := fmt.Sprintf("t%d", nsCounter.Add(1))
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if tenants != "" {
-		ns.Annotations = map[string]string{hookpostv1.AnnotationTenants: tenants}
-	}
-	Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
+	Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}})).To(Succeed())
 	return name
 }
 

@@ -1,12 +1,19 @@
 package controller
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/netguard"
 )
 
 // allTenants is the AnnotationTenants value that grants every tenant, and events without one.
@@ -57,4 +64,45 @@ func (g TenantGrant) names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ReachOf reads what a namespace's subscriptions may reach beyond the SSRF guard from its annotations
+// (AnnotationAllowCIDRs, AnnotationShowInternalResponses). nil (the namespace could not be read) allows nothing
+// more. An entry that is not a range is skipped and named in Reach.Ignored, which a refusal's message carries.
+func ReachOf(ns *corev1.Namespace) delivery.Reach {
+	var r delivery.Reach
+	if ns == nil {
+		return r
+	}
+	r.ShowInternalResponses = ns.Annotations[hookpostv1.AnnotationShowInternalResponses] == "true"
+	var bad []string
+	for _, v := range strings.Split(ns.Annotations[hookpostv1.AnnotationAllowCIDRs], ",") {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		p, err := netguard.ParseCIDR(v)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%q", strings.TrimSpace(v)))
+			continue
+		}
+		r.AllowCIDRs = append(r.AllowCIDRs, p)
+	}
+	if len(bad) > 0 {
+		r.Ignored = fmt.Sprintf("namespace %s's %s entries %s are not CIDR ranges or addresses and were ignored; a cluster admin fixes the annotation",
+			ns.Name, hookpostv1.AnnotationAllowCIDRs, strings.Join(bad, ", "))
+	}
+	return r
+}
+
+// ReadNamespace reads a namespace for its policy (tenant grant, reach) from r, the manager's cache, read-only;
+// nil and no error when it does not exist.
+func ReadNamespace(ctx context.Context, r client.Reader, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns, client.UnsafeDisableDeepCopy); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read namespace %s: %w", name, err)
+	}
+	return ns, nil
 }

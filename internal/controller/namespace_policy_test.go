@@ -86,3 +86,37 @@ func TestTenantsCondition(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestReachOf(t *testing.T) {
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		wantCIDRs   []string
+		wantShow    bool
+		wantIgnored string
+	}{
+		{name: "no annotations allow nothing more", annotations: nil},
+		{name: "ranges and single addresses", annotations: map[string]string{hookpostv1.AnnotationAllowCIDRs: " 10.20.0.0/16 ,10.30.1.7,, fd00::/8"},
+			wantCIDRs: []string{"10.20.0.0/16", "10.30.1.7/32", "fd00::/8"}},
+		{name: "an entry that is not a range is named, the rest kept", annotations: map[string]string{hookpostv1.AnnotationAllowCIDRs: "10.0.0.0/8,10.0.0.0/33,intranet"},
+			wantCIDRs: []string{"10.0.0.0/8"}, wantIgnored: `namespace shop's webhooks.hookpost.io/allow-cidrs entries "10.0.0.0/33", "intranet" are not CIDR ranges or addresses and were ignored`},
+		{name: "internal answers shown only for exactly true", annotations: map[string]string{hookpostv1.AnnotationShowInternalResponses: "true"}, wantShow: true},
+		{name: "any other value withholds them", annotations: map[string]string{hookpostv1.AnnotationShowInternalResponses: "yes"}, wantShow: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ReachOf(namespaceWith(tc.annotations))
+			var got []string
+			for _, p := range r.AllowCIDRs {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != strings.Join(tc.wantCIDRs, " ") || r.ShowInternalResponses != tc.wantShow || !strings.HasPrefix(r.Ignored, tc.wantIgnored) ||
+				(tc.wantIgnored == "" && r.Ignored != "") {
+				t.Errorf("ReachOf = %+v, want ranges %v, show %v, ignored %q", r, tc.wantCIDRs, tc.wantShow, tc.wantIgnored)
+			}
+		})
+	}
+	if r := ReachOf(nil); len(r.AllowCIDRs) != 0 || r.ShowInternalResponses {
+		t.Errorf("ReachOf(nil) = %+v, want nothing allowed", r)
+	}
+}

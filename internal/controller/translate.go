@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,8 +18,9 @@ import (
 // TargetFor translates a subscription into the settings its attempts are built from. The API server applies the
 // defaults (format, scheme, timeout, schedule) when it stores and reads the object, so none is re-resolved here.
 // It is the one CR -> domain translation of a subscription: the first attempt from ingest, the delivery
-// controller, `kubectl hookpost inspect` and the demo all use it.
-func TargetFor(sub *hookpostv1.WebhookSubscription) delivery.Target {
+// controller, `kubectl hookpost inspect` and the demo all use it. ns is the subscription's namespace, whose
+// annotations say what it may reach beyond the SSRF guard (ReachOf); nil when it cannot be read.
+func TargetFor(sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace) delivery.Target {
 	t := delivery.Target{
 		Namespace:       sub.Namespace,
 		Subscription:    sub.Name,
@@ -29,6 +31,7 @@ func TargetFor(sub *hookpostv1.WebhookSubscription) delivery.Target {
 		StaticHeaders:   sub.Spec.Headers,
 		RetryOn4xx:      sub.Spec.Retry.RetryOn4xx,
 		Schedule:        scheduleDurations(sub.Spec.Retry.Schedule),
+		Reach:           ReachOf(ns),
 	}
 	if sub.Spec.Timeout != nil {
 		t.Timeout = sub.Spec.Timeout.Duration
@@ -54,8 +57,8 @@ func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
 
 // AttemptFor is the attempt a delivery's next HTTP request is built from, signed as of now: the reconciler sends
 // what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
-func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, secret string, now time.Time) delivery.Attempt {
-	return TargetFor(sub).Attempt(EventOf(d), secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
+func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace, secret string, now time.Time) delivery.Attempt {
+	return TargetFor(sub, ns).Attempt(EventOf(d), secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
 }
 
 // Gate says whether a subscription may send now and with which secret.

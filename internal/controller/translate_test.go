@@ -67,7 +67,7 @@ func TestTargetForUsesTheStoredSpec(t *testing.T) {
 		Timeout: &metav1.Duration{Duration: 7 * time.Second},
 		Retry:   hookpostv1.RetryPolicy{Schedule: []metav1.Duration{{Duration: time.Second}, {Duration: time.Minute}}, RetryOn4xx: true},
 	}
-	got := TargetFor(sub)
+	got := TargetFor(sub, nil)
 	if got.Namespace != "shop" || got.Subscription != "orders" || got.URL != sub.Spec.URL || got.Format != "Collection" ||
 		got.Scheme != "HMACSHA256Hex" || got.SignatureHeader != "X-urBackend-Signature" || got.StaticHeaders["Authorization"] != "Bearer t" ||
 		got.Timeout != 7*time.Second || !got.RetryOn4xx || len(got.Schedule) != 2 || got.Schedule[1] != time.Minute {

@@ -200,7 +200,11 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if next := d.Status.NextAttemptTime; next != nil && next.After(now) {
 		return nil, ctrl.Result{RequeueAfter: next.Sub(now)}, nil
 	}
-	return &pendingAttempt{sub: sub, target: TargetFor(sub), secret: secret}, ctrl.Result{}, nil
+	ns, err := ReadNamespace(ctx, r.Client, d.Namespace)
+	if err != nil {
+		return nil, ctrl.Result{}, err
+	}
+	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), secret: secret}, ctrl.Result{}, nil
 }
 
 // adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
@@ -274,7 +278,7 @@ func (r *WebhookDeliveryReconciler) foldFirstAttempt(ctx context.Context, d *hoo
 	schedule := scheduleDurations(nil)
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); {
 	case err == nil:
-		schedule = TargetFor(sub).Schedule
+		schedule = TargetFor(sub, nil).Schedule
 	case apierrors.IsNotFound(err):
 		sub = nil // gone: the default schedule decides, and the delivery goes with the subscription
 	default:

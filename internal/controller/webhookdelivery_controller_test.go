@@ -189,6 +189,41 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(lastError(name)).To(ContainSubstring("timeout"))
 	})
 
+	It("reaches an internal destination only from the namespace a cluster admin allowed it, withholding its answers there unless shown", func() {
+		internal, err := harness.NewReceiverOn("127.0.0.2")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(internal.Close)
+		internal.Script("/hook", harness.Response{Status: 200, Body: "internal build 7f3c, db=primary"})
+
+		allowed := newNamespaceWith(map[string]string{hookpostv1.AnnotationTenants: "*", hookpostv1.AnnotationAllowCIDRs: "10.0.0.0/8, 127.0.0.2, nonsense"})
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: allowed, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(allowed, "internal", internal.URL+"/hook", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		d := fixtures.Delivery(allowed, "internal", "evt-internal", "order.created", map[string]any{"order_id": 1})
+		Expect(k8sClient.Create(ctx, d)).To(Succeed())
+		Eventually(phaseOf(allowed, d.Name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		body := getDelivery(allowed, d.Name)().Status.LastAttempt.ResponseBody
+		Expect(body).NotTo(ContainSubstring("db=primary"), "an internal service's answer stays out of status")
+		Expect(body).To(ContainSubstring(hookpostv1.AnnotationShowInternalResponses + "=true"))
+
+		// Another namespace (this spec's, which shows internal answers but is allowed no range) is still refused.
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "internal", internal.URL+"/hook", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		name := deliver("internal", "evt-other-namespace")
+		Eventually(func() *hookpostv1.AttemptRecord { return getDelivery(ns, name)().Status.LastAttempt }).ShouldNot(BeNil())
+		Expect(lastError(name)).To(ContainSubstring(hookpostv1.AnnotationAllowCIDRs + "=127.0.0.0/8"))
+		Expect(internal.Requests("/hook")).To(HaveLen(1), "only the allowed namespace's delivery reached the internal receiver")
+	})
+
+	It("names an allow-cidrs entry it could not read in the refusal", func() {
+		bad := newNamespaceWith(map[string]string{hookpostv1.AnnotationTenants: "*", hookpostv1.AnnotationAllowCIDRs: "127.0.0.2/33"})
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: bad, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		url := strings.Replace(rcv.URL, "127.0.0.1", "127.0.0.2", 1)
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(bad, "typo", url+"/x", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		d := fixtures.Delivery(bad, "typo", "evt-typo", "order.created", map[string]any{"order_id": 1})
+		Expect(k8sClient.Create(ctx, d)).To(Succeed())
+		Eventually(func() *hookpostv1.AttemptRecord { return getDelivery(bad, d.Name)().Status.LastAttempt }).ShouldNot(BeNil())
+		Expect(getDelivery(bad, d.Name)().Status.LastAttempt.Error).To(ContainSubstring(`entries "127.0.0.2/33" are not CIDR ranges or addresses and were ignored`))
+	})
+
 	It("refuses a loopback destination the operator was not started with --allow-cidr for", func() {
 		url := strings.Replace(rcv.URL, "127.0.0.1", "127.0.0.2", 1)
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "ssrf", url+"/x", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())

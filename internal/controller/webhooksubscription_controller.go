@@ -132,9 +132,13 @@ func (r *WebhookSubscriptionReconciler) setTenantsGranted(ctx context.Context, s
 		meta.RemoveStatusCondition(&sub.Status.Conditions, hookpostv1.ConditionTenantsGranted)
 		return nil
 	}
-	ns := &corev1.Namespace{}
-	if err := r.Get(ctx, types.NamespacedName{Name: sub.Namespace}, ns); err != nil {
-		return fmt.Errorf("read namespace %s for its tenant grant: %w", sub.Namespace, err)
+	ns, err := ReadNamespace(ctx, r.Client, sub.Namespace)
+	if err != nil {
+		return err
+	}
+	if ns == nil {
+		// A subscription's namespace exists while it does: the cache is still catching up.
+		return fmt.Errorf("namespace %s not in the cache yet", sub.Namespace)
 	}
 	c := tenantsCondition(sub, TenantGrantOf(ns))
 	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionTenantsGranted)

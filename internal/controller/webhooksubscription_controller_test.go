@@ -80,7 +80,7 @@ var _ = Describe("WebhookSubscription controller", func() {
 	})
 
 	It("says when tenant isolation keeps events away for want of a grant, and recovers when a cluster admin grants them", func() {
-		bare := newNamespaceGranted("")
+		bare := newNamespaceWith(nil)
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(bare, "orders", "https://example.com/hook", fixtures.Filter([]string{"acme", "globex"}, nil)))).To(Succeed())
 		granted := func() *metav1.Condition {
 			return meta.FindStatusCondition(getSubscription(bare, "orders")().Status.Conditions, hookpostv1.ConditionTenantsGranted)

@@ -41,6 +41,8 @@ type Target struct {
 	RetryOn4xx bool
 	// Schedule is the delay before each retry.
 	Schedule []time.Duration
+	// Reach is what the subscription's namespace may reach beyond the SSRF guard.
+	Reach Reach
 }
 
 // Attempt returns attempt number (1-based) of ev to t, signed with secret at now: the one place that turns
@@ -123,7 +125,7 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 		h.Set(ck, v)
 	}
 
-	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body}, nil
+	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body, Reach: a.Reach}, nil
 }
 
 // transportOwned are headers the HTTP transport computes from the request;

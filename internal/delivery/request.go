@@ -10,4 +10,6 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// Reach is where the request may go beyond the SSRF guard; it is not sent.
+	Reach Reach
 }

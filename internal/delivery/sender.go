@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,12 +59,23 @@ type SenderOptions struct {
 }
 
 // Sender makes attempts. It shares one Transport so connections to a receiver
-// are reused across deliveries. A Sender is safe for concurrent use.
+// are reused across deliveries; attempts of namespaces allowed extra ranges get
+// a Transport per set of ranges, so a connection dialed under one namespace's
+// allowance never carries another namespace's request. A Sender is safe for
+// concurrent use.
 type Sender struct {
 	client   *http.Client
 	hosts    *hostLimiter
 	global   chan struct{}
 	inFlight atomic.Int64
+
+	guard     *netguard.Guard
+	tlsConfig *tls.Config
+	maxIdle   int
+	perHost   int
+	// reachClients holds a client per Reach.key(), made on first use (the keys are a cluster admin's annotations).
+	mu           sync.Mutex
+	reachClients map[string]*http.Client
 }
 
 // NewSender returns a Sender configured by o.
@@ -79,9 +93,24 @@ func NewSender(o SenderOptions) *Sender {
 			tlsConfig.MinVersion = tls.VersionTLS12
 		}
 	}
+	s := &Sender{
+		hosts:        newHostLimiter(o.MaxPerHost),
+		global:       make(chan struct{}, o.MaxConcurrent),
+		guard:        o.Guard,
+		tlsConfig:    tlsConfig,
+		maxIdle:      o.MaxConcurrent,
+		perHost:      o.MaxPerHost,
+		reachClients: map[string]*http.Client{},
+	}
+	s.client = s.newClient(o.Guard)
+	return s
+}
+
+// newClient returns a client dialing through guard (none when nil).
+func (s *Sender) newClient(guard *netguard.Guard) *http.Client {
 	dial := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
-	if o.Guard != nil {
-		dial = o.Guard.DialContext
+	if guard != nil {
+		dial = guard.DialContext
 	}
 	transport := &http.Transport{
 		// No proxy: the guard checks the address the socket connects to, and
@@ -89,12 +118,12 @@ func NewSender(o SenderOptions) *Sender {
 		// destination on our behalf.
 		Proxy:             nil,
 		DialContext:       dial,
-		TLSClientConfig:   tlsConfig,
+		TLSClientConfig:   s.tlsConfig,
 		ForceAttemptHTTP2: true,
 		// Attempts per host never exceed MaxPerHost, so that many idle
 		// connections is exactly what keeps a busy receiver's connections warm.
-		MaxIdleConns:        o.MaxConcurrent,
-		MaxIdleConnsPerHost: o.MaxPerHost,
+		MaxIdleConns:        s.maxIdle,
+		MaxIdleConnsPerHost: s.perHost,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 		// Send exactly the headers the Request lists (inspect shows them), and
@@ -102,16 +131,28 @@ func NewSender(o SenderOptions) *Sender {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
-	return &Sender{
-		client: &http.Client{
-			Transport: transport,
-			// Redirects are never followed: the signed payload goes to the
-			// configured URL or nowhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		hosts:  newHostLimiter(o.MaxPerHost),
-		global: make(chan struct{}, o.MaxConcurrent),
+	return &http.Client{
+		Transport: transport,
+		// Redirects are never followed: the signed payload goes to the
+		// configured URL or nowhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// clientFor returns the client for r's reach: the shared one unless r's namespace is allowed extra ranges.
+func (s *Sender) clientFor(r Reach) *http.Client {
+	key := r.key()
+	if key == "" || s.guard == nil {
+		return s.client
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.reachClients[key]
+	if c == nil {
+		c = s.newClient(s.guard.Allowing(r.AllowCIDRs))
+		s.reachClients[key] = c
+	}
+	return c
 }
 
 // HostFull reports whether every slot for rawURL's host is taken, so a caller can skip encoding and signing a
@@ -201,20 +242,38 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 		req.Header = http.Header{}
 	}
 
+	// The address the answer came from decides whether its body may be kept (see Reach).
+	var remote netip.Addr
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if ap, err := netip.ParseAddrPort(info.Conn.RemoteAddr().String()); err == nil {
+				remote = ap.Addr()
+			}
+		},
+	}))
+
 	// Duration is a measurement of the wall clock, not a policy decision, so
 	// it uses the real clock rather than now.
 	start := time.Now()
-	resp, err := s.client.Do(req)
+	resp, err := s.clientFor(r.Reach).Do(req)
 	if err != nil {
+		msg := errorMessage(err, ctx, timeout)
+		var refused *netguard.RefusedError
+		if errors.As(err, &refused) && r.Reach.Ignored != "" {
+			msg += " (" + r.Reach.Ignored + ")"
+		}
 		return Outcome{
 			Duration: time.Since(start),
-			Error:    errorMessage(err, ctx, timeout),
+			Error:    msg,
 			Class:    Classify(0, err, retryOn4xx),
 		}, true
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	_ = resp.Body.Close()
+	if len(body) > 0 && s.guard != nil && remote.IsValid() && netguard.Internal(remote) && !r.Reach.ShowInternalResponses {
+		body = []byte(withheldBody)
+	}
 
 	out := Outcome{
 		StatusCode:   resp.StatusCode,

@@ -63,12 +63,15 @@ func heldReceiver(t *testing.T, capacity int) (srv *httptest.Server, arrived <-c
 	return srv, in, release
 }
 
+// post is a request to url. The receivers here listen on loopback, an internal address whose answers are withheld
+// by default: these requests come from a namespace that asked to see them.
 func post(url string) delivery.Request {
 	return delivery.Request{
 		Method: http.MethodPost,
 		URL:    url,
 		Header: http.Header{"Content-Type": {"application/json"}},
 		Body:   []byte(`{"event":"order.created"}`),
+		Reach:  delivery.Reach{ShowInternalResponses: true},
 	}
 }
 
@@ -212,7 +215,7 @@ func TestSendGuardRefusesLoopbackByDefault(t *testing.T) {
 
 	s := delivery.NewSender(delivery.SenderOptions{Guard: netguard.New(nil)})
 	out := s.Send(context.Background(), post(srv.URL), 5*time.Second, true, testNow)
-	want := "destination 127.0.0.1 is in the loopback range 127.0.0.0/8, which Hookpost refuses by default; start the operator with --allow-cidr=127.0.0.0/8 to allow it"
+	want := "destination 127.0.0.1 is in the loopback range 127.0.0.0/8, which Hookpost refuses by default; a cluster admin allows it for one namespace with the namespace annotation webhooks.hookpost.io/allow-cidrs=127.0.0.0/8, or for every namespace by starting the operator with --allow-cidr=127.0.0.0/8"
 	if out.Class != delivery.ClassPermanent || out.Error != want {
 		t.Errorf("outcome = {class %s, error %q}, want {Permanent, %q}", out.Class, out.Error, want)
 	}

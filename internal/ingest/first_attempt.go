@@ -65,8 +65,8 @@ type FirstAttempt struct {
 	targets map[types.UID]*preparedTarget
 }
 
-// preparedTarget is a subscription translated once per resourceVersion: Dispatch runs per match, and the
-// subscription changes rarely.
+// preparedTarget is a subscription translated once per resourceVersion of it and its namespace (whose annotations
+// say what it may reach): Dispatch runs per match, and both change rarely.
 type preparedTarget struct {
 	resourceVersion string
 	target          delivery.Target
@@ -187,11 +187,19 @@ func (f *FirstAttempt) prepare(ctx context.Context, sub *Subscription) (*prepare
 	if string(obj.UID) != sub.UID || obj.DeletionTimestamp != nil {
 		return nil, nil
 	}
+	ns, err := controller.ReadNamespace(ctx, f.o.Reader, sub.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	version := obj.ResourceVersion
+	if ns != nil {
+		version += "/" + ns.ResourceVersion
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.targets[obj.UID]
-	if p == nil || p.resourceVersion != obj.ResourceVersion {
-		p = &preparedTarget{resourceVersion: obj.ResourceVersion, target: controller.TargetFor(obj), gate: controller.GateFor(obj)}
+	if p == nil || p.resourceVersion != version {
+		p = &preparedTarget{resourceVersion: version, target: controller.TargetFor(obj, ns), gate: controller.GateFor(obj)}
 		f.targets[obj.UID] = p
 	}
 	return p, nil

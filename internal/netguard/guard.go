@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
+
 	"syscall"
 )
 
@@ -33,22 +33,11 @@ func New(allow []netip.Prefix) *Guard {
 func ParseAllowCIDRs(values []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(values))
 	for _, v := range values {
-		s := strings.TrimSpace(v)
-		var p netip.Prefix
-		if strings.Contains(s, "/") {
-			var err error
-			p, err = netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("invalid --allow-cidr value %q: %w", v, err)
-			}
-		} else {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("invalid --allow-cidr value %q: %w", v, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+		p, err := ParseCIDR(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --allow-cidr value %q: %w", v, err)
 		}
-		out = append(out, normalizePrefix(p))
+		out = append(out, p)
 	}
 	return out, nil
 }

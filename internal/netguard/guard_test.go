@@ -132,7 +132,7 @@ func TestParseAllowCIDRsNamesTheBadValue(t *testing.T) {
 
 func TestRefusedErrorTellsHowToAllow(t *testing.T) {
 	err := netguard.New(nil).Check(netip.MustParseAddr("127.0.0.1"))
-	want := "destination 127.0.0.1 is in the loopback range 127.0.0.0/8, which Hookpost refuses by default; start the operator with --allow-cidr=127.0.0.0/8 to allow it"
+	want := "destination 127.0.0.1 is in the loopback range 127.0.0.0/8, which Hookpost refuses by default; a cluster admin allows it for one namespace with the namespace annotation webhooks.hookpost.io/allow-cidrs=127.0.0.0/8, or for every namespace by starting the operator with --allow-cidr=127.0.0.0/8"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}

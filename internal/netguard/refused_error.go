@@ -19,6 +19,6 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("destination %s is in the %s range %s, which Hookpost refuses by default; start the operator with --allow-cidr=%s to allow it",
-		e.Address, e.RangeName, e.Range, e.Range)
+	return fmt.Sprintf("destination %s is in the %s range %s, which Hookpost refuses by default; a cluster admin allows it for one namespace with the namespace annotation webhooks.hookpost.io/allow-cidrs=%s, or for every namespace by starting the operator with --allow-cidr=%s",
+		e.Address, e.RangeName, e.Range, e.Range, e.Range)
 }

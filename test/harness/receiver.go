@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -38,6 +40,21 @@ type Receiver struct {
 
 // NewReceiver starts a plain HTTP receiver on 127.0.0.1.
 func NewReceiver() *Receiver { return newReceiver(false) }
+
+// NewReceiverOn starts a plain HTTP receiver on addr, another loopback address (127.0.0.2 plays an internal
+// service the operator's SSRF guard refuses unless allowed).
+func NewReceiverOn(addr string) (*Receiver, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	r := &Receiver{scripts: map[string][]Response{}, served: map[string]int{}, released: make(chan struct{})}
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	_ = r.Server.Listener.Close()
+	r.Server.Listener = l
+	r.Server.Start()
+	return r, nil
+}
 
 // NewTLSReceiver starts an HTTPS receiver on 127.0.0.1 with a self-signed certificate; Client().Transport
 // carries the pool that trusts it.
