@@ -47,6 +47,7 @@ type options struct {
 	allowCIDRs             stringList
 	maxConcurrent          int
 	maxPerHost             int
+	maxPerNamespace        int
 	workers                int
 	maxRetryAfter          time.Duration
 	kubeQPS                float64
@@ -108,6 +109,8 @@ func run() error {
 		Guard:         netguard.New(allow),
 		MaxConcurrent: o.maxConcurrent,
 		MaxPerHost:    o.maxPerHost,
+		// One tenant's hanging endpoints hold at most this many: the rest of the global slots keep turning over.
+		MaxPerNamespace: o.maxPerNamespace,
 	})
 	clk := clock.RealClock{}
 	rec, err := o.setupLedger(ctx, mgr)
@@ -124,7 +127,7 @@ func run() error {
 	}
 	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
 	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent(),
-		tenantIsolation: o.tenantIsolation}); err != nil {
+		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -172,6 +175,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", 64, "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
+	fs.IntVar(&o.maxPerNamespace, "max-attempts-per-namespace", 0, "HTTP attempts in flight per subscription namespace, so one tenant's slow or hanging endpoints, however many, cannot take every global slot; 0 means half of --max-concurrent-attempts. Env HOOKPOST_MAX_ATTEMPTS_PER_NAMESPACE.")
 	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")

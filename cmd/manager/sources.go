@@ -52,6 +52,8 @@ type dispatchDeps struct {
 	userAgent string
 	// tenantIsolation is --tenant-isolation.
 	tenantIsolation bool
+	// attemptSlots is the Sender's global slots (--max-concurrent-attempts).
+	attemptSlots int
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -142,10 +144,14 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	if err != nil {
 		return err
 	}
+	attemptSlots := 0
+	if o.firstAttempt {
+		attemptSlots = deps.attemptSlots
+	}
 	for _, src := range srcs {
 		in := ingest.New(src, mgr.GetCache(), d,
-			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, BatchesInFlight: o.batchesInFlight,
-				Clock: clk, Ledger: deps.ledger, TenantIsolation: deps.tenantIsolation})
+			ingest.Options{BatchSize: o.batchSize, Parallelism: o.parallelism, AttemptSlots: attemptSlots,
+				BatchesInFlight: o.batchesInFlight, Clock: clk, Ledger: deps.ledger, TenantIsolation: deps.tenantIsolation})
 		if err := mgr.Add(in); err != nil {
 			return fmt.Errorf("add %s ingest: %w", src.Name(), err)
 		}

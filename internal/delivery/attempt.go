@@ -125,7 +125,7 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 		h.Set(ck, v)
 	}
 
-	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body, Reach: a.Reach}, nil
+	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body, Namespace: a.Namespace, Reach: a.Reach}, nil
 }
 
 // transportOwned are headers the HTTP transport computes from the request;

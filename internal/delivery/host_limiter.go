@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // hostLimiter bounds the attempts in flight to each destination host, so one
@@ -18,6 +19,8 @@ type hostLimiter struct {
 type hostSlots struct {
 	sem   chan struct{}
 	users int // holders plus waiters; the entry is deleted when it reaches 0
+	// fullSince is when the last free slot was taken; zero while one is free.
+	fullSince time.Time
 }
 
 func newHostLimiter(limit int) *hostLimiter {
@@ -38,10 +41,8 @@ func (l *hostLimiter) acquire(ctx context.Context, key string) (release func(), 
 
 	select {
 	case h.sem <- struct{}{}:
-		return func() {
-			<-h.sem
-			l.leave(key, h)
-		}, nil
+		l.taken(h)
+		return func() { l.free(key, h) }, nil
 	case <-ctx.Done():
 		l.leave(key, h)
 		return nil, ctx.Err()
@@ -60,14 +61,41 @@ func (l *hostLimiter) tryAcquire(key string) (release func()) {
 	l.mu.Unlock()
 	select {
 	case h.sem <- struct{}{}:
-		return func() {
-			<-h.sem
-			l.leave(key, h)
-		}
+		l.taken(h)
+		return func() { l.free(key, h) }
 	default:
 		l.leave(key, h)
 		return nil
 	}
+}
+
+// taken notes when a slot taken was the last free one.
+func (l *hostLimiter) taken(h *hostSlots) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(h.sem) >= l.limit && h.fullSince.IsZero() {
+		h.fullSince = time.Now()
+	}
+}
+
+// free gives a slot back.
+func (l *hostLimiter) free(key string, h *hostSlots) {
+	<-h.sem
+	l.mu.Lock()
+	h.fullSince = time.Time{}
+	l.mu.Unlock()
+	l.leave(key, h)
+}
+
+// fullFor reports how long every slot for key has been taken without one coming free (0 while one is free).
+// A host or namespace full for longer than a caller would wait is hanging, not busy: waiting is pointless.
+func (l *hostLimiter) fullFor(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h := l.hosts[key]; h != nil && !h.fullSince.IsZero() {
+		return time.Since(h.fullSince)
+	}
+	return 0
 }
 
 func (l *hostLimiter) leave(key string, h *hostSlots) {

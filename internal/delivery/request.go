@@ -10,6 +10,8 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// Namespace is the subscription's namespace: attempts in flight are bounded per namespace. It is not sent.
+	Namespace string
 	// Reach is where the request may go beyond the SSRF guard; it is not sent.
 	Reach Reach
 }

@@ -53,6 +53,9 @@ type SenderOptions struct {
 	// MaxPerHost bounds attempts in flight per destination host (default 8),
 	// so one slow endpoint cannot starve the others.
 	MaxPerHost int
+	// MaxPerNamespace bounds attempts in flight per subscription namespace (default half of MaxConcurrent), so
+	// one tenant's hanging endpoints, however many, leave the other half of the global slots to everyone else.
+	MaxPerNamespace int
 	// TLSConfig verifies receivers; nil means the system roots. Tests pass an
 	// httptest server's pool.
 	TLSConfig *tls.Config
@@ -64,10 +67,11 @@ type SenderOptions struct {
 // allowance never carries another namespace's request. A Sender is safe for
 // concurrent use.
 type Sender struct {
-	client   *http.Client
-	hosts    *hostLimiter
-	global   chan struct{}
-	inFlight atomic.Int64
+	client     *http.Client
+	hosts      *hostLimiter
+	namespaces *hostLimiter
+	global     chan struct{}
+	inFlight   atomic.Int64
 
 	guard     *netguard.Guard
 	tlsConfig *tls.Config
@@ -86,6 +90,9 @@ func NewSender(o SenderOptions) *Sender {
 	if o.MaxPerHost <= 0 {
 		o.MaxPerHost = DefaultMaxPerHost
 	}
+	if o.MaxPerNamespace <= 0 {
+		o.MaxPerNamespace = max(o.MaxConcurrent/2, 1)
+	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.TLSConfig != nil {
 		tlsConfig = o.TLSConfig.Clone()
@@ -95,6 +102,7 @@ func NewSender(o SenderOptions) *Sender {
 	}
 	s := &Sender{
 		hosts:        newHostLimiter(o.MaxPerHost),
+		namespaces:   newHostLimiter(o.MaxPerNamespace),
 		global:       make(chan struct{}, o.MaxConcurrent),
 		guard:        o.Guard,
 		tlsConfig:    tlsConfig,
@@ -172,22 +180,22 @@ func (s *Sender) InFlight() int {
 
 // Send makes the attempt r with the given timeout (DefaultTimeout when not
 // positive) and classifies what happened. It first waits for a slot for r's
-// host and then for a global slot, respecting ctx. now is the time the attempt
+// host, then its namespace, then a global slot, respecting ctx. now is the time the attempt
 // is made, used to read an HTTP-date Retry-After.
 func (s *Sender) Send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) Outcome {
 	out, _ := s.send(ctx, r, timeout, retryOn4xx, now, waitForever)
 	return out
 }
 
-// TrySend is Send without waiting for the destination host: when every slot for r's host is taken it returns
-// sent=false at once. A caller with a bounded pool of workers (the delivery controller) uses it to release the
+// TrySend is Send without waiting for the destination host or namespace: when every slot for r's host (or its
+// namespace) is taken it returns sent=false at once. A caller with a bounded pool of workers (the delivery controller) uses it to release the
 // worker and come back later, rather than parking workers behind one slow endpoint.
 func (s *Sender) TrySend(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time) (out Outcome, sent bool) {
 	return s.send(ctx, r, timeout, retryOn4xx, now, 0)
 }
 
-// SendWithin is Send waiting at most hostWait for a slot for r's host; sent is false when none came free in
-// time. The first attempt from ingest uses it: a healthy receiver's slots free up within milliseconds, while a
+// SendWithin is Send waiting at most hostWait for a slot for r's host and namespace; sent is false when none came
+// free in time. The first attempt from ingest uses it: a healthy receiver's slots free up within milliseconds, while a
 // slow one's pairs are handed to the delivery controller instead of holding ingest up.
 func (s *Sender) SendWithin(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, hostWait time.Duration) (out Outcome, sent bool) {
 	return s.send(ctx, r, timeout, retryOn4xx, now, max(hostWait, 0))
@@ -207,22 +215,14 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 		return Outcome{Error: err.Error(), Class: Classify(0, err, retryOn4xx)}, true
 	}
 
-	// Per-host slot first, global slot second: a request waiting for its busy
-	// host must not sit on a global slot that a request to another host could use.
-	releaseHost, err := s.hostSlot(ctx, hostKey(u), hostWait)
+	release, err := s.slots(ctx, hostKey(u), r.Namespace, hostWait)
 	if err != nil {
 		return waitCanceled(err), true
 	}
-	if releaseHost == nil {
+	if release == nil {
 		return Outcome{}, false
 	}
-	defer releaseHost()
-	select {
-	case s.global <- struct{}{}:
-		defer func() { <-s.global }()
-	case <-ctx.Done():
-		return waitCanceled(ctx.Err()), true
-	}
+	defer release()
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 
@@ -289,21 +289,56 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 	return out, true
 }
 
-// hostSlot takes a slot for key, waiting as hostWait says (see send). It returns nil and no error when the wait
-// ran out, and an error when ctx ended first.
-func (s *Sender) hostSlot(ctx context.Context, key string, hostWait time.Duration) (func(), error) {
+// slots takes the three slots an attempt holds: its host's, its namespace's, then a global one. The host and
+// namespace slots are waited for as hostWait says (see send), the global one as long as ctx allows: a request
+// waiting for its busy host or namespace must not sit on a global slot another could use, and since no namespace
+// may hold more than MaxPerNamespace, the global slots always turn over for the others. It returns nil and no
+// error when a wait ran out, and an error when ctx ended first.
+func (s *Sender) slots(ctx context.Context, host, namespace string, hostWait time.Duration) (release func(), err error) {
+	wctx := ctx
+	if hostWait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, hostWait)
+		defer cancel()
+	}
+	releaseHost, err := take(ctx, wctx, s.hosts, host, hostWait)
+	if releaseHost == nil {
+		return nil, err
+	}
+	releaseNamespace := func() {}
+	if namespace != "" { // a request of no subscription (a test of the sender alone) is bounded by host only
+		if releaseNamespace, err = take(ctx, wctx, s.namespaces, namespace, hostWait); releaseNamespace == nil {
+			releaseHost()
+			return nil, err
+		}
+	}
+	select {
+	case s.global <- struct{}{}:
+		return func() { <-s.global; releaseNamespace(); releaseHost() }, nil
+	case <-ctx.Done():
+		releaseNamespace()
+		releaseHost()
+		return nil, ctx.Err()
+	}
+}
+
+// take takes a slot for key from l: without waiting when hostWait is 0, as long as ctx allows when negative, and
+// until wctx (ctx bounded by hostWait) ends otherwise. nil and no error when the wait ran out.
+func take(ctx, wctx context.Context, l *hostLimiter, key string, hostWait time.Duration) (func(), error) {
 	switch {
 	case hostWait < 0:
-		return s.hosts.acquire(ctx, key)
+		return l.acquire(ctx, key)
 	case hostWait == 0:
-		return s.hosts.tryAcquire(key), nil
+		return l.tryAcquire(key), nil
 	}
-	if release := s.hosts.tryAcquire(key); release != nil {
+	if release := l.tryAcquire(key); release != nil {
 		return release, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, hostWait)
-	defer cancel()
-	release, err := s.hosts.acquire(wctx, key)
+	if l.fullFor(key) > hostWait {
+		// No slot came free for longer than we would wait: its attempts hang; do not wait behind them.
+		return nil, nil
+	}
+	release, err := l.acquire(wctx, key)
 	if err != nil && ctx.Err() == nil {
 		return nil, nil
 	}

@@ -24,8 +24,14 @@ import (
 // DeliveryCreator writes an object for every match. Dispatch returns nil only when the match is done for good (a
 // 2xx, or a durable WebhookDelivery); the same match dispatched twice makes at most one object.
 type Dispatcher interface {
-	Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error
+	Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, later Later) error
 }
+
+// Later hands a dispatch's remaining work to its batch: the work must finish before the batch is acknowledged (an
+// error hands the batch back, as a Dispatch error does), but it does not hold one of the batch's dispatchers
+// meanwhile. A first attempt whose host or namespace is hanging hands its match over this way, so the API writes
+// of a hanging tenant's many hand-overs do not delay the batch's healthy first attempts.
+type Later func(work func() error)
 
 // DeliveryCreator dispatches by creating a WebhookDelivery named after (subscription, event id), for the delivery
 // controller to attempt: the object-per-delivery mode (--first-attempt=false).
@@ -34,7 +40,7 @@ type DeliveryCreator struct {
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
-func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
+func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
 	return createDelivery(ctx, c.Client, sub, ev, NewDelivery(sub, ev))
 }
 

@@ -88,7 +88,7 @@ func NewFirstAttempt(o FirstAttemptOptions) *FirstAttempt {
 }
 
 // Dispatch attempts ev to sub, or hands it to the delivery controller.
-func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
+func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, later Later) error {
 	if err := ctx.Err(); err != nil {
 		// Another match of the batch failed, or shutdown began: the batch is handed back and this match with it,
 		// so attempting it now would only send it twice.
@@ -112,9 +112,10 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		out, ok = f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
 	}
 	if !ok {
-		// Not attempted: the delivery controller attempts it.
+		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
+		later(func() error { return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev)) })
+		return nil
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
 	metrics.ObserveAttempt(out)

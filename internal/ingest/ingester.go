@@ -40,12 +40,31 @@ const ackTimeout = 10 * time.Second
 // idleWait is how long a source must have had nothing to hand over for ingest to count as caught up.
 const idleWait = time.Second
 
+// detachAfter is how long a batch holds its place among the batches in flight. A batch still waiting after it
+// (usually on first attempts to a hanging endpoint, for up to the subscription's timeout) gives its place to the
+// next batch and finishes in the background, so a hanging endpoint cannot stop ingest for everyone. At most
+// detachedPerBatchInFlight x BatchesInFlight batches are detached at once, which bounds memory when everything
+// is slow (an API server that does not answer).
+const (
+	detachAfter              = time.Second
+	detachedPerBatchInFlight = 4
+)
+
+// maxLaterPerBatch bounds the work a batch's dispatches hand to later that may wait at once; past it a dispatch
+// waits to hand more.
+const maxLaterPerBatch = 4096
+
 // Options tune an Ingester.
 type Options struct {
 	// BatchSize is the most events claimed from the source at once (default 500).
 	BatchSize int
-	// Parallelism bounds dispatches in flight per batch (default 32).
+	// Parallelism bounds dispatches in flight per batch (default 32), besides AttemptSlots.
 	Parallelism int
+	// AttemptSlots is how many of a batch's dispatches may be HTTP attempts in flight on top of Parallelism: the
+	// Sender's global slots when the dispatcher makes first attempts, 0 otherwise. An attempt to a hanging
+	// endpoint holds its dispatch for up to the subscription's timeout; with this headroom, attempts hanging on
+	// every slot still leave Parallelism dispatches for the batch's other matches.
+	AttemptSlots int
 	// BatchesInFlight bounds batches worked on at once (default 4): a batch waiting on its slowest attempt does
 	// not hold up the events behind it.
 	BatchesInFlight int
@@ -74,6 +93,10 @@ type Ingester struct {
 	mu    sync.Mutex
 	index *Index
 	dirty atomic.Bool
+
+	// detached counts batches finishing in the background, without a place among the batches in flight.
+	detached    atomic.Int64
+	maxDetached int64
 }
 
 // New returns an Ingester reading src, matching against the subscriptions in c and dispatching with d.
@@ -93,7 +116,7 @@ func New(src source.Source, c cache.Cache, d Dispatcher, opts Options) *Ingester
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	i := &Ingester{src: src, cache: c, dispatcher: d, opts: opts}
+	i := &Ingester{src: src, cache: c, dispatcher: d, opts: opts, maxDetached: int64(opts.BatchesInFlight * detachedPerBatchInFlight)}
 	i.dirty.Store(true)
 	return i
 }
@@ -172,13 +195,70 @@ func (i *Ingester) Start(ctx context.Context) error {
 		}
 		inFlight.Add(1)
 		go func() {
-			defer func() { <-slots; inFlight.Done() }()
+			defer inFlight.Done()
+			defer i.holdPlace(slots)()
 			if err := i.handle(ctx, b); err != nil && ctx.Err() == nil {
 				log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
 			}
 		}()
 	}
 }
+
+// holdPlace keeps a batch's place among the batches in flight (a value in slots) until the returned function is
+// called, or until detachAfter has passed and fewer than maxDetached batches are detached: then the place goes to
+// the next batch, and the returned function only counts the detached batch out. detachAfter is measured on the
+// wall clock, like an attempt's duration: it is how long the batch actually waited.
+func (i *Ingester) holdPlace(slots chan struct{}) (done func()) {
+	var mu sync.Mutex
+	held, detached := true, false
+	t := time.AfterFunc(detachAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !held || i.detached.Add(1) > i.maxDetached {
+			if held {
+				i.detached.Add(-1)
+			}
+			return
+		}
+		held, detached = false, true
+		<-slots
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case held:
+			held = false
+			<-slots
+		case detached:
+			i.detached.Add(-1)
+		}
+	}
+}
+
+// lateWork runs what a batch's dispatches hand to Later, beside the dispatchers and parallelism at a time.
+type lateWork struct {
+	g     errgroup.Group
+	slots chan struct{}
+}
+
+func newLateWork(parallelism int) *lateWork {
+	l := &lateWork{slots: make(chan struct{}, parallelism)}
+	// The group bounds how much may wait to run; past it a dispatch waits to hand more.
+	l.g.SetLimit(maxLaterPerBatch)
+	return l
+}
+
+func (l *lateWork) later(work func() error) {
+	l.g.Go(func() error {
+		l.slots <- struct{}{}
+		defer func() { <-l.slots }()
+		return work()
+	})
+}
+
+func (l *lateWork) wait() error { return l.g.Wait() }
 
 // handle dispatches every match of a batch, then settles it: Ack only when all are done.
 func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
@@ -189,7 +269,8 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	events := b.Events()
 	metrics.ObserveLag(i.src.Name(), events, i.opts.Clock.Now())
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(i.opts.Parallelism)
+	g.SetLimit(i.opts.Parallelism + i.opts.AttemptSlots)
+	late := newLateWork(i.opts.Parallelism)
 	var matches []*Subscription
 	dispatched := 0
 	for k := range events {
@@ -197,10 +278,11 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		matches = idx.Match(Event{Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt}, matches[:0])
 		for _, sub := range matches {
 			dispatched++
-			g.Go(func() error { return i.dispatcher.Dispatch(gctx, sub, ev) })
+			g.Go(func() error { return i.dispatcher.Dispatch(gctx, sub, ev, late.later) })
 		}
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if err = errors.Join(err, late.wait()); err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beforeAckTimeout)

@@ -65,8 +65,8 @@ type recorder struct {
 	seen map[string]int
 }
 
-func (r *recorder) Dispatch(ctx context.Context, sub *ingest.Subscription, ev *source.Event) error {
-	if err := r.next.Dispatch(ctx, sub, ev); err != nil {
+func (r *recorder) Dispatch(ctx context.Context, sub *ingest.Subscription, ev *source.Event, later ingest.Later) error {
+	if err := r.next.Dispatch(ctx, sub, ev, later); err != nil {
 		return err
 	}
 	r.mu.Lock()
