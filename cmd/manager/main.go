@@ -45,6 +45,7 @@ type options struct {
 	leaderElect            bool
 	leaderElectionNS       string
 	allowCIDRs             stringList
+	denyCIDRs              stringList
 	maxConcurrent          int
 	maxPerHost             int
 	workers                int
@@ -63,6 +64,16 @@ func run() error {
 	if err := applyEnv(flag.CommandLine, os.LookupEnv); err != nil {
 		return fmt.Errorf("environment: %w", err)
 	}
+	// Parsed before the DDL commands return, so the chart test that runs the manager with --postgres-print-ddl
+	// also proves the chart writes the ranges in a form the manager accepts.
+	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
+	if err != nil {
+		return fmt.Errorf("--allow-cidr: %w", err)
+	}
+	deny, err := netguard.ParseDenyCIDRs(o.denyCIDRs)
+	if err != nil {
+		return fmt.Errorf("--deny-cidr: %w", err)
+	}
 	if o.sources.postgresPrintDDL {
 		fmt.Print(postgres.DDL(o.sources.postgresSchema, o.sources.postgresTable))
 		return nil
@@ -74,10 +85,6 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
-	if err != nil {
-		return fmt.Errorf("--allow-cidr: %w", err)
-	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hookpostv1.AddToScheme(scheme))
@@ -104,7 +111,7 @@ func run() error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	sender := delivery.NewSender(delivery.SenderOptions{
-		Guard:         netguard.New(allow),
+		Guard:         netguard.New(allow, netguard.WithDeny(deny)),
 		MaxConcurrent: o.maxConcurrent,
 		MaxPerHost:    o.maxPerHost,
 	})
@@ -131,7 +138,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String())
+	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String(), "denyCIDRs", o.denyCIDRs.String())
 	err = mgr.Start(ctx)
 	finalFlush(o.sources.successLog, rec)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -168,6 +175,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader for the controllers (retries, pruning); every replica ingests and makes first attempts. Env HOOKPOST_LEADER_ELECT.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
 	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
+	fs.Var(&o.denyCIDRs, "deny-cidr", "A destination range the SSRF guard always refuses, even inside an --allow-cidr range (repeatable, or comma-separated). Env HOOKPOST_DENY_CIDRS.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", 64, "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
 	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
