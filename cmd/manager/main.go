@@ -52,6 +52,7 @@ type options struct {
 	maxRetryAfter          time.Duration
 	kubeQPS                float64
 	kubeBurst              int
+	cacheTransforms        bool
 	sources                sourceOptions
 	ledger                 ledgerOptions
 }
@@ -105,6 +106,7 @@ func run() error {
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr(90 * time.Second),
+		Cache:                         controller.CacheOptions(o.cacheTransforms),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -128,7 +130,11 @@ func run() error {
 	}); err != nil {
 		return err
 	}
-	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
+	backlog, err := controller.WatchRetryBacklog(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	metrics.Register(crmetrics.Registry, sender, backlog.Count)
 	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent()}); err != nil {
 		return err
 	}
@@ -182,6 +188,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
+	fs.BoolVar(&o.cacheTransforms, "cache-transforms", true, "Keep managedFields, last-applied-configuration and finished deliveries' spec.data out of the cache (false only to measure what they cost, as make bench does). Env HOOKPOST_CACHE_TRANSFORMS.")
 	o.sources.bind(fs)
 	o.ledger.bind(fs)
 	zapOpts.BindFlags(fs)
