@@ -59,7 +59,7 @@ test: envtest postgres node $(HELM) ## Run every test: unit, envtest suites, rea
 	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
 
 .PHONY: bench
-bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes (BENCH_FLAGS='-modes=fast' for a quick one).
+bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes (BENCH_FLAGS='-modes=fast -memory-subscriptions=0' for a quick one).
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	go run ./test/bench $(BENCH_FLAGS)
 

@@ -36,6 +36,8 @@ func envName(flagName string) string {
 	switch flagName {
 	case "allow-cidr":
 		return "HOOKPOST_ALLOW_CIDRS" // a comma-separated list
+	case "deny-cidr":
+		return "HOOKPOST_DENY_CIDRS" // a comma-separated list
 	case "kubeconfig", "postgres-print-ddl", "ledger-print-ddl":
 		return "" // client-go reads KUBECONFIG itself; printing the DDL is a command, not a setting
 	}

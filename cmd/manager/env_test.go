@@ -28,6 +28,7 @@ func TestEnvironmentSetsFlagsTheCommandLineDoesNot(t *testing.T) {
 		"HOOKPOST_NATS_URL":              "nats://env:4222",
 		"HOOKPOST_NATS_CREATE_STREAM":    "1",
 		"HOOKPOST_ALLOW_CIDRS":           "10.0.0.0/8, 192.168.1.0/24",
+		"HOOKPOST_DENY_CIDRS":            "10.0.0.0/24,169.254.0.0/16",
 		"HOOKPOST_MAX_ATTEMPTS_PER_HOST": "3",
 		"HOOKPOST_KUBE_API_QPS":          "50.5",
 		"HOOKPOST_LEADER_ELECT":          "true",
@@ -44,6 +45,8 @@ func TestEnvironmentSetsFlagsTheCommandLineDoesNot(t *testing.T) {
 		t.Error("HOOKPOST_NATS_CREATE_STREAM=1 ignored")
 	case o.allowCIDRs.String() != "10.0.0.0/8,192.168.1.0/24":
 		t.Errorf("allow cidrs %q", o.allowCIDRs.String())
+	case o.denyCIDRs.String() != "10.0.0.0/24,169.254.0.0/16":
+		t.Errorf("deny cidrs %q", o.denyCIDRs.String())
 	case o.maxPerHost != 3 || o.kubeQPS != 50.5 || !o.leaderElect:
 		t.Errorf("options %+v", o)
 	}

@@ -45,6 +45,7 @@ type options struct {
 	leaderElect            bool
 	leaderElectionNS       string
 	allowCIDRs             stringList
+	denyCIDRs              stringList
 	maxConcurrent          int
 	maxPerHost             int
 	maxPerNamespace        int
@@ -53,6 +54,7 @@ type options struct {
 	kubeQPS                float64
 	kubeBurst              int
 	tenantIsolation        bool
+	cacheTransforms        bool
 	sources                sourceOptions
 	ledger                 ledgerOptions
 }
@@ -65,6 +67,16 @@ func run() error {
 	if err := applyEnv(flag.CommandLine, os.LookupEnv); err != nil {
 		return fmt.Errorf("environment: %w", err)
 	}
+	// Parsed before the DDL commands return, so the chart test that runs the manager with --postgres-print-ddl
+	// also proves the chart writes the ranges in a form the manager accepts.
+	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
+	if err != nil {
+		return fmt.Errorf("--allow-cidr: %w", err)
+	}
+	deny, err := netguard.ParseDenyCIDRs(o.denyCIDRs)
+	if err != nil {
+		return fmt.Errorf("--deny-cidr: %w", err)
+	}
 	if o.sources.postgresPrintDDL {
 		fmt.Print(postgres.DDL(o.sources.postgresSchema, o.sources.postgresTable))
 		return nil
@@ -76,10 +88,6 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
-	if err != nil {
-		return fmt.Errorf("--allow-cidr: %w", err)
-	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hookpostv1.AddToScheme(scheme))
@@ -100,13 +108,14 @@ func run() error {
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr(90 * time.Second),
+		Cache:                         controller.CacheOptions(o.cacheTransforms),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	sender := delivery.NewSender(delivery.SenderOptions{
-		Guard:         netguard.New(allow),
+		Guard:         netguard.New(allow, netguard.WithDeny(deny)),
 		MaxConcurrent: o.maxConcurrent,
 		MaxPerHost:    o.maxPerHost,
 		// One tenant's hanging endpoints hold at most this many: the rest of the global slots keep turning over.
@@ -125,7 +134,11 @@ func run() error {
 	}); err != nil {
 		return err
 	}
-	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
+	backlog, err := controller.WatchRetryBacklog(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	metrics.Register(crmetrics.Registry, sender, backlog.Count)
 	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent(),
 		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent}); err != nil {
 		return err
@@ -136,7 +149,8 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String(), "tenantIsolation", o.tenantIsolation)
+	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String(), "denyCIDRs", o.denyCIDRs.String(),
+		"tenantIsolation", o.tenantIsolation)
 	err = mgr.Start(ctx)
 	finalFlush(o.sources.successLog, rec)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -173,6 +187,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader for the controllers (retries, pruning); every replica ingests and makes first attempts. Env HOOKPOST_LEADER_ELECT.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's). Env HOOKPOST_LEADER_ELECTION_NAMESPACE.")
 	fs.Var(&o.allowCIDRs, "allow-cidr", "A destination range the SSRF guard allows although it is private, loopback or link-local (repeatable, or comma-separated). Env HOOKPOST_ALLOW_CIDRS.")
+	fs.Var(&o.denyCIDRs, "deny-cidr", "A destination range the SSRF guard always refuses, even inside an --allow-cidr range (repeatable, or comma-separated). Env HOOKPOST_DENY_CIDRS.")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-attempts", 64, "HTTP attempts in flight at once. Env HOOKPOST_MAX_CONCURRENT_ATTEMPTS.")
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
 	fs.IntVar(&o.maxPerNamespace, "max-attempts-per-namespace", 0, "HTTP attempts in flight per subscription namespace, so one tenant's slow or hanging endpoints, however many, cannot take every global slot; 0 means half of --max-concurrent-attempts. Env HOOKPOST_MAX_ATTEMPTS_PER_NAMESPACE.")
@@ -181,6 +196,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	fs.BoolVar(&o.tenantIsolation, "tenant-isolation", true, "Deliver an event only to subscriptions in namespaces granted its tenant by the namespace annotation "+hookpostv1.AnnotationTenants+" (tenant ids, comma-separated, or * for all tenants and events without one). Off only by explicit choice. Env HOOKPOST_TENANT_ISOLATION.")
+	fs.BoolVar(&o.cacheTransforms, "cache-transforms", true, "Keep managedFields, last-applied-configuration and finished deliveries' spec.data out of the cache (false only to measure what they cost, as make bench does). Env HOOKPOST_CACHE_TRANSFORMS.")
 	o.sources.bind(fs)
 	o.ledger.bind(fs)
 	zapOpts.BindFlags(fs)

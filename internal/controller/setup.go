@@ -55,6 +55,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&WebhookDeliveryReconciler{
 		Secrets:                 secrets,
 		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
 		Clock:                   o.Clock,
 		Sender:                  o.Sender,

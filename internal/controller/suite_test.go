@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -36,7 +37,11 @@ var (
 	cancelMgr context.CancelFunc
 	// testSecrets reads Secrets as the controllers do, through the running manager's cache and API reader.
 	testSecrets *Secrets
-	suiteStart  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	// managerCache is the running manager's cache, as the controllers read it (with CacheOptions' transforms).
+	managerCache cache.Cache
+	// retryBacklog is the hookpost_retry_backlog gauge's count, watched as the operator's main watches it.
+	retryBacklog *RetryBacklog
+	suiteStart   = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
 // summaryWait bounds waits for a subscription's counters: they follow its deliveries by summaryDelay (real time,
@@ -66,8 +71,9 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: CacheOptions(true)})
 	Expect(err).NotTo(HaveOccurred())
+	managerCache = mgr.GetCache()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelMgr = cancel
 	fakeClock = clocktesting.NewFakeClock(suiteStart)
@@ -81,6 +87,8 @@ var _ = BeforeSuite(func() {
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8,
 		TenantIsolation: true})).To(Succeed())
+	retryBacklog, err = WatchRetryBacklog(ctx, mgr.GetCache())
+	Expect(err).NotTo(HaveOccurred())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

@@ -49,9 +49,11 @@ const statusWriteTimeout = 15 * time.Second
 // WebhookDeliveryReconciler makes a delivery's attempts when they are due and records each one in status.
 type WebhookDeliveryReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
-	Sender   *delivery.Sender
+	// APIReader reads from the API server, for a finished delivery whose payload the cache dropped (CacheOptions).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Sender    *delivery.Sender
 	// Secrets reads signing Secrets (metadata cached, data read once per change).
 	Secrets *Secrets
 	// UserAgent is sent on every attempt, "Hookpost/<version>".
@@ -87,6 +89,15 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if w, ok := r.written.Load(req.NamespacedName); ok && w.(writtenAttempts).uid == d.UID && d.Status.Attempts < w.(writtenAttempts).attempts {
 		// Our own last status write has not reached the cache yet.
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	if dataStripped(d) && replayRequested(d) {
+		// The cache keeps a finished delivery without its payload, and a replay sends the payload again: read the
+		// whole object, or the receiver would get the event with no data.
+		whole := &hookpostv1.WebhookDelivery{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, whole); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("read delivery to replay: %w", err))
+		}
+		d = whole
 	}
 	before := d.DeepCopy()
 	defer func() {
@@ -146,12 +157,18 @@ func (r *WebhookDeliveryReconciler) flushLedger(ctx context.Context) {
 	}
 }
 
+// replayRequested reports whether the delivery's replay annotation carries a value not acted on yet.
+func replayRequested(d *hookpostv1.WebhookDelivery) bool {
+	want := d.Annotations[hookpostv1.AnnotationReplay]
+	return want != "" && want != d.Annotations[hookpostv1.AnnotationReplayed]
+}
+
 // acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.
 func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) (accepted bool, err error) {
-	want := d.Annotations[hookpostv1.AnnotationReplay]
-	if want == "" || want == d.Annotations[hookpostv1.AnnotationReplayed] {
+	if !replayRequested(d) {
 		return false, nil
 	}
+	want := d.Annotations[hookpostv1.AnnotationReplay]
 	// Mark the value as seen first: if the status write then fails, the delivery is merely not replayed and
 	// the user sets a new value; the other order could send the replay twice.
 	patch := client.MergeFrom(d.DeepCopy())
@@ -344,7 +361,9 @@ func (r *WebhookDeliveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (r *WebhookDeliveryReconciler) unfinishedDeliveries(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &hookpostv1.WebhookDeliveryList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexDeliverySubscription: o.GetName()}); err != nil {
+	// Pausing or resuming a subscription with a backlog of tens of thousands lands here: read the cached objects
+	// without copying them, only their phase and name are read.
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexDeliverySubscription: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "List deliveries of a subscription", "subscriptionName", o.GetName())
 		return nil
 	}

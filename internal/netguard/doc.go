@@ -1,7 +1,8 @@
 // Package netguard owns Hookpost's SSRF guard: the dialer that refuses to connect
 // webhook deliveries to loopback, private, link-local, CGNAT, unique-local,
-// multicast and unspecified addresses unless the operator allows a range with
-// --allow-cidr.
+// multicast, reserved and other special-purpose addresses unless the operator
+// allows a range with --allow-cidr, and to every range on the operator's deny
+// list (--deny-cidr), which no allowed range overrides.
 //
 // The check runs in net.Dialer's Control hook, on the IP the socket is about to
 // connect to, rather than on the URL's host name. Checking the name (or a DNS

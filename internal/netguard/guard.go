@@ -10,18 +10,38 @@ import (
 )
 
 // Guard refuses connections to forbidden addresses, except those inside the
-// operator's allowed ranges. A Guard is immutable and safe for concurrent use.
+// operator's allowed ranges, and to every address on the operator's deny list.
+// A Guard is immutable and safe for concurrent use.
 type Guard struct {
 	allow  []netip.Prefix
+	deny   []netip.Prefix
 	dialer net.Dialer
+}
+
+// Option configures a Guard beyond its allowed ranges. New settings come as
+// new Options, so existing callers of New keep compiling.
+type Option func(*Guard)
+
+// WithDeny adds the operator's deny list (--deny-cidr): ranges refused whatever
+// else applies. A deny entry wins over an allowed range that overlaps it, so an
+// operator can open 10.0.0.0/8 and still keep 10.0.0.0/24 (say, the nodes) shut.
+func WithDeny(deny []netip.Prefix) Option {
+	return func(g *Guard) {
+		for _, p := range deny {
+			g.deny = append(g.deny, normalizePrefix(p))
+		}
+	}
 }
 
 // New returns a Guard that refuses the default forbidden ranges except for
 // addresses inside allow.
-func New(allow []netip.Prefix) *Guard {
+func New(allow []netip.Prefix, opts ...Option) *Guard {
 	g := &Guard{}
 	for _, p := range allow {
 		g.allow = append(g.allow, normalizePrefix(p))
+	}
+	for _, o := range opts {
+		o(g)
 	}
 	g.dialer.Control = g.Control
 	return g
@@ -31,11 +51,21 @@ func New(allow []netip.Prefix) *Guard {
 // accepted as a single-address range, because "allow 10.0.0.7" is what people
 // mean when they type it.
 func ParseAllowCIDRs(values []string) ([]netip.Prefix, error) {
+	return parseCIDRs("--allow-cidr", values)
+}
+
+// ParseDenyCIDRs parses the operator's --deny-cidr values, as ParseAllowCIDRs
+// does --allow-cidr's.
+func ParseDenyCIDRs(values []string) ([]netip.Prefix, error) {
+	return parseCIDRs("--deny-cidr", values)
+}
+
+func parseCIDRs(flag string, values []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(values))
 	for _, v := range values {
 		p, err := ParseCIDR(v)
 		if err != nil {
-			return nil, fmt.Errorf("invalid --allow-cidr value %q: %w", v, err)
+			return nil, fmt.Errorf("invalid %s value %q (want a CIDR such as 10.0.0.0/8 or an IP address): %w", flag, v, err)
 		}
 		out = append(out, p)
 	}
@@ -53,10 +83,17 @@ func normalizePrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(a, p.Bits()).Masked()
 }
 
-// Check returns a *RefusedError when addr is in a forbidden range that no
-// allowed range covers, and nil otherwise.
+// Check returns a *RefusedError when addr is on the deny list, or in a
+// forbidden range that no allowed range covers, and nil otherwise.
 func (g *Guard) Check(addr netip.Addr) error {
 	addr = normalize(addr)
+	// The deny list comes first: it is the operator's last word, and no allowed
+	// range reopens what it closes.
+	for _, p := range g.deny {
+		if p.Contains(addr) {
+			return &RefusedError{Address: addr, Range: p, RangeName: DenyListRangeName, Denied: true}
+		}
+	}
 	r, forbidden := classify(addr)
 	if !forbidden {
 		return nil

@@ -34,10 +34,22 @@ func TestCheckClassifiesEveryRange(t *testing.T) {
 		{"172.16.0.1", "172.16.0.0/12", "private"},
 		{"172.31.255.255", "172.16.0.0/12", "private"},
 		{"192.168.1.1", "192.168.0.0/16", "private"},
+		{"192.0.0.1", "192.0.0.0/24", "IETF protocol assignments"},
+		{"192.0.0.170", "192.0.0.0/24", "IETF protocol assignments"},
+		{"198.18.0.1", "198.18.0.0/15", "benchmarking"},
+		{"198.19.255.255", "198.18.0.0/15", "benchmarking"},
 		{"224.0.0.1", "224.0.0.0/4", "multicast"},
 		{"239.255.255.250", "224.0.0.0/4", "multicast"},
+		{"240.0.0.1", "240.0.0.0/4", "reserved"},
+		{"255.255.255.254", "240.0.0.0/4", "reserved"},
+		{"255.255.255.255", "255.255.255.255/32", "broadcast"},
 		{"::", "::/128", "unspecified"},
 		{"::1", "::1/128", "loopback"},
+		{"::a00:1", "::/96", "IPv4-compatible"},
+		{"::127.0.0.1", "::/96", "IPv4-compatible"},
+		{"::169.254.169.254", "::/96", "IPv4-compatible"},
+		{"2001::1", "2001::/32", "Teredo"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::/32", "Teredo"},
 		{"64:ff9b::a00:1", "64:ff9b::/96", "NAT64"},
 		{"64:ff9b:1::1", "64:ff9b:1::/48", "NAT64"},
 		{"2002:a00:1::1", "2002::/16", "6to4"},
@@ -64,7 +76,14 @@ func TestCheckClassifiesEveryRange(t *testing.T) {
 		{"172.32.0.0", "", ""},
 		{"192.167.255.255", "", ""},
 		{"192.169.0.0", "", ""},
+		{"191.255.255.255", "", ""},
+		{"192.0.1.0", "", ""},
+		{"198.17.255.255", "", ""},
+		{"198.20.0.0", "", ""},
 		{"223.255.255.255", "", ""},
+		{"::1:0:0:1", "", ""},
+		{"2001:1::1", "", ""},
+		{"2001:4860:4860::8888", "", ""},
 		{"::ffff:93.184.216.34", "", ""},
 		{"2001:db8::1", "", ""},
 		{"2606:4700:4700::1111", "", ""},
@@ -127,6 +146,68 @@ func TestParseAllowCIDRsNamesTheBadValue(t *testing.T) {
 		if !strings.Contains(err.Error(), `"`+bad+`"`) {
 			t.Errorf("error %q does not name the bad value %q", err, bad)
 		}
+	}
+}
+
+func TestDenyListWinsOverAllowAndDefaults(t *testing.T) {
+	allow, err := netguard.ParseAllowCIDRs([]string{"10.0.0.0/8", "127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny, err := netguard.ParseDenyCIDRs([]string{"10.0.0.0/24", "93.184.216.34", "2606:4700::/32", "::ffff:127.0.0.2/128"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := netguard.New(allow, netguard.WithDeny(deny))
+	for _, tt := range []struct {
+		addr      string
+		wantRange string // "" means allowed
+	}{
+		{"10.0.0.7", "10.0.0.0/24"},           // inside an allowed range: the deny entry wins
+		{"10.0.1.7", ""},                      // allowed range, outside the deny entry
+		{"93.184.216.34", "93.184.216.34/32"}, // a public address can be denied too
+		{"::ffff:93.184.216.34", "93.184.216.34/32"},
+		{"93.184.216.35", ""},
+		{"2606:4700::1111", "2606:4700::/32"},
+		{"127.0.0.2", "127.0.0.2/32"}, // a mapped deny entry matches the IPv4 form
+		{"127.0.0.1", ""},
+	} {
+		err := g.Check(netip.MustParseAddr(tt.addr))
+		if tt.wantRange == "" {
+			if err != nil {
+				t.Errorf("Check(%s) = %v, want allowed", tt.addr, err)
+			}
+			continue
+		}
+		var refused *netguard.RefusedError
+		if !errors.As(err, &refused) {
+			t.Errorf("Check(%s) = %v, want *RefusedError", tt.addr, err)
+			continue
+		}
+		if !refused.Denied || refused.RangeName != netguard.DenyListRangeName || refused.Range != netip.MustParsePrefix(tt.wantRange) {
+			t.Errorf("Check(%s) refused as %q %s (denied=%v), want the operator deny list's %s", tt.addr, refused.RangeName, refused.Range, refused.Denied, tt.wantRange)
+		}
+	}
+	// Without a deny entry for it, a default range still names its own kind.
+	var refused *netguard.RefusedError
+	if err := g.Check(netip.MustParseAddr("192.168.0.1")); !errors.As(err, &refused) || refused.Denied || refused.RangeName != "private" {
+		t.Errorf("Check(192.168.0.1) = %v, want a refusal as private", err)
+	}
+}
+
+func TestParseDenyCIDRsNamesTheFlagAndTheBadValue(t *testing.T) {
+	_, err := netguard.ParseDenyCIDRs([]string{"10.0.0.0/8", "10.0.0.0/40"})
+	if err == nil || !strings.Contains(err.Error(), `--deny-cidr value "10.0.0.0/40"`) {
+		t.Fatalf("error = %v, want one naming --deny-cidr and the bad value", err)
+	}
+}
+
+func TestDeniedErrorNamesTheDenyList(t *testing.T) {
+	deny, _ := netguard.ParseDenyCIDRs([]string{"203.0.113.0/24"})
+	err := netguard.New(nil, netguard.WithDeny(deny)).Check(netip.MustParseAddr("203.0.113.9"))
+	want := "destination 203.0.113.9 is in range 203.0.113.0/24 of the operator deny list (--deny-cidr), which Hookpost always refuses; deliver to another address, or ask the operator's administrator to remove the range"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant    %s", err, want)
 	}
 }
 
@@ -222,6 +303,47 @@ func TestDialAllowsLoopbackWithAllowCIDR(t *testing.T) {
 				t.Errorf("status = %d, want 204", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// TestDialRefusesDeniedLoopbackAddress dials real sockets: with all of
+// 127.0.0.0/8 allowed and 127.0.0.2 denied, a server on 127.0.0.2 is refused
+// while one on 127.0.0.1 answers.
+func TestDialRefusesDeniedLoopbackAddress(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	servers := map[string]*httptest.Server{}
+	for _, host := range []string{"127.0.0.1", "127.0.0.2"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener = ln
+		srv.Start()
+		t.Cleanup(srv.Close)
+		servers[host] = srv
+	}
+	allow, _ := netguard.ParseAllowCIDRs([]string{"127.0.0.0/8"})
+	deny, err := netguard.ParseDenyCIDRs([]string{"127.0.0.2/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := clientWith(netguard.New(allow, netguard.WithDeny(deny)))
+
+	resp, err := client.Get(servers["127.0.0.1"].URL)
+	if err != nil {
+		t.Fatalf("GET 127.0.0.1 (allowed, not denied): %v", err)
+	}
+	resp.Body.Close()
+
+	resp, err = client.Get(servers["127.0.0.2"].URL)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("GET to the denied 127.0.0.2 succeeded")
+	}
+	var refused *netguard.RefusedError
+	if !errors.As(err, &refused) || refused.RangeName != netguard.DenyListRangeName || refused.Address != netip.MustParseAddr("127.0.0.2") {
+		t.Fatalf("GET 127.0.0.2 error = %v, want a refusal by the operator deny list", err)
 	}
 }
 

@@ -23,14 +23,28 @@ var forbiddenRanges = []forbiddenRange{
 	// node credentials: the classic SSRF target.
 	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
 	{netip.MustParsePrefix("172.16.0.0/12"), "private"},
+	// IETF protocol assignments: special-purpose addresses (DS-Lite, NAT64 discovery, TURN anycast) that
+	// answer on the operator's side of the network, never a public receiver.
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignments"},
 	{netip.MustParsePrefix("192.168.0.0/16"), "private"},
+	// Benchmarking space is routed internally by labs and some clouds, never on the Internet.
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
 	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	// The limited broadcast address lies inside 240.0.0.0/4; it is named on its own (and listed first) because
+	// "broadcast" says more than "reserved" to whoever reads the refusal.
+	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("::/128"), "unspecified"},
 	{netip.MustParsePrefix("::1/128"), "loopback"},
+	// Deprecated IPv4-compatible IPv6 (::10.0.0.1): some stacks still route it to the IPv4 address inside. Listed
+	// after ::/128 and ::1/128, which it contains, so those keep their own names.
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible"},
 	// These IPv6 ranges carry an IPv4 address inside: NAT64 (64:ff9b::a00:1 reaches 10.0.0.1 through a DNS64
 	// gateway) and 6to4. Refusing them whole keeps private IPv4 space from being reached by the back door.
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64"},
+	// Teredo carries the client's IPv4 address (obfuscated) and its server's in the address itself.
+	{netip.MustParsePrefix("2001::/32"), "Teredo"},
 	{netip.MustParsePrefix("2002::/16"), "6to4"},
 	{netip.MustParsePrefix("fc00::/7"), "unique-local"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local"},

@@ -6,8 +6,9 @@
 // measures deliveries per second, latency from insert to receipt, API-server writes per delivery, the CPU time of
 // the operator, kube-apiserver, etcd and PostgreSQL per delivery and their peak memory; after saturation with the
 // outbox it counts each event's success rows in the delivery ledger. It then measures two ceilings on the same
-// machine, a plain HTTP client posting the same signed bodies and a plain API client writing the same objects. It
-// reports; it never passes or fails on time.
+// machine, a plain HTTP client posting the same signed bodies and a plain API client writing the same objects.
+// Last, the memory scenario (memory.go) creates 10,000 subscriptions and 50,000 retained finished deliveries and
+// reports the operator's RSS with its cache transforms on and off. It reports; it never passes or fails on time.
 package main
 
 import (
@@ -44,6 +45,11 @@ type config struct {
 	ceilingWorkers int
 	timeout        time.Duration
 	operatorArgs   []string // appended to every run's operator command line
+	// The memory scenario: subscriptions and retained finished deliveries at rest; 0 subscriptions skips it.
+	memorySubs       int
+	memoryDeliveries int
+	memoryWorkers    int
+	memoryOnly       bool
 }
 
 func main() {
@@ -60,11 +66,21 @@ func main() {
 	flag.StringVar(&fanoutModesFlag, "fanout-modes", "fast", "Modes that run the fan-out scenario, comma-separated: in objects mode 100,000 deliveries take many minutes.")
 	flag.IntVar(&cfg.ceilingWorkers, "ceiling-workers", 64, "Concurrent workers of the HTTP and API ceilings.")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "Give up on a run after this long.")
+	flag.IntVar(&cfg.memorySubs, "memory-subscriptions", 10000, "Subscriptions of the memory scenario; 0 skips it.")
+	flag.IntVar(&cfg.memoryDeliveries, "memory-deliveries", 50000, "Retained finished deliveries of the memory scenario, spread over its subscriptions.")
+	flag.IntVar(&cfg.memoryWorkers, "memory-workers", 16, "Concurrent API clients creating the memory scenario's objects.")
+	flag.BoolVar(&cfg.memoryOnly, "memory-only", false, "Run only the memory scenario (no sources, modes or ceilings).")
 	flag.StringVar(&operatorArgsFlag, "operator-args", "", "Extra operator flags for every run, space-separated (for example --max-attempts-per-host=32).")
 	flag.Parse()
 	var err error
 	if cfg.sources, err = parseSources(sourcesFlag); err == nil {
 		cfg.modes, err = parseModes("-modes", modesFlag)
+	}
+	if err == nil && cfg.memoryOnly && cfg.memorySubs <= 0 {
+		err = errors.New("-memory-only needs -memory-subscriptions above 0")
+	}
+	if err == nil && cfg.memorySubs > 0 && cfg.memoryDeliveries < 0 {
+		err = errors.New("-memory-deliveries: give 0 or more")
 	}
 	if err == nil && len(cfg.modes) == 0 {
 		err = errors.New("-modes: name at least one mode")
@@ -130,6 +146,14 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{ctx: ctx, cfg: cfg, dir: dir, binary: binary, cp: cp, metrics: metrics, recv: recv,
 		shared: append(controlPlane, benchProcess())}
 
+	if cfg.memoryOnly {
+		mem, err := b.measureMemory()
+		if err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+		reportMemory(os.Stdout, mem)
+		return nil
+	}
 	var results []modeResult
 	for _, name := range cfg.sources {
 		r, err := b.measureSource(name)
@@ -149,7 +173,16 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return fmt.Errorf("api ceiling: %w", err)
 	}
+	var mem *memoryRun
+	if cfg.memorySubs > 0 {
+		if mem, err = b.measureMemory(); err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+	}
 	report(os.Stdout, cfg, results, ceilings{http: httpRate, api: apiRate, workers: cfg.ceilingWorkers})
+	if mem != nil {
+		reportMemory(os.Stdout, mem)
+	}
 	return nil
 }
 

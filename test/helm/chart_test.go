@@ -60,7 +60,7 @@ func TestChartRendersAndApplies(t *testing.T) {
 			if *d.Spec.Replicas != 1 {
 				t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
 			}
-			for _, name := range []string{"HOOKPOST_POSTGRES_DSN", "HOOKPOST_NATS_URL", "HOOKPOST_ALLOW_CIDRS"} {
+			for _, name := range []string{"HOOKPOST_POSTGRES_DSN", "HOOKPOST_NATS_URL", "HOOKPOST_ALLOW_CIDRS", "HOOKPOST_DENY_CIDRS"} {
 				if hasEnvVar(c, name) {
 					t.Errorf("%s is set although its value is off by default", name)
 				}
@@ -99,6 +99,7 @@ func TestChartRendersAndApplies(t *testing.T) {
 				"HOOKPOST_POSTGRES_TABLE":   "webhook_outbox",
 				"HOOKPOST_POSTGRES_MIGRATE": "true",
 				"HOOKPOST_ALLOW_CIDRS":      "10.0.0.0/8,fd00::/8",
+				"HOOKPOST_DENY_CIDRS":       "10.0.0.0/24",
 			} {
 				if got := envVar(t, c, name).Value; got != want {
 					t.Errorf("%s %q, want %q", name, got, want)
@@ -226,6 +227,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"nats.enabled=true"}, "/nats"},
 		{[]string{"logLevel=verbose"}, "/logLevel"},
 		{[]string{"allowCIDRs={10.0.0.0}"}, "/allowCIDRs/0"},
+		{[]string{"denyCIDRs={169.254.169.254}"}, "/denyCIDRs/0"},
 		{[]string{"concurency.deliveryWorkers=4"}, "concurency"},
 	} {
 		args := []string{"template", "hookpost", chart}

@@ -1,0 +1,79 @@
+package controller
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+)
+
+// annotationLastApplied is what `kubectl apply` keeps on every object it writes: a second copy of the object's
+// spec, which nothing in the operator reads.
+const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// annotationDataStripped marks a cached WebhookDelivery whose spec.data the cache dropped (see CacheOptions). It
+// exists only in the operator's memory: the API server never sees it, because the controllers write deliveries
+// with patches computed between two copies that both carry it.
+const annotationDataStripped = "webhooks.hookpost.io/cache-stripped-data"
+
+// CacheOptions are the manager's cache options, as the operator runs them; tests that run the real manager use
+// them too. With transforms, the cache keeps no managedFields and no last-applied-configuration annotation of any
+// object, and no spec.data of finished WebhookDeliveries: with tens of thousands of retained deliveries those are
+// most of the operator's memory, and nothing reads them from the cache. A finished delivery is sent again only on
+// a replay, and the delivery controller then reads it whole from the API server (dataStripped). transforms=false
+// (the manager's hidden --cache-transforms=false) keeps everything, so the bench can show the difference.
+func CacheOptions(transforms bool) cache.Options {
+	if !transforms {
+		return cache.Options{}
+	}
+	return cache.Options{
+		DefaultTransform: stripServerFields,
+		ByObject: map[client.Object]cache.ByObject{
+			&hookpostv1.WebhookDelivery{}: {Transform: stripDelivery},
+		},
+	}
+}
+
+// stripServerFields drops what the API server and kubectl keep on an object for their own use. It changes the
+// object in place: the informer hands over a freshly decoded object that nothing else holds yet.
+var stripServerFields toolscache.TransformFunc = func(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil // not an object (a tombstone is never transformed); keep it as it is
+	}
+	obj.SetManagedFields(nil)
+	if a := obj.GetAnnotations(); a != nil {
+		if _, ok := a[annotationLastApplied]; ok {
+			delete(a, annotationLastApplied)
+			obj.SetAnnotations(a)
+		}
+	}
+	return in, nil
+}
+
+// stripDelivery is stripServerFields plus, for a finished delivery, its payload, marked as dropped. A delivery
+// that is not finished keeps its data: it is about to be sent.
+var stripDelivery toolscache.TransformFunc = func(in any) (any, error) {
+	if _, err := stripServerFields(in); err != nil {
+		return in, err
+	}
+	d, ok := in.(*hookpostv1.WebhookDelivery)
+	if !ok || !d.Status.Phase.Finished() || d.Spec.Data == nil {
+		return in, nil
+	}
+	d.Spec.Data = nil
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[annotationDataStripped] = "true"
+	return in, nil
+}
+
+// dataStripped reports whether d came from the cache without its spec.data: EventOf(d) would be an event without
+// data, so a reader that sends or shows d must read it from the API server first.
+func dataStripped(d *hookpostv1.WebhookDelivery) bool {
+	_, ok := d.Annotations[annotationDataStripped]
+	return ok
+}
