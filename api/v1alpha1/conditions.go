@@ -9,6 +9,13 @@ const (
 	// ConditionDelivered is True on a WebhookDelivery once a receiver accepted it with a 2xx, False with a reason
 	// while it waits, retries or after it failed for good. Positive polarity.
 	ConditionDelivered = "Delivered"
+
+	// ConditionDeliveriesRefused is True on a WebhookSubscription while the API server refuses the
+	// WebhookDeliveries ingest makes for it (an admission policy or webhook denying them in its namespace, an
+	// object the server finds invalid, a full quota, the namespace being deleted): those events are not delivered
+	// to it, and are recorded in the ledger with outcome refused. It turns False once a delivery is created again
+	// after a quiet minute. Negative polarity: True needs attention; absent or False is healthy.
+	ConditionDeliveriesRefused = "DeliveriesRefused"
 )
 
 // Reasons on the Ready condition of a WebhookSubscription.
@@ -28,6 +35,21 @@ const (
 	ReasonInvalidHeader = "InvalidHeader"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
+)
+
+// Reasons on the DeliveriesRefused condition of a WebhookSubscription (and of its Warning Events).
+const (
+	// ReasonAdmissionDenied: an admission policy or webhook denied the delivery (DeliveriesRefused=True).
+	ReasonAdmissionDenied = "AdmissionDenied"
+	// ReasonDeliveryInvalid: the API server found the delivery invalid, e.g. the event is too large for an object
+	// (DeliveriesRefused=True).
+	ReasonDeliveryInvalid = "DeliveryInvalid"
+	// ReasonQuotaExceeded: a ResourceQuota in the namespace is full (DeliveriesRefused=True).
+	ReasonQuotaExceeded = "QuotaExceeded"
+	// ReasonNamespaceTerminating: the namespace is being deleted (DeliveriesRefused=True).
+	ReasonNamespaceTerminating = "NamespaceTerminating"
+	// ReasonDeliveriesCreated: deliveries are created again (DeliveriesRefused=False).
+	ReasonDeliveriesCreated = "DeliveriesCreated"
 )
 
 // Reasons on the Delivered condition of a WebhookDelivery.
