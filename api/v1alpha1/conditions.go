@@ -11,8 +11,9 @@ const (
 	ConditionDelivered = "Delivered"
 
 	// ConditionDeliveriesRefused is True on a WebhookSubscription while the API server refuses the
-	// WebhookDeliveries ingest makes for it (an admission policy or webhook denying them in its namespace, an
-	// object the server finds invalid, a full quota, the namespace being deleted): those events are not delivered
+	// WebhookDeliveries ingest makes for it (an admission policy or webhook denying them in its namespace, the
+	// operator forbidden there though allowed elsewhere, an object the server finds invalid, a full quota, the
+	// namespace being deleted): those events are not delivered
 	// to it, and are recorded in the ledger with outcome refused. It turns False once a delivery is created again
 	// after a quiet minute. Negative polarity: True needs attention; absent or False is healthy.
 	ConditionDeliveriesRefused = "DeliveriesRefused"
@@ -44,6 +45,9 @@ const (
 	// ReasonDeliveryInvalid: the API server found the delivery invalid, e.g. the event is too large for an object
 	// (DeliveriesRefused=True).
 	ReasonDeliveryInvalid = "DeliveryInvalid"
+	// ReasonDeliveryForbidden: the operator may not create deliveries in this namespace (its RBAC, or another
+	// authorizer), though it may in others (DeliveriesRefused=True).
+	ReasonDeliveryForbidden = "Forbidden"
 	// ReasonQuotaExceeded: a ResourceQuota in the namespace is full (DeliveriesRefused=True).
 	ReasonQuotaExceeded = "QuotaExceeded"
 	// ReasonNamespaceTerminating: the namespace is being deleted (DeliveriesRefused=True).

@@ -66,9 +66,15 @@ func tryCreate(ctx context.Context, c client.Client, refusals *Refusals, sub *Su
 		return "", nil
 	}
 	if apierrors.IsAlreadyExists(err) {
+		refusals.admitted(sub.Namespace)
 		return "", nil
 	}
-	if reason := refusal(err); reason != "" {
+	reason := refusal(err)
+	if reason == "" && apierrors.IsForbidden(err) && refusals.allowedElsewhere(ctx, sub.Namespace) {
+		// Forbidden here while the operator may create deliveries elsewhere: scoped to this namespace.
+		reason = refusalForbidden
+	}
+	if reason != "" {
 		metrics.DeliveryRefused(reason)
 		return reason, err
 	}
@@ -81,14 +87,15 @@ const (
 	refusalTerminating = "namespaceTerminating"
 	refusalQuota       = "quotaExceeded"
 	refusalAdmission   = "admissionDenied"
+	refusalForbidden   = "forbidden"
 )
 
 // refusal classifies a create error that no retry can fix ("" when a retry may). Each is scoped to the
 // subscription's namespace: an admission policy or webhook denying the object there, an object the API server
-// refuses, a namespace being deleted, a quota that is full. A Forbidden from RBAC is not one of them: the
-// operator's own permissions are granted operator-wide (a ClusterRole in the chart and kustomize), so it means
-// the operator is misconfigured and every event would be dropped; it blocks, handed back and retried, until
-// someone fixes it.
+// refuses, a namespace being deleted, a quota that is full. Any other Forbidden (RBAC, an authorizer) is scoped
+// only when the operator may create deliveries in other namespaces, which Refusals asks the API server
+// (tryCreate); when it may nowhere, the install is broken and every event would be dropped, so the batch is
+// handed back and retried until someone fixes it.
 func refusal(err error) string {
 	switch {
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):

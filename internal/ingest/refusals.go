@@ -3,9 +3,11 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +26,13 @@ import (
 
 // DefaultRefusalQuiet is RefusalsOptions.Quiet's default.
 const DefaultRefusalQuiet = time.Minute
+
+// verdictTTL is how long Refusals trusts its answer to "may the operator create deliveries in other
+// namespaces?", so a flood of Forbidden creates in one namespace costs a few access reviews.
+const verdictTTL = 10 * time.Second
+
+// namespacesReviewed bounds the other namespaces whose access is reviewed for one Forbidden namespace.
+const namespacesReviewed = 3
 
 // refusalMessageMax bounds the API server's message quoted in a condition or Event (an Event note holds 1 KiB).
 const refusalMessageMax = 512
@@ -47,6 +56,8 @@ type RefusalsOptions struct {
 	Quiet time.Duration
 }
 
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=selfsubjectaccessreviews,verbs=create
+
 // Refusals reports the (event, subscription) pairs whose WebhookDelivery the API server refused for good, so that
 // a refusal scoped to one subscription's namespace is seen where a person looks without holding back the events
 // of every other namespace: a ledger row with outcome refused, a Warning Event on the subscription (at most one
@@ -55,8 +66,20 @@ type RefusalsOptions struct {
 type Refusals struct {
 	o RefusalsOptions
 
-	mu   sync.Mutex
-	subs map[types.UID]*refusalState
+	mu        sync.Mutex
+	subs      map[types.UID]*refusalState
+	verdicts  map[string]verdict   // by Forbidden namespace
+	createdIn map[string]time.Time // when a create in a namespace last got past authorization and admission
+
+	// reviewing lets one review run at a time, so a batch full of Forbidden creates asks once.
+	reviewing sync.Mutex
+}
+
+// verdict is whether the operator may create deliveries outside a namespace where it is Forbidden, and when that
+// was asked.
+type verdict struct {
+	elsewhere bool
+	at        time.Time
 }
 
 // refusalState is what this process last did about one subscription's refusals.
@@ -82,7 +105,7 @@ func NewRefusals(o RefusalsOptions) *Refusals {
 	if o.Direct == nil {
 		o.Direct = o.Reader
 	}
-	return &Refusals{o: o, subs: map[types.UID]*refusalState{}}
+	return &Refusals{o: o, subs: map[types.UID]*refusalState{}, verdicts: map[string]verdict{}, createdIn: map[string]time.Time{}}
 }
 
 // Refused reports that the API server refused, for reason (a refusal() value), the delivery of ev to sub. first is
@@ -141,7 +164,7 @@ func (r *Refusals) Created(ctx context.Context, sub *Subscription) {
 	if r == nil {
 		return
 	}
-	now := r.o.Clock.Now()
+	now := r.admitted(sub.Namespace)
 	r.mu.Lock()
 	st := r.subs[types.UID(sub.UID)]
 	quiet := st == nil || now.Sub(st.lastRefused) >= r.o.Quiet
@@ -163,6 +186,100 @@ func (r *Refusals) Created(ctx context.Context, sub *Subscription) {
 	if err := r.setCondition(ctx, sub, cond); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "DeliveriesRefused condition not cleared", "subscriptionName", sub.Name, "namespace", sub.Namespace)
 	}
+}
+
+// admitted notes that a create in ns got past authorization and admission (created, or found already there),
+// and returns the time. It is evidence the operator may create deliveries outside any namespace where it is
+// Forbidden, so verdicts that said otherwise are dropped.
+func (r *Refusals) admitted(ns string) time.Time {
+	if r == nil {
+		return time.Time{}
+	}
+	now := r.o.Clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.createdIn[ns] = now
+	for k, v := range r.verdicts {
+		if !v.elsewhere {
+			delete(r.verdicts, k)
+		}
+	}
+	return now
+}
+
+// allowedElsewhere reports whether a create Forbidden in ns is scoped to ns: the operator may create
+// WebhookDeliveries in every namespace (so something other than its RBAC forbids ns), or in another namespace
+// that has subscriptions. Asked with SelfSubjectAccessReviews, not inferred from traffic, so an operator whose
+// permission is revoked everywhere blocks from the first event instead of refusing events until the
+// others' creates start failing. When the API server cannot answer, or for a nil *Refusals, it is false: the
+// batch waits.
+func (r *Refusals) allowedElsewhere(ctx context.Context, ns string) bool {
+	if r == nil {
+		return false
+	}
+	r.reviewing.Lock()
+	defer r.reviewing.Unlock()
+	now := r.o.Clock.Now()
+	r.mu.Lock()
+	v, ok := r.verdicts[ns]
+	r.mu.Unlock()
+	if ok && now.Sub(v.at) < verdictTTL {
+		return v.elsewhere
+	}
+	elsewhere, err := r.reviewElsewhere(ctx, ns)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Cannot tell whether a Forbidden create is scoped to its namespace; the batch waits", "namespace", ns)
+		return false
+	}
+	r.mu.Lock()
+	if !elsewhere {
+		// Forbidden everywhere: no namespace's earlier verdict holds.
+		clear(r.verdicts)
+	}
+	r.verdicts[ns] = verdict{elsewhere: elsewhere, at: now}
+	r.mu.Unlock()
+	return elsewhere
+}
+
+// reviewElsewhere asks whether the operator may create deliveries in every namespace, else in up to
+// namespacesReviewed others: those where creates got through most recently first, then those with subscriptions.
+func (r *Refusals) reviewElsewhere(ctx context.Context, forbidden string) (bool, error) {
+	namespaces := []string{metav1.NamespaceAll}
+	add := func(ns string) {
+		if ns != forbidden && !slices.Contains(namespaces, ns) && len(namespaces) <= namespacesReviewed {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	r.mu.Lock()
+	recent := make([]string, 0, len(r.createdIn))
+	for ns := range r.createdIn {
+		recent = append(recent, ns)
+	}
+	slices.SortFunc(recent, func(a, b string) int { return r.createdIn[b].Compare(r.createdIn[a]) })
+	r.mu.Unlock()
+	for _, ns := range recent {
+		add(ns)
+	}
+	list := &hookpostv1.WebhookSubscriptionList{}
+	if err := r.o.Reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return false, fmt.Errorf("list subscriptions: %w", err)
+	}
+	for i := range list.Items {
+		add(list.Items[i].Namespace)
+	}
+	for _, ns := range namespaces {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create",
+				Group: hookpostv1.GroupVersion.Group, Resource: "webhookdeliveries"},
+		}}
+		if err := r.o.Client.Create(ctx, review); err != nil {
+			return false, fmt.Errorf("review access to create deliveries in namespace %q: %w", ns, err)
+		}
+		if review.Status.Allowed {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Forget drops what was kept for a deleted subscription.
@@ -243,6 +360,8 @@ func conditionReason(refusal string) string {
 		return hookpostv1.ReasonQuotaExceeded
 	case refusalTerminating:
 		return hookpostv1.ReasonNamespaceTerminating
+	case refusalForbidden:
+		return hookpostv1.ReasonDeliveryForbidden
 	}
 	return hookpostv1.ReasonDeliveryInvalid
 }

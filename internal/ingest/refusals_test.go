@@ -3,15 +3,20 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -22,6 +27,7 @@ import (
 	"github.com/hookpost/hookpost/internal/ingest"
 	"github.com/hookpost/hookpost/internal/ledger"
 	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
+	"github.com/hookpost/hookpost/internal/source"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/test/fixtures"
 	"github.com/hookpost/hookpost/test/harness"
@@ -255,5 +261,125 @@ func TestAdmissionDenialAfterAFailedFirstAttempt(t *testing.T) {
 	})
 	if n := len(rcv.Requests("/a")); n != 1 {
 		t.Errorf("receiver a got %d requests, want 1: a refused delivery is not retried", n)
+	}
+}
+
+// dispatchErrors counts the dispatches that failed, each of which hands its batch back to the source.
+type dispatchErrors struct {
+	next ingest.Dispatcher
+	n    atomic.Int64
+}
+
+func (d *dispatchErrors) Dispatch(ctx context.Context, sub *ingest.Subscription, ev *source.Event) error {
+	err := d.next.Dispatch(ctx, sub, ev)
+	if err != nil && ctx.Err() == nil {
+		d.n.Add(1)
+	}
+	return err
+}
+
+// TestForbiddenInOneNamespaceIsScopedAndEverywhereBlocks: the operator runs as a user that may read
+// subscriptions everywhere but create deliveries only in namespace B (a RoleBinding there). Forbidden in A while
+// allowed in B is a refusal scoped to A: B's deliveries are made, the batch acknowledged, A's pairs in the ledger
+// as refused with reason Forbidden. When the permission is revoked in B too, the operator may create deliveries
+// nowhere: B's pair is not refused, the batch waits, and once B's permission is back its event is delivered.
+func TestForbiddenInOneNamespaceIsScopedAndEverywhereBlocks(t *testing.T) {
+	ctx := context.Background()
+	nsA, nsB := namespace(t), namespace(t)
+	subscribe(t, fixtures.Subscription(nsA, "a", "https://example.com/a"), fixtures.Subscription(nsB, "b", "https://example.com/b"))
+	user := fmt.Sprintf("hookpost-rbac-%d", counter.Add(1))
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	read := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user + "-read"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{hookpostv1.GroupVersion.Group}, Resources: []string{"webhooksubscriptions", "webhookdeliveries"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{hookpostv1.GroupVersion.Group}, Resources: []string{"webhooksubscriptions/status"}, Verbs: []string{"get", "patch", "update"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
+	}}
+	create := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user + "-create"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{hookpostv1.GroupVersion.Group}, Resources: []string{"webhookdeliveries"}, Verbs: []string{"create"}},
+	}}
+	readBinding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user + "-read"}, Subjects: subject,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: read.Name}}
+	createInB := func() *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: user + "-create"}, Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: create.Name}}
+	}
+	for _, o := range []client.Object{read, create, readBinding, createInB()} {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = cp.Client.Delete(ctx, readBinding)
+		_ = cp.Client.Delete(ctx, read)
+		_ = cp.Client.Delete(ctx, create)
+	})
+	allowedIn := func(ns string) bool {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: hookpostv1.GroupVersion.Group, Resource: "webhookdeliveries"}}}
+		if err := cp.Client.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed
+	}
+	waitFor(t, "the user allowed in B only", func() bool { return allowedIn(nsB) && !allowedIn(nsA) })
+
+	src, table := newOutbox(t, postgres.Options{})
+	w := newLedger(t, table)
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := ingest.NewRefusals(ingest.RefusalsOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Direct: mgr.GetAPIReader(),
+		Events: mgr.GetEventRecorder("hookpost-ingest"), Ledger: w})
+	d := &dispatchErrors{next: ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals}}
+	if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	ids := insert(t, table, row{"order.created", "", "", `{"n":1}`}, row{"order.created", "", "", `{"n":2}`})
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	if got, want := deliveries(t, nsB), sortedCopy([]string{"b/" + ids[0], "b/" + ids[1]}); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("namespace B deliveries = %v, want %v", got, want)
+	}
+	for _, a := range ledgerOf(t, w, nsA, 2) {
+		if a.Outcome != ledger.OutcomeRefused || a.Subscription != "a" || !strings.Contains(a.Error, "forbidden") {
+			t.Errorf("ledger row %+v, want a refused delivery of subscription a, Forbidden", a)
+		}
+	}
+	waitFor(t, "DeliveriesRefused=True on a, reason Forbidden", func() bool {
+		c := refusedCondition(t, nsA, "a")
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == hookpostv1.ReasonDeliveryForbidden
+	})
+
+	// Revoked in B as well: the operator may create deliveries nowhere, so the next event waits, refused nowhere.
+	if err := cp.Client.Delete(ctx, createInB()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the user allowed nowhere", func() bool { return !allowedIn(nsB) })
+	before := d.n.Load()
+	next := insert(t, table, row{"order.created", "", "", `{"n":3}`})
+	waitFor(t, "the batch handed back twice", func() bool { return d.n.Load() >= before+2 })
+	if n := pendingRows(t, table); n != 1 {
+		t.Fatalf("%d rows pending, want the event's: a batch Forbidden everywhere is not acknowledged", n)
+	}
+	if rows, err := w.Query(ctx, ledgerpg.Filter{Namespace: nsB}); err != nil || len(rows) != 0 {
+		t.Fatalf("ledger rows in B %+v (%v): an event Forbidden everywhere must wait, not be refused", rows, err)
+	}
+	if err := cp.Client.Create(ctx, createInB()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every row done once B's permission is back", func() bool { return pendingRows(t, table) == 0 })
+	if got := deliveries(t, nsB); len(got) != 3 || !slices.Contains(got, "b/"+next[0]) {
+		t.Fatalf("namespace B deliveries = %v, want b/%s among 3", got, next[0])
+	}
+	if rows, err := w.Query(ctx, ledgerpg.Filter{Namespace: nsB}); err != nil || len(rows) != 0 {
+		t.Fatalf("ledger rows in B %+v (%v), want none refused", rows, err)
 	}
 }
