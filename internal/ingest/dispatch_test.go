@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,5 +42,24 @@ func TestRefusal(t *testing.T) {
 				t.Fatalf("refusal(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTruncateKeepsValidUTF8: the API server's message goes into conditions and Event notes, which must hold valid
+// UTF-8 within their limits.
+func TestTruncateKeepsValidUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"ab€cd", 4, "ab…"}, // € is 3 bytes: cut before it, not inside
+	} {
+		got := truncate(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }

@@ -34,6 +34,9 @@ const verdictTTL = 10 * time.Second
 // namespacesReviewed bounds the other namespaces whose access is reviewed for one Forbidden namespace.
 const namespacesReviewed = 3
 
+// eventNoteMax keeps an Event's note under the API server's 1 KiB limit, truncation mark included.
+const eventNoteMax = 1000
+
 // refusalMessageMax bounds the API server's message quoted in a condition or Event (an Event note holds 1 KiB).
 const refusalMessageMax = 512
 
@@ -61,7 +64,8 @@ type RefusalsOptions struct {
 // Refusals reports the (event, subscription) pairs whose WebhookDelivery the API server refused for good, so that
 // a refusal scoped to one subscription's namespace is seen where a person looks without holding back the events
 // of every other namespace: a ledger row with outcome refused, a Warning Event on the subscription (at most one
-// per Quiet, counting the rest), the DeliveriesRefused condition, and the log. The metric
+// per Quiet, counting the rest), the DeliveriesRefused condition, and the log (at error level as often as the
+// Events, every refusal at V(1)). The metric
 // hookpost_deliveries_refused_total is counted where the refusal is classified. A nil *Refusals only logs.
 type Refusals struct {
 	o RefusalsOptions
@@ -113,8 +117,8 @@ func NewRefusals(o RefusalsOptions) *Refusals {
 // refusal is final, and a report that cannot be written is logged.
 func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Event, reason string, refusedBy error, first *controller.FirstAttempt) {
 	log := ctrl.LoggerFrom(ctx).WithValues("eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
-	log.Error(refusedBy, "Delivery refused by the API server; event not delivered to this subscription")
 	if r == nil {
+		log.Error(refusedBy, "Delivery refused by the API server; event not delivered to this subscription")
 		return
 	}
 	r.record(sub, ev, refusedBy, first)
@@ -136,6 +140,12 @@ func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Ev
 	}
 	r.mu.Unlock()
 
+	// Logged at error level as often as an Event is made; every one at V(1), for the flood's event ids.
+	if emit {
+		log.Error(refusedBy, "Delivery refused by the API server; event not delivered to this subscription", "refusedSinceLastReport", n)
+	} else {
+		log.V(1).Info("Delivery refused by the API server; event not delivered to this subscription", "error", refusedBy.Error())
+	}
 	obj := r.cached(ctx, sub)
 	if obj == nil {
 		return // deleted: its deliveries would go with it
@@ -146,7 +156,7 @@ func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Ev
 		if n > 1 {
 			note = fmt.Sprintf("%d deliveries refused since the last Event; the latest: %s", n, msg)
 		}
-		r.o.Events.Eventf(obj, nil, corev1.EventTypeWarning, conditionReason(reason), "CreateDelivery", "%s", note)
+		r.o.Events.Eventf(obj, nil, corev1.EventTypeWarning, conditionReason(reason), "CreateDelivery", "%s", truncate(note, eventNoteMax))
 	}
 	if c := meta.FindStatusCondition(obj.Status.Conditions, hookpostv1.ConditionDeliveriesRefused); write && (c == nil || c.Status != metav1.ConditionTrue || c.Reason != conditionReason(reason)) {
 		cond := metav1.Condition{Type: hookpostv1.ConditionDeliveriesRefused, Status: metav1.ConditionTrue, Reason: conditionReason(reason),
