@@ -159,16 +159,19 @@ func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Ev
 		r.o.Events.Eventf(obj, nil, corev1.EventTypeWarning, conditionReason(reason), "CreateDelivery", "%s", truncate(note, eventNoteMax))
 	}
 	if c := meta.FindStatusCondition(obj.Status.Conditions, hookpostv1.ConditionDeliveriesRefused); write && (c == nil || c.Status != metav1.ConditionTrue || c.Reason != conditionReason(reason)) {
+		if r.o.Ledger != ledger.Discard {
+			msg += ". Such events are in the ledger with outcome refused."
+		}
 		cond := metav1.Condition{Type: hookpostv1.ConditionDeliveriesRefused, Status: metav1.ConditionTrue, Reason: conditionReason(reason),
-			Message: msg + ". Such events are in the ledger with outcome refused.", ObservedGeneration: obj.Generation}
+			Message: msg, ObservedGeneration: obj.Generation}
 		if err := r.setCondition(ctx, sub, cond); err != nil {
 			log.Error(err, "DeliveriesRefused condition not written")
 		}
 	}
 }
 
-// Created reports that a delivery of sub was created (or its first attempt succeeded): the API server takes its
-// deliveries again. The condition turns False once sub had no refusal for Quiet, so a policy that refuses some of
+// Created reports that a delivery of sub was created: the API server takes its deliveries again (a first attempt
+// that succeeded proves nothing of the kind, as it needs no object). The condition turns False once sub had no refusal for Quiet, so a policy that refuses some of
 // a subscription's events and admits others does not flip it on every event.
 func (r *Refusals) Created(ctx context.Context, sub *Subscription) {
 	if r == nil {
