@@ -15,6 +15,14 @@ const (
 	// spec.filter.tenants names, False when the subscription would miss events for want of a grant. Positive
 	// polarity. Absent when isolation is off.
 	ConditionTenantsGranted = "TenantsGranted"
+
+	// ConditionDeliveriesRefused is True on a WebhookSubscription while the API server refuses the
+	// WebhookDeliveries ingest makes for it (an admission policy or webhook denying them in its namespace, the
+	// operator forbidden there though allowed elsewhere, an object the server finds invalid, a full quota, the
+	// namespace being deleted): those events are not delivered
+	// to it, and are recorded in the ledger with outcome refused. It turns False once a delivery is created again
+	// after a quiet minute. Negative polarity: True needs attention; absent or False is healthy.
+	ConditionDeliveriesRefused = "DeliveriesRefused"
 )
 
 // Reasons on the TenantsGranted condition of a WebhookSubscription.
@@ -45,6 +53,24 @@ const (
 	ReasonInvalidHeader = "InvalidHeader"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
+)
+
+// Reasons on the DeliveriesRefused condition of a WebhookSubscription (and of its Warning Events).
+const (
+	// ReasonAdmissionDenied: an admission policy or webhook denied the delivery (DeliveriesRefused=True).
+	ReasonAdmissionDenied = "AdmissionDenied"
+	// ReasonDeliveryInvalid: the API server found the delivery invalid, e.g. the event is too large for an object
+	// (DeliveriesRefused=True).
+	ReasonDeliveryInvalid = "DeliveryInvalid"
+	// ReasonDeliveryForbidden: the operator may not create deliveries in this namespace (its RBAC, or another
+	// authorizer), though it may in others (DeliveriesRefused=True).
+	ReasonDeliveryForbidden = "Forbidden"
+	// ReasonQuotaExceeded: a ResourceQuota in the namespace is full (DeliveriesRefused=True).
+	ReasonQuotaExceeded = "QuotaExceeded"
+	// ReasonNamespaceTerminating: the namespace is being deleted (DeliveriesRefused=True).
+	ReasonNamespaceTerminating = "NamespaceTerminating"
+	// ReasonDeliveriesCreated: deliveries are created again (DeliveriesRefused=False).
+	ReasonDeliveriesCreated = "DeliveriesCreated"
 )
 
 // Reasons on the Delivered condition of a WebhookDelivery.

@@ -208,7 +208,8 @@ type WebhookSubscriptionStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready says whether the subscription can deliver, with a reason when it cannot.
+	// conditions: Ready says whether the subscription can deliver, with a reason when it cannot;
+	// DeliveriesRefused is True while the API server refuses the deliveries of its events, with the reason.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8

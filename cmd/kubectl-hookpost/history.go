@@ -48,8 +48,9 @@ days by default), after WebhookDeliveries have been pruned by their subscription
 attempts that never had a WebhookDelivery object.
 
 Shows the latest --limit attempts that pass the filters, oldest first. OUTCOME is what the delivery became
-after the attempt: succeeded, retrying or failed. Without a ledger only WebhookDeliveries within the history
-limits remain: use kubectl get whdel and kubectl hookpost inspect.`,
+after the attempt: succeeded, retrying, failed, or refused (the API server refused its WebhookDelivery, so
+the event was not delivered to that subscription; attempt 0 when no HTTP attempt was made). Without a ledger
+only WebhookDeliveries within the history limits remain: use kubectl get whdel and kubectl hookpost inspect.`,
 		Example: `  kubectl hookpost history --ledger-dsn postgres://reader@db:5432/hookpost --subscription orders --since 2h
   kubectl hookpost history --subscription orders --outcome failed --since 2025-11-16T08:00:00Z -o json
   kubectl hookpost history -A --event 3f2a9c0e-1d7b-4a5c-9e10-2b3c4d5e6f70`,
@@ -63,7 +64,7 @@ limits remain: use kubectl get whdel and kubectl hookpost inspect.`,
 	// No -s: kubectl's connection flags, which every command shares, hold it for --server.
 	f.StringVar(&o.subscription, "subscription", "", "Only attempts of this subscription.")
 	f.StringVar(&o.event, "event", "", "Only attempts of this event id, for every subscription it matched.")
-	f.StringVar(&o.outcome, "outcome", "", "Only attempts after which the delivery was succeeded, retrying or failed.")
+	f.StringVar(&o.outcome, "outcome", "", "Only attempts after which the delivery was succeeded, retrying, failed or refused.")
 	f.StringVar(&o.since, "since", "", "Only attempts within this long, such as 1h, or since this RFC 3339 time, such as 2025-11-16T08:00:00Z.")
 	f.IntVar(&o.limit, "limit", ledgerpg.DefaultQueryLimit, "Show at most this many attempts, the latest.")
 	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Attempts of subscriptions in every namespace.")

@@ -155,7 +155,7 @@ func TestHistoryFromTheLedger(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--outcome", "Failed"}, "--outcome succeeded, retrying or failed"},
+		{[]string{"--outcome", "Failed"}, "--outcome succeeded, retrying, failed or refused"},
 		{[]string{"--since", "yesterday"}, "RFC 3339"},
 		{[]string{"--limit", "0"}, "--limit"},
 		{[]string{"-o", "xml"}, "json, yaml or wide"},

@@ -82,12 +82,14 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 
 // dispatcher returns what ingest hands its matches to, adding the SuccessLog runnable to mgr when it needs one.
 func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) (ingest.Dispatcher, error) {
+	refusals := ingest.NewRefusals(ingest.RefusalsOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Direct: mgr.GetAPIReader(),
+		Events: mgr.GetEventRecorder("hookpost-ingest"), Ledger: deps.ledger, Clock: clk})
 	if !o.firstAttempt {
-		return ingest.DeliveryCreator{Client: mgr.GetClient()}, nil
+		return ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals}, nil
 	}
 	fo := ingest.FirstAttemptOptions{
 		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sender: deps.sender,
-		Ledger: deps.ledger, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
+		Ledger: deps.ledger, Refusals: refusals, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
 	}
 	switch o.successObjects {
 	case successObjectsNewest:

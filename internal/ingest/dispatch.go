@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -37,22 +37,26 @@ type Later func(work func() error)
 // controller to attempt: the object-per-delivery mode (--first-attempt=false).
 type DeliveryCreator struct {
 	Client client.Client
+	// Refusals reports deliveries the API server refuses for good; nil only logs them.
+	Refusals *Refusals
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
-	return createDelivery(ctx, c.Client, sub, ev, NewDelivery(sub, ev))
+	return createDelivery(ctx, c.Client, c.Refusals, sub, ev, NewDelivery(sub, ev))
 }
 
+// Forget drops what was kept for a deleted subscription.
+func (c DeliveryCreator) Forget(uid types.UID) { c.Refusals.Forget(uid) }
+
 // createDelivery creates d, the delivery of ev to sub. AlreadyExists is success (an earlier hand-over of the
-// event created it), and so is a refusal no retry can fix, which is logged and counted instead.
-func createDelivery(ctx context.Context, c client.Client, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
-	reason, err := tryCreate(ctx, c, sub, ev, d)
+// event created it), and so is a refusal no retry can fix, which is reported through refusals instead.
+func createDelivery(ctx context.Context, c client.Client, refusals *Refusals, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
+	reason, err := tryCreate(ctx, c, refusals, sub, ev, d)
 	if reason != "" {
-		// Retrying would be refused again and hold back every event behind this one, for every subscription:
-		// record it loudly and move on.
-		ctrl.LoggerFrom(ctx).Error(err, "Delivery refused by the API server; event not delivered to this subscription",
-			"eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
+		// Retrying would be refused again and hold back every event behind this one, for every namespace: the
+		// refusal is scoped to this subscription's namespace, so report it there and move on.
+		refusals.Refused(ctx, sub, ev, reason, err, nil)
 		return nil
 	}
 	return err
@@ -61,31 +65,68 @@ func createDelivery(ctx context.Context, c client.Client, sub *Subscription, ev 
 // tryCreate creates d; AlreadyExists is success. A refusal no retry can fix returns its reason (counted in
 // hookpost_deliveries_refused_total) with the API server's error, for the caller to report; any other error is
 // returned for the batch to be handed back.
-func tryCreate(ctx context.Context, c client.Client, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) (refused string, err error) {
+func tryCreate(ctx context.Context, c client.Client, refusals *Refusals, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) (refused string, err error) {
 	err = c.Create(ctx, d)
-	if err == nil || apierrors.IsAlreadyExists(err) {
+	if err == nil {
+		refusals.Created(ctx, sub)
 		return "", nil
 	}
-	if reason := refusal(err); reason != "" {
+	if apierrors.IsAlreadyExists(err) {
+		refusals.admitted(sub.Namespace)
+		return "", nil
+	}
+	reason := refusal(err)
+	if reason == "" && apierrors.IsForbidden(err) && refusals.allowedElsewhere(ctx, sub.Namespace) {
+		// Forbidden here while the operator may create deliveries elsewhere: scoped to this namespace.
+		reason = refusalForbidden
+	}
+	if reason != "" {
 		metrics.DeliveryRefused(reason)
 		return reason, err
 	}
 	return "", fmt.Errorf("create delivery of event %s for subscription %s/%s: %w", ev.ID, sub.Namespace, sub.Name, err)
 }
 
-// refusal classifies a create error that no retry can fix ("" when a retry may): an object the API server
-// refuses, a namespace being deleted, a quota that is full. A Forbidden from RBAC is not one of them: it means
-// the operator is misconfigured, and every event would be dropped, so it blocks until someone fixes it.
+// Values of refusal(), the reason label of hookpost_deliveries_refused_total.
+const (
+	refusalInvalid     = "invalid"
+	refusalTerminating = "namespaceTerminating"
+	refusalQuota       = "quotaExceeded"
+	refusalAdmission   = "admissionDenied"
+	refusalForbidden   = "forbidden"
+)
+
+// refusal classifies a create error that no retry can fix ("" when a retry may). Each is scoped to the
+// subscription's namespace: an admission policy or webhook denying the object there, an object the API server
+// refuses, a namespace being deleted, a quota that is full. Any other Forbidden (RBAC, an authorizer) is scoped
+// only when the operator may create deliveries in other namespaces, which Refusals asks the API server
+// (tryCreate); when it may nowhere, the install is broken and every event would be dropped, so the batch is
+// handed back and retried until someone fixes it.
 func refusal(err error) string {
 	switch {
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err):
-		return "invalid"
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		return "namespaceTerminating"
+		return refusalTerminating
 	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota"):
-		return "quotaExceeded"
+		return refusalQuota
+	case admissionDenied(err):
+		return refusalAdmission
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err):
+		return refusalInvalid
 	}
 	return ""
+}
+
+// admissionDenied reports whether err is an admission webhook's or a ValidatingAdmissionPolicy's denial. The API
+// server marks neither with a cause; both say so in the message, in these words since Kubernetes 1.16 and 1.26.
+// A webhook that cannot be called is an InternalError, not a denial: that one is retried.
+func admissionDenied(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Code >= 500 {
+		return false
+	}
+	msg := status.Status().Message
+	return (strings.Contains(msg, "admission webhook ") && strings.Contains(msg, " denied the request")) ||
+		(strings.Contains(msg, "ValidatingAdmissionPolicy ") && strings.Contains(msg, " denied request"))
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the

@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,10 @@ func TestRefusal(t *testing.T) {
 		{"invalid object", apierrors.NewInvalid(schema.GroupKind{Kind: "WebhookDelivery"}, "d", field.ErrorList{field.TooLong(field.NewPath("spec", "event", "tenantID"), "", 253)}), "invalid"},
 		{"namespace being deleted", terminating, "namespaceTerminating"},
 		{"quota full", apierrors.NewForbidden(gr, "d", errors.New("exceeded quota: deliveries, requested: count/webhookdeliveries=1")), "quotaExceeded"},
+		{"admission policy, reason Forbidden", apierrors.NewForbidden(gr, "d", errors.New(`ValidatingAdmissionPolicy 'no-deliveries' with binding 'no-deliveries' denied request: not here`)), "admissionDenied"},
+		{"admission policy, reason Invalid", apierrors.NewInvalid(schema.GroupKind{Kind: "WebhookDelivery"}, "d", field.ErrorList{field.Forbidden(field.NewPath(""), `ValidatingAdmissionPolicy 'no-deliveries' with binding 'no-deliveries' denied request: not here`)}), "admissionDenied"},
+		{"admission webhook", apierrors.NewForbidden(gr, "d", errors.New(`admission webhook "deny.example.com" denied the request: not here`)), "admissionDenied"},
+		{"admission webhook that cannot be called: retry", apierrors.NewInternalError(errors.New(`failed calling webhook "deny.example.com": connection refused`)), ""},
 		{"RBAC: the operator is misconfigured, so wait for a fix", apierrors.NewForbidden(gr, "d", errors.New(`User "system:serviceaccount:hookpost:hookpost" cannot create resource "webhookdeliveries"`)), ""},
 		{"server timeout", apierrors.NewServerTimeout(gr, "create", 1), ""},
 		{"throttled", apierrors.NewTooManyRequests("slow down", 1), ""},
@@ -37,5 +42,24 @@ func TestRefusal(t *testing.T) {
 				t.Fatalf("refusal(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTruncateKeepsValidUTF8: the API server's message goes into conditions and Event notes, which must hold valid
+// UTF-8 within their limits.
+func TestTruncateKeepsValidUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"ab€cd", 4, "ab…"}, // € is 3 bytes: cut before it, not inside
+	} {
+		got := truncate(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }

@@ -44,6 +44,9 @@ type FirstAttemptOptions struct {
 	// Ledger appends every success; a failed first attempt is appended by the delivery controller when it moves
 	// the attempt into status. nil keeps none (ledger.Discard).
 	Ledger ledger.Recorder
+	// Refusals reports deliveries the API server refuses for good (default: to the ledger, the condition and the
+	// log, without Events).
+	Refusals *Refusals
 	// UserAgent is sent on every attempt.
 	UserAgent string
 	// Clock stamps attempts (default the real clock).
@@ -84,6 +87,10 @@ func NewFirstAttempt(o FirstAttemptOptions) *FirstAttempt {
 	if o.Ledger == nil {
 		o.Ledger = ledger.Discard
 	}
+	if o.Refusals == nil {
+		// A failed attempt whose delivery is refused is in the ledger even without Events.
+		o.Refusals = NewRefusals(RefusalsOptions{Client: o.Client, Reader: o.Reader, Ledger: o.Ledger, Clock: o.Clock})
+	}
 	return &FirstAttempt{o: o, targets: map[types.UID]*preparedTarget{}}
 }
 
@@ -114,7 +121,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if !ok {
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		later(func() error { return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev)) })
+		later(func() error { return createDelivery(ctx, f.o.Client, f.o.Refusals, sub, ev, NewDelivery(sub, ev)) })
 		return nil
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
@@ -136,21 +143,20 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 }
 
 // recordAttempted writes the delivery carrying an attempt already made. When the API server refuses it for good,
-// the attempt is recorded in the ledger here, since no delivery controller will: a success as delivered, a
-// failure as failed, not retried.
+// a success is delivered all the same (and in the ledger already); a failure is not retried, and is reported as
+// refused, its attempt in the ledger with outcome refused, since no delivery controller will record it.
 func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
 	if reason == "" {
 		return err
 	}
-	log := ctrl.LoggerFrom(ctx).WithValues("eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
 	if first.Class == delivery.ClassSucceeded {
-		// Delivered (and in the ledger already); only its object is missing.
-		log.Info("Delivered; its WebhookDelivery was refused by the API server", "error", err.Error())
+		// Only its object is missing.
+		ctrl.LoggerFrom(ctx).Info("Delivered; its WebhookDelivery was refused by the API server", "eventID", ev.ID, "eventType", ev.Type,
+			"subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason, "error", err.Error())
 		return nil
 	}
-	log.Error(err, "First attempt failed and its WebhookDelivery was refused by the API server; the event is not retried for this subscription")
-	f.o.Ledger.Record(attemptRecord(sub, ev, first, ledger.OutcomeFailed))
+	f.o.Refusals.Refused(ctx, sub, ev, reason, err, &first)
 	return nil
 }
 
@@ -222,6 +228,7 @@ func (f *FirstAttempt) Forget(uid types.UID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.targets, uid)
+	f.o.Refusals.Forget(uid)
 }
 
 // deliveryWithFirstAttempt is the delivery of ev to sub carrying its first attempt.

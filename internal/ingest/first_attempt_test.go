@@ -331,7 +331,7 @@ func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
 
 // TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger: when the API server refuses for good the delivery
 // that would carry a failed first attempt (here its namespace is being deleted), the event is not retried and
-// the attempt is not lost: the ledger records it as failed, and its outbox row is done.
+// the attempt is not lost: the ledger records it with outcome refused, and its outbox row is done.
 func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()
@@ -364,8 +364,8 @@ func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 		got, err = w.Query(context.Background(), ledgerpg.Filter{Namespace: ns})
 		return err == nil && len(got) > 0
 	})
-	if len(got) != 1 || got[0].EventID != ids[0] || got[0].Outcome != ledger.OutcomeFailed || got[0].StatusCode != 503 || got[0].Number != 1 {
-		t.Fatalf("ledger = %+v, want attempt 1 of %s, 503, failed", got, ids[0])
+	if len(got) != 1 || got[0].EventID != ids[0] || got[0].Outcome != ledger.OutcomeRefused || got[0].StatusCode != 503 || got[0].Number != 1 {
+		t.Fatalf("ledger = %+v, want attempt 1 of %s, 503, refused", got, ids[0])
 	}
 	if n := len(rcv.Requests("/down")); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)

@@ -371,8 +371,15 @@ func queryRow(t *testing.T, sql string, args ...any) pgx.Row {
 
 func pendingRows(t *testing.T, table string) int {
 	t.Helper()
+	// Its own connection, closed at once: waitFor polls this every 50 ms, and connections kept until the test
+	// ends would exhaust the server's before a wait times out with its own message.
+	conn, err := pgx.Connect(context.Background(), pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
 	var n int
-	if err := queryRow(t, "SELECT count(*) FROM "+table+" WHERE status = 'pending'").Scan(&n); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+table+" WHERE status = 'pending'").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

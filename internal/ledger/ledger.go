@@ -41,6 +41,10 @@ const (
 	OutcomeRetrying Outcome = "retrying"
 	// OutcomeFailed: the attempt failed and none follows, unless the delivery is replayed.
 	OutcomeFailed Outcome = "failed"
+	// OutcomeRefused: the API server refused the delivery's WebhookDelivery (an admission policy or webhook, an
+	// invalid object, a full quota, a namespace being deleted), so the event is not delivered to the subscription
+	// and nothing retries it. Number is 0 when no HTTP attempt was made, 1 for a first attempt that failed.
+	OutcomeRefused Outcome = "refused"
 )
 
 // Recorder appends attempts. Record never blocks on the database.

@@ -24,7 +24,7 @@ var (
 	}, []string{"source"})
 	deliveriesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_deliveries_refused_total",
-		Help: "Deliveries the API server refused for good (invalid, namespaceTerminating, quotaExceeded); the event was not delivered to that subscription.",
+		Help: "WebhookDeliveries the API server refused for good, by reason (admissionDenied, forbidden, invalid, namespaceTerminating, quotaExceeded); unless its first attempt had succeeded, the event was not delivered to that subscription and is in the ledger with outcome refused.",
 	}, []string{"reason"})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",

@@ -49,10 +49,26 @@ func DDL(schema, tableName string) string {
     error         text,
     response      bytea,
     next_retry_at timestamptz,
-    outcome       text        NOT NULL CHECK (outcome IN ('succeeded', 'retrying', 'failed')),
+    outcome       text        NOT NULL CHECK (outcome IN ('succeeded', 'retrying', 'failed', 'refused')),
     test          boolean     NOT NULL DEFAULT false,
     replay        boolean     NOT NULL DEFAULT false
 );
+
+-- A table made before outcome 'refused' existed gets it added to its check; NOT VALID skips re-reading the rows,
+-- which passed the narrower check.
+DO $hookpost$
+DECLARE
+    old text;
+BEGIN
+    SELECT conname INTO old FROM pg_constraint
+     WHERE conrelid = %[8]s::regclass AND contype = 'c'
+       AND pg_get_constraintdef(oid) LIKE '%%outcome%%' AND pg_get_constraintdef(oid) NOT LIKE '%%refused%%';
+    IF old IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE %%s DROP CONSTRAINT %%I', %[8]s::regclass, old);
+        EXECUTE format('ALTER TABLE %%s ADD CONSTRAINT %%I CHECK (outcome IN (''succeeded'', ''retrying'', ''failed'', ''refused'')) NOT VALID',
+            %[8]s::regclass, old);
+    END IF;
+END $hookpost$;
 
 -- The DO blocks skip statements whose object exists: creating an index locks the table against Hookpost's
 -- writes even when there is nothing to do.
@@ -79,7 +95,7 @@ DO $hookpost$ BEGIN
 END $hookpost$;
 `, t.Qualified(), t.Sibling("_subscription_idx"), t.Sibling("_event_idx"), t.Sibling("_attempted_at_idx"),
 		pgschema.QuoteLiteral(t.QualifiedSibling("_subscription_idx")), pgschema.QuoteLiteral(t.QualifiedSibling("_event_idx")),
-		pgschema.QuoteLiteral(t.QualifiedSibling("_attempted_at_idx")))
+		pgschema.QuoteLiteral(t.QualifiedSibling("_attempted_at_idx")), pgschema.QuoteLiteral(t.Qualified()))
 	return b.String()
 }
 

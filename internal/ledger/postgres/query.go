@@ -20,7 +20,7 @@ type Filter struct {
 	Subscription string
 	// EventID selects the attempts of one event, for every subscription it matched.
 	EventID string
-	// Outcome selects attempts by what the delivery became after them: succeeded, retrying or failed.
+	// Outcome selects attempts by what the delivery became after them: succeeded, retrying, failed or refused.
 	Outcome ledger.Outcome
 	// Since selects attempts that started at or after it.
 	Since time.Time
@@ -33,7 +33,7 @@ type Filter struct {
 // value, a response that was empty as nil.
 func (w *Writer) Query(ctx context.Context, f Filter) ([]ledger.Attempt, error) {
 	if f.Outcome != "" && !validOutcome(f.Outcome) {
-		return nil, fmt.Errorf("outcome %q is not an outcome: use --outcome succeeded, retrying or failed", f.Outcome)
+		return nil, fmt.Errorf("outcome %q is not an outcome: use --outcome succeeded, retrying, failed or refused", f.Outcome)
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -208,12 +208,12 @@ func (w *Writer) NeedLeaderElection() bool { return false }
 
 // Record buffers an attempt for the next write. It never waits for the database: when the buffer is full the
 // attempt is dropped, counted in hookpost_ledger_dropped_total{reason="buffer_full"} and logged (once per 30s,
-// with the count). An attempt whose Outcome is not one of the three is dropped as invalid. Strings are stored
+// with the count). An attempt whose Outcome is not one of the four is dropped as invalid. Strings are stored
 // as valid UTF-8 without NUL bytes (other bytes become U+FFFD), the response is cut to MaxResponseBytes and
 // copied, so the caller may reuse its buffer.
 func (w *Writer) Record(a ledger.Attempt) {
 	if !validOutcome(a.Outcome) {
-		w.dropInvalid(fmt.Sprintf("outcome %q of delivery %s attempt %d is not succeeded, retrying or failed", a.Outcome, a.DeliveryName, a.Number))
+		w.dropInvalid(fmt.Sprintf("outcome %q of delivery %s attempt %d is not succeeded, retrying, failed or refused", a.Outcome, a.DeliveryName, a.Number))
 		return
 	}
 	a = storable(a)
@@ -493,7 +493,7 @@ func clampInt32(n int) int {
 
 func validOutcome(o ledger.Outcome) bool {
 	switch o {
-	case ledger.OutcomeSucceeded, ledger.OutcomeRetrying, ledger.OutcomeFailed:
+	case ledger.OutcomeSucceeded, ledger.OutcomeRetrying, ledger.OutcomeFailed, ledger.OutcomeRefused:
 		return true
 	}
 	return false

@@ -628,7 +628,7 @@ func TestQueryFilters(t *testing.T) {
 	}
 
 	_, err := w.Query(ctx, postgres.Filter{Outcome: "Failed"})
-	if err == nil || !strings.Contains(err.Error(), "--outcome") || !strings.Contains(err.Error(), "succeeded, retrying or failed") {
+	if err == nil || !strings.Contains(err.Error(), "--outcome") || !strings.Contains(err.Error(), "succeeded, retrying, failed or refused") {
 		t.Errorf("unknown outcome: %v, want an error naming --outcome and the values", err)
 	}
 
@@ -643,5 +643,39 @@ func TestQueryFilters(t *testing.T) {
 	missing.Record(attempt(0))
 	if err := missing.Flush(ctx); err == nil || !strings.Contains(err.Error(), "--ledger-print-ddl") || missing.Buffered() != 1 {
 		t.Errorf("flush to a missing table: %v, %d buffered; want the fix and the row kept", err, missing.Buffered())
+	}
+}
+
+// TestMigrateLetsAnOlderTableKeepRefusedDeliveries: a table made before outcome refused existed (its check
+// allowed three outcomes; an odd name, so the constraint is found however it is spelled) takes a refused row
+// after Migrate, and keeps its rows.
+func TestMigrateLetsAnOlderTableKeepRefusedDeliveries(t *testing.T) {
+	schema, table := "Ledger Data", fmt.Sprintf(`old"ledger %d`, tableCounter.Add(1))
+	conn := connect(t, sharedPostgres.DSN())
+	ctx := testContext(t)
+	old := strings.ReplaceAll(postgres.DDL(schema, table), `'failed', 'refused')`, `'failed')`)
+	old = old[:strings.Index(old, "-- A table made before outcome 'refused'")] // the DDL of the release before
+	if _, err := conn.Exec(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := newWriter(t, postgres.Options{Schema: schema, Table: table})
+	w.Record(attempt(0))
+	refused := attempt(1)
+	refused.Outcome, refused.Number = ledger.OutcomeRefused, 0
+	w.Record(refused)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("flush a refused row to a migrated older table: %v", err)
+	}
+	got, err := w.Query(ctx, postgres.Filter{Outcome: ledger.OutcomeRefused})
+	if err != nil || len(got) != 1 || got[0].EventID != refused.EventID {
+		t.Fatalf("refused rows = %+v, %v; want the one recorded", got, err)
+	}
+	if _, err := conn.Exec(ctx, postgres.DDL(schema, table)); err != nil {
+		t.Fatalf("apply DDL again after the migration: %v", err)
+	}
+	var checks int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'`,
+		pgx.Identifier{schema, table}.Sanitize()).Scan(&checks); err != nil || checks != 1 {
+		t.Fatalf("%d check constraints (%v), want the one on outcome", checks, err)
 	}
 }

@@ -33,6 +33,13 @@ func TestSortOutKeepsOrderAndSetsMalformedRowsAside(t *testing.T) {
 			wantRejected: map[int64]string{1: "event_type: ", 3: "payload: ", 4: "payload: "},
 		},
 		{
+			// docs/receivers.md quotes this reason: such a number is set aside, not sent as null.
+			name:         "a number beyond a double",
+			rows:         []claimedRow{row(1, "a", `{"n": 1e400}`), row(2, "b", `{"n": 1.7e308}`)},
+			wantAccepted: []int64{2},
+			wantRejected: map[int64]string{1: "payload: payload holds the number 1e400, beyond the range of a double (about 1.8e308): send it as a string"},
+		},
+		{
 			name:         "only malformed rows",
 			rows:         []claimedRow{row(7, "order created", `{}`)},
 			wantRejected: map[int64]string{7: "event_type: "},
