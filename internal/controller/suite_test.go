@@ -24,6 +24,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/test/harness"
 )
 
 // The suite runs the real manager, with both controllers, against a real kube-apiserver and etcd. The clock is
@@ -65,6 +66,9 @@ var _ = BeforeSuite(func() {
 	Expect(hookpostv1.AddToScheme(scheme)).To(Succeed())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	// The chart's admission policy, as a cluster installed with the chart has it (k8sClient is system:masters,
+	// which it admits).
+	Expect(harness.InstallDeliveryAdmission(context.Background(), k8sClient)).To(Succeed())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	Expect(err).NotTo(HaveOccurred())
