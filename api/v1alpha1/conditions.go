@@ -53,6 +53,9 @@ const (
 	ReasonSubscriptionPaused = "SubscriptionPaused"
 	// ReasonSubscriptionNotReady: the subscription's signing secret does not resolve yet (Delivered=False, waits).
 	ReasonSubscriptionNotReady = "SubscriptionNotReady"
+	// ReasonNotSealed: a Warning Event on a delivery that asks to be a real event but lacks the operator's seal
+	// (it was not created by Hookpost): it is sent as a test event, with X-Hookpost-Test: true.
+	ReasonNotSealed = "NotSealed"
 )
 
 // Annotations and labels Hookpost reads or writes.
@@ -65,6 +68,9 @@ const (
 	// existed, so the one create that makes the delivery durable also records that attempt; the delivery
 	// controller moves it into status. Set by Hookpost only.
 	AnnotationFirstAttempt = "webhooks.hookpost.io/first-attempt"
+	// AnnotationSeal is the operator's HMAC over a delivery it created (see docs/subscriptions.md, "Who may send
+	// real events"): a delivery without a valid seal is sent as a test event. Set by Hookpost only.
+	AnnotationSeal = "webhooks.hookpost.io/seal"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -51,6 +53,7 @@ type options struct {
 	maxRetryAfter          time.Duration
 	kubeQPS                float64
 	kubeBurst              int
+	sealSecret             string
 	sources                sourceOptions
 	ledger                 ledgerOptions
 }
@@ -113,16 +116,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	sealer, err := o.loadSealer(ctx, cfg, scheme)
+	if err != nil {
+		return err
+	}
 	// One Sender and one Secrets serve the first attempt from ingest and the delivery controller's retries.
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
-		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers,
+		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, Sealer: sealer,
 	}); err != nil {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, controller.RetryBacklog(mgr.GetCache()))
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent()}); err != nil {
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent()}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -172,6 +179,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
 	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	fs.StringVar(&o.sealSecret, "seal-secret", "", "Secret namespace/name holding the key the operator seals its deliveries with (created if missing; every replica shares it). Default: "+controller.DefaultSealSecretName+" in the pod's namespace. Env HOOKPOST_SEAL_SECRET.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	o.sources.bind(fs)
@@ -207,4 +215,45 @@ func (l *stringList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// serviceAccountNamespaceFile holds the pod's namespace in a cluster.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// loadSealer reads (or creates) the seal key with a client of its own: the manager's client reads from a cache that
+// has not started yet.
+func (o *options) loadSealer(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) (*controller.Sealer, error) {
+	ns, name, err := o.sealSecretName()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("client for the seal key: %w", err)
+	}
+	key, err := controller.LoadSealKey(ctx, c, ns, name)
+	if err != nil {
+		return nil, fmt.Errorf("--seal-secret: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Sealing deliveries", "sealSecret", ns+"/"+name)
+	return controller.NewSealer(key), nil
+}
+
+// sealSecretName is --seal-secret, or its default: the pod's namespace (else the leader election namespace, else
+// default, for an operator run outside a cluster).
+func (o *options) sealSecretName() (namespace, name string, err error) {
+	if o.sealSecret != "" {
+		ns, n, ok := strings.Cut(o.sealSecret, "/")
+		if !ok || ns == "" || n == "" {
+			return "", "", fmt.Errorf("--seal-secret=%q: want namespace/name, such as hookpost-system/%s", o.sealSecret, controller.DefaultSealSecretName)
+		}
+		return ns, n, nil
+	}
+	if raw, err := os.ReadFile(serviceAccountNamespaceFile); err == nil && strings.TrimSpace(string(raw)) != "" {
+		return strings.TrimSpace(string(raw)), controller.DefaultSealSecretName, nil
+	}
+	if o.leaderElectionNS != "" {
+		return o.leaderElectionNS, controller.DefaultSealSecretName, nil
+	}
+	return "default", controller.DefaultSealSecretName, nil
 }

@@ -48,6 +48,7 @@ const (
 type dispatchDeps struct {
 	sender    *delivery.Sender
 	secrets   *controller.Secrets
+	sealer    *controller.Sealer
 	ledger    ledger.Recorder
 	userAgent string
 }
@@ -79,15 +80,15 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 // dispatcher returns what ingest hands its matches to, adding the SuccessLog runnable to mgr when it needs one.
 func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) (ingest.Dispatcher, error) {
 	if !o.firstAttempt {
-		return ingest.DeliveryCreator{Client: mgr.GetClient()}, nil
+		return ingest.DeliveryCreator{Client: mgr.GetClient(), Sealer: deps.sealer}, nil
 	}
 	fo := ingest.FirstAttemptOptions{
-		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sender: deps.sender,
+		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sealer: deps.sealer, Sender: deps.sender,
 		Ledger: deps.ledger, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
 	}
 	switch o.successObjects {
 	case successObjectsNewest:
-		fo.Successes = ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(),
+		fo.Successes = ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: deps.sealer,
 			Interval: o.successFlushInterval, MaxObjectsPerFlush: o.successObjectsPerFlush, ObjectsPerSecond: o.successObjectsRate})
 		if err := mgr.Add(fo.Successes); err != nil {
 			return nil, fmt.Errorf("add success log: %w", err)

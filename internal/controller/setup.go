@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,8 @@ type Options struct {
 	Ledger ledger.Recorder
 	// DeliveryWorkers bounds deliveries reconciled at once.
 	DeliveryWorkers int
+	// Sealer checks the seal of the deliveries ingest created (required; ingest seals with the same key).
+	Sealer *Sealer
 }
 
 // Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
@@ -33,6 +36,9 @@ type Options struct {
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
+	}
+	if o.Sealer == nil {
+		return errors.New("options: a Sealer is required (LoadSealKey reads its key)")
 	}
 	if o.Ledger == nil {
 		o.Ledger = ledger.Discard
@@ -51,6 +57,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	if err := (&WebhookDeliveryReconciler{
 		Secrets:                 secrets,
+		Sealer:                  o.Sealer,
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
 		Clock:                   o.Clock,

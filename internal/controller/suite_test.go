@@ -37,7 +37,9 @@ var (
 	cancelMgr context.CancelFunc
 	// testSecrets reads Secrets as the controllers do, through the running manager's cache and API reader.
 	testSecrets *Secrets
-	suiteStart  = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	// testSealer seals deliveries as ingest does, with the key the suite's controllers check.
+	testSealer = NewSealer([]byte("the controller suite's seal key, 32+ bytes"))
+	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
 // summaryWait bounds waits for a subscription's counters: they follow its deliveries by summaryDelay (real time,
@@ -83,7 +85,7 @@ var _ = BeforeSuite(func() {
 		TLSConfig:     tlsReceiverConfig(),
 	})
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
-	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8})).To(Succeed())
+	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8, Sealer: testSealer})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

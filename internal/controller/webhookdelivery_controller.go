@@ -54,6 +54,8 @@ type WebhookDeliveryReconciler struct {
 	Sender   *delivery.Sender
 	// Secrets reads signing Secrets (metadata cached, data read once per change).
 	Secrets *Secrets
+	// Sealer tells the deliveries the operator created from hand-made ones, which are sent as test events.
+	Sealer *Sealer
 	// UserAgent is sent on every attempt, "Hookpost/<version>".
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
@@ -236,8 +238,12 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
+	test := r.sendsAsTest(d)
+	if test && !d.Spec.Test && d.Status.Attempts == d.Status.AttemptsBeforeReplay {
+		r.warnNotSealed(ctx, d, p.sub)
+	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, start), r.UserAgent)
+	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start), r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
@@ -259,6 +265,22 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	metrics.ObserveAttempt(out)
 	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), false)
 	return r.afterAttempt(d), true
+}
+
+// sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did
+// not create (no valid seal), whatever its spec.test says. Defense in depth behind the admission policy, which
+// refuses such deliveries where it is installed.
+func (r *WebhookDeliveryReconciler) sendsAsTest(d *hookpostv1.WebhookDelivery) bool {
+	return d.Spec.Test || !r.Sealer.Sealed(d)
+}
+
+// warnNotSealed says, once per run of attempts, why a delivery that asks to be a real event is sent as a test one.
+func (r *WebhookDeliveryReconciler) warnNotSealed(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription) {
+	ctrl.LoggerFrom(ctx).Info("Delivery not created by Hookpost (no valid seal); sending it as a test event")
+	if r.Recorder != nil {
+		r.Recorder.Eventf(d, sub, corev1.EventTypeWarning, hookpostv1.ReasonNotSealed, "Deliver",
+			"not created by Hookpost (annotation %s missing or not matching the spec), so sent as a test event with X-Hookpost-Test: true; set spec.test: true on hand-made deliveries, see docs/subscriptions.md", hookpostv1.AnnotationSeal)
+	}
 }
 
 // foldFirstAttempt records the attempt ingest made before it created the delivery (AnnotationFirstAttempt) as
@@ -303,7 +325,9 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 	d.Status, tr = recordAttempt(d.Status, out, start, end, policy)
 	countFinished := !recorded
 	if !recorded {
-		r.Ledger.Record(LedgerAttempt(d, out, start))
+		a := LedgerAttempt(d, out, start)
+		a.Test = r.sendsAsTest(d)
+		r.Ledger.Record(a)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))
 	switch tr {

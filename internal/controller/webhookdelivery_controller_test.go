@@ -40,8 +40,10 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, name, rcv.URL+path, opts...))).To(Succeed())
 		Eventually(readyOf(ns, name)).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
 	}
+	// deliver creates a delivery as ingest does, sealed (see handMade for one that is not).
 	deliver := func(sub, eventID string, opts ...fixtures.DeliveryOption) string {
 		d := fixtures.Delivery(ns, sub, eventID, "order.created", map[string]any{"order_id": 1001, "total": 299.99, "status": "pending"}, opts...)
+		testSealer.Seal(d)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		return d.Name
 	}
@@ -278,6 +280,52 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Eventually(attemptsOf(ns, name), "10s").Should(BeEquivalentTo(2))
 		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
 		Expect(rcv.Requests("/replay-busy")).To(HaveLen(2))
+	})
+
+	It("sends a real event the operator sealed without X-Hookpost-Test", func() {
+		subscribe("sealed", "/sealed")
+		// Sealed as ingest seals: raw bytes and a time the API server gives back in another form.
+		name := deliver("sealed", "evt-sealed", fixtures.Tenant("42"), func(d *hookpostv1.WebhookDelivery) {
+			d.Spec.Data.Raw = []byte(`{ "total": 299.99, "order_id": 1001 }`)
+			d.Spec.Event.OccurredAt = metav1.NewTime(time.Date(2025, 11, 16, 10, 30, 0, 123456789, time.UTC))
+		})
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		r := rcv.Requests("/sealed")[0]
+		Expect(r.Header).NotTo(HaveKey("X-Hookpost-Test"))
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+	})
+
+	It("sends a hand-made delivery of a real event (no seal, or a seal of other fields) as a test event, with a Warning saying why", func() {
+		subscribe("forged", "/forged")
+		unsealed := fixtures.Delivery(ns, "forged", "evt-unsealed", "order.paid", map[string]any{"order_id": 7}, fixtures.Tenant("42"))
+		Expect(k8sClient.Create(ctx, unsealed)).To(Succeed())
+		// A seal copied from a delivery the operator made does not cover another tenant.
+		copied := fixtures.Delivery(ns, "forged", "evt-copied", "order.paid", map[string]any{"order_id": 7}, fixtures.Tenant("42"))
+		testSealer.Seal(copied)
+		copied.Spec.Event.TenantID = "43"
+		Expect(k8sClient.Create(ctx, copied)).To(Succeed())
+		for _, name := range []string{unsealed.Name, copied.Name} {
+			Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		}
+		reqs := rcv.Requests("/forged")
+		Expect(reqs).To(HaveLen(2))
+		for _, r := range reqs {
+			Expect(r.Header.Get("X-Hookpost-Test")).To(Equal("true"), "delivery %s", r.Header.Get("X-Hookpost-Delivery"))
+		}
+		Eventually(func() []string {
+			list := &corev1.EventList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var notes []string
+			for _, e := range list.Items {
+				if e.Reason == hookpostv1.ReasonNotSealed && e.Type == corev1.EventTypeWarning {
+					notes = append(notes, e.InvolvedObject.Name+": "+e.Message)
+				}
+			}
+			return notes
+		}).Should(ConsistOf(
+			And(HavePrefix(unsealed.Name+":"), ContainSubstring("sent as a test event")),
+			And(HavePrefix(copied.Name+":"), ContainSubstring("sent as a test event")),
+		))
 	})
 
 	It("marks a test event in its headers", func() {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
@@ -31,11 +32,13 @@ type Dispatcher interface {
 // controller to attempt: the object-per-delivery mode (--first-attempt=false).
 type DeliveryCreator struct {
 	Client client.Client
+	// Sealer seals each delivery, so the delivery controller sends it as a real event.
+	Sealer *controller.Sealer
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event) error {
-	return createDelivery(ctx, c.Client, sub, ev, NewDelivery(sub, ev))
+	return createDelivery(ctx, c.Client, sub, ev, NewDelivery(sub, ev, c.Sealer))
 }
 
 // createDelivery creates d, the delivery of ev to sub. AlreadyExists is success (an earlier hand-over of the
@@ -83,8 +86,9 @@ func refusal(err error) string {
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
-// subscription and event type, owned by the subscription so it goes when the subscription goes.
-func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDelivery {
+// subscription and event type, owned by the subscription so it goes when the subscription goes, and sealed by
+// sealer: the delivery controller sends a delivery without the operator's seal as a test event.
+func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
 	labels := map[string]string{}
 	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
 		labels[hookpostv1.LabelSubscription] = v
@@ -119,5 +123,6 @@ func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDeliver
 	if len(ev.Data) > 0 {
 		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
 	}
+	sealer.Seal(d)
 	return d
 }

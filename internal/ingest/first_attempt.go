@@ -36,6 +36,8 @@ type FirstAttemptOptions struct {
 	Reader client.Reader
 	// Secrets reads signing Secrets.
 	Secrets *controller.Secrets
+	// Sealer seals each delivery written, so the delivery controller sends it as a real event.
+	Sealer *controller.Sealer
 	// Sender is the one Sender of the process, shared with the delivery controller.
 	Sender *delivery.Sender
 	// Successes keeps what succeeded without writing an object per delivery. nil writes an object for every
@@ -114,7 +116,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if !ok {
 		// Not attempted: the delivery controller attempts it.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev))
+		return createDelivery(ctx, f.o.Client, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
 	metrics.ObserveAttempt(out)
@@ -138,7 +140,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 // the attempt is recorded in the ledger here, since no delivery controller will: a success as delivered, a
 // failure as failed, not retried.
 func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+	reason, err := tryCreate(ctx, f.o.Client, sub, ev, deliveryWithFirstAttempt(sub, ev, first, f.o.Sealer))
 	if reason == "" {
 		return err
 	}
@@ -216,9 +218,12 @@ func (f *FirstAttempt) Forget(uid types.UID) {
 }
 
 // deliveryWithFirstAttempt is the delivery of ev to sub carrying its first attempt.
-func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt) *hookpostv1.WebhookDelivery {
-	d := NewDelivery(sub, ev)
-	d.Annotations = map[string]string{hookpostv1.AnnotationFirstAttempt: first.Encode()}
+func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
+	d := NewDelivery(sub, ev, sealer)
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[hookpostv1.AnnotationFirstAttempt] = first.Encode()
 	return d
 }
 
