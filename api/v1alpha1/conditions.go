@@ -9,6 +9,10 @@ const (
 	// ConditionDelivered is True on a WebhookDelivery once a receiver accepted it with a 2xx, False with a reason
 	// while it waits, retries or after it failed for good. Positive polarity.
 	ConditionDelivered = "Delivered"
+
+	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
+	// limits; its message says until when. Negative polarity: absent (or False) is the normal state.
+	ConditionReplayDeferred = "ReplayDeferred"
 )
 
 // Reasons on the Ready condition of a WebhookSubscription.
@@ -56,6 +60,9 @@ const (
 	// ReasonNotSealed: a Warning Event on a delivery that asks to be a real event but lacks the operator's seal
 	// (it was not created by Hookpost): it is sent as a test event, with X-Hookpost-Test: true.
 	ReasonNotSealed = "NotSealed"
+	// ReasonReplayRateLimited: a replay waits for the per-delivery interval or the subscription's replay budget
+	// (ReplayDeferred=True, and a Normal Event when the wait begins).
+	ReasonReplayRateLimited = "ReplayRateLimited"
 )
 
 // Annotations and labels Hookpost reads or writes.

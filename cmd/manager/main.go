@@ -51,6 +51,7 @@ type options struct {
 	maxPerHost             int
 	workers                int
 	maxRetryAfter          time.Duration
+	replay                 controller.ReplayLimits
 	kubeQPS                float64
 	kubeBurst              int
 	sealSecret             string
@@ -77,6 +78,9 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	if err := o.validateReplay(); err != nil {
+		return err
+	}
 	allow, err := netguard.ParseAllowCIDRs(o.allowCIDRs)
 	if err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
@@ -124,7 +128,7 @@ func run() error {
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
-		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, Sealer: sealer,
+		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, Sealer: sealer, ReplayLimits: o.replay,
 	}); err != nil {
 		return err
 	}
@@ -179,6 +183,9 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.IntVar(&o.maxPerHost, "max-attempts-per-host", 8, "HTTP attempts in flight per destination host, so one slow endpoint cannot starve others. Env HOOKPOST_MAX_ATTEMPTS_PER_HOST.")
 	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	fs.DurationVar(&o.replay.Interval, "replay-interval", controller.DefaultReplayInterval, "Least time between two replays of one delivery; replays asked for sooner wait, merged into one. Env HOOKPOST_REPLAY_INTERVAL.")
+	fs.Float64Var(&o.replay.PerMinute, "replay-rate", controller.DefaultReplayPerMinute, "Replays per minute per subscription (a token bucket of --replay-burst); more wait, none are dropped. Env HOOKPOST_REPLAY_RATE.")
+	fs.IntVar(&o.replay.Burst, "replay-burst", controller.DefaultReplayBurst, "Replays a subscription may send at once before --replay-rate paces them. Env HOOKPOST_REPLAY_BURST.")
 	fs.StringVar(&o.sealSecret, "seal-secret", "", "Secret namespace/name holding the key the operator seals its deliveries with (created if missing; every replica shares it). Default: "+controller.DefaultSealSecretName+" in the pod's namespace. Env HOOKPOST_SEAL_SECRET.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
@@ -217,8 +224,8 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// serviceAccountNamespaceFile holds the pod's namespace in a cluster.
-const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+// serviceAccountNamespaceFile holds the pod's namespace in a cluster (a variable for tests).
+var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // loadSealer reads (or creates) the seal key with a client of its own: the manager's client reads from a cache that
 // has not started yet.
@@ -256,4 +263,13 @@ func (o *options) sealSecretName() (namespace, name string, err error) {
 		return o.leaderElectionNS, controller.DefaultSealSecretName, nil
 	}
 	return "default", controller.DefaultSealSecretName, nil
+}
+
+// validateReplay refuses replay limits that would disable them or stop every replay.
+func (o *options) validateReplay() error {
+	if o.replay.Interval <= 0 || o.replay.PerMinute <= 0 || o.replay.Burst < 1 {
+		return fmt.Errorf("--replay-interval=%s, --replay-rate=%g, --replay-burst=%d: each must be positive (the defaults are %s, %d and %d)",
+			o.replay.Interval, o.replay.PerMinute, o.replay.Burst, controller.DefaultReplayInterval, controller.DefaultReplayPerMinute, controller.DefaultReplayBurst)
+	}
+	return nil
 }

@@ -27,6 +27,8 @@ type Options struct {
 	Ledger ledger.Recorder
 	// DeliveryWorkers bounds deliveries reconciled at once.
 	DeliveryWorkers int
+	// ReplayLimits bound how often replays are sent (zero: the defaults).
+	ReplayLimits ReplayLimits
 	// Sealer checks the seal of the deliveries ingest created (required; ingest seals with the same key).
 	Sealer *Sealer
 }
@@ -65,6 +67,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		UserAgent:               o.UserAgent,
 		MaxRetryAfter:           o.MaxRetryAfter,
 		MaxConcurrentReconciles: o.DeliveryWorkers,
+		ReplayLimits:            o.ReplayLimits,
 		Ledger:                  o.Ledger,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)

@@ -42,6 +42,9 @@ var (
 	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
 
+// replayInterval is the suite's --replay-interval; its subscription replay budget is 6 a minute, burst 3.
+const replayInterval = 10 * time.Second
+
 // summaryWait bounds waits for a subscription's counters: they follow its deliveries by summaryDelay (real time,
 // the workqueue's), plus a reconcile.
 const summaryWait = 10 * time.Second
@@ -85,7 +88,8 @@ var _ = BeforeSuite(func() {
 		TLSConfig:     tlsReceiverConfig(),
 	})
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
-	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8, Sealer: testSealer})).To(Succeed())
+	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8, Sealer: testSealer,
+		ReplayLimits: ReplayLimits{Interval: replayInterval, PerMinute: 6, Burst: 3}})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

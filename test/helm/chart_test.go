@@ -71,6 +71,11 @@ func TestChartRendersAndApplies(t *testing.T) {
 			if got := envVar(t, c, "HOOKPOST_MAX_CONCURRENT_ATTEMPTS").Value; got != "64" {
 				t.Errorf("HOOKPOST_MAX_CONCURRENT_ATTEMPTS %q, want 64", got)
 			}
+			for name, want := range map[string]string{"HOOKPOST_REPLAY_INTERVAL": "10s", "HOOKPOST_REPLAY_RATE": "10", "HOOKPOST_REPLAY_BURST": "20"} {
+				if got := envVar(t, c, name).Value; got != want {
+					t.Errorf("%s %q, want %q", name, got, want)
+				}
+			}
 		},
 	}, {
 		name:   "postgres",
@@ -260,6 +265,8 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"allowCIDRs={10.0.0.0}"}, "/allowCIDRs/0"},
 		{[]string{"concurency.deliveryWorkers=4"}, "concurency"},
 		{[]string{"deliveryAdmission.enabled=maybe"}, "/deliveryAdmission/enabled"},
+		{[]string{"replay.burst=0"}, "/replay/burst"},
+		{[]string{"replay.interval=10"}, "/replay/interval"},
 	} {
 		args := []string{"template", "hookpost", chart}
 		for _, s := range tc.set {
