@@ -59,7 +59,7 @@ test: envtest postgres node $(HELM) ## Run every test: unit, envtest suites, rea
 	go test ./... -count=1 -timeout 30m $(GINKGO_FLAGS)
 
 .PHONY: bench
-bench: envtest postgres build ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes (BENCH_FLAGS='-modes=fast -memory-subscriptions=0' for a quick one).
+bench: envtest postgres build $(HELM) ## Benchmarks: Go testing.B per package and the end-to-end benchmark with real processes (BENCH_FLAGS='-modes=fast -memory-subscriptions=0' for a quick one).
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	go run ./test/bench $(BENCH_FLAGS)
 
@@ -71,7 +71,7 @@ build: ## Build the manager and the kubectl plugin into bin/.
 	@if [ -d cmd/kubectl-hookpost ]; then go build -o $(BIN)/kubectl-hookpost ./cmd/kubectl-hookpost; fi
 
 .PHONY: demo
-demo: envtest build ## Run Hookpost locally with no cluster: control plane, operator, NATS (DEMO_SOURCE=postgres for an outbox) and a receiver.
+demo: envtest build $(HELM) ## Run Hookpost locally with no cluster: control plane, operator, NATS (DEMO_SOURCE=postgres for an outbox) and a receiver.
 	@if [ "$$DEMO_SOURCE" = postgres ]; then hack/ensure-postgres.sh; fi
 	go build -o $(BIN)/hookpost-demo ./hack/demo
 	$(BIN)/hookpost-demo

@@ -23,6 +23,10 @@ const (
 	// to it, and are recorded in the ledger with outcome refused. It turns False once a delivery is created again
 	// after a quiet minute. Negative polarity: True needs attention; absent or False is healthy.
 	ConditionDeliveriesRefused = "DeliveriesRefused"
+
+	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
+	// limits; its message says until when. Negative polarity: absent (or False) is the normal state.
+	ConditionReplayDeferred = "ReplayDeferred"
 )
 
 // Reasons on the TenantsGranted condition of a WebhookSubscription.
@@ -96,6 +100,12 @@ const (
 	ReasonSubscriptionPaused = "SubscriptionPaused"
 	// ReasonSubscriptionNotReady: the subscription's signing secret does not resolve yet (Delivered=False, waits).
 	ReasonSubscriptionNotReady = "SubscriptionNotReady"
+	// ReasonNotSealed: a Warning Event on a delivery that asks to be a real event but lacks the operator's seal
+	// (it was not created by Hookpost): it is sent as a test event, with X-Hookpost-Test: true.
+	ReasonNotSealed = "NotSealed"
+	// ReasonReplayRateLimited: a replay waits for the per-delivery interval or the subscription's replay budget
+	// (ReplayDeferred=True, and a Normal Event when the wait begins).
+	ReasonReplayRateLimited = "ReplayRateLimited"
 )
 
 // Annotations and labels Hookpost reads or writes.
@@ -122,6 +132,9 @@ const (
 	// addresses in its deliveries' status and the ledger; by default they are withheld, since they may carry what
 	// an internal service says about itself. Set by a cluster admin.
 	AnnotationShowInternalResponses = "webhooks.hookpost.io/show-internal-responses"
+	// AnnotationSeal is the operator's HMAC over a delivery it created (see docs/subscriptions.md, "Who may send
+	// real events"): a delivery without a valid seal is sent as a test event. Set by Hookpost only.
+	AnnotationSeal = "webhooks.hookpost.io/seal"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -66,6 +66,10 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
+// testSealer seals the deliveries the tests create as the operator's own (ingest's), with the key the
+// controllers check.
+var testSealer = controller.NewSealer([]byte("the plugin tests' seal key, 32+ bytes"))
+
 // startManager runs the operator's controllers as cmd/manager wires them, with the SSRF guard allowing only
 // 127.0.0.1, where the test receivers listen.
 func startManager(cfg *rest.Config) (context.CancelFunc, error) {
@@ -81,6 +85,7 @@ func startManager(cfg *rest.Config) (context.CancelFunc, error) {
 	})
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clock.RealClock{}, Sender: sender, UserAgent: version.UserAgent(), MaxRetryAfter: time.Hour, DeliveryWorkers: 4,
+		Sealer: testSealer,
 	}); err != nil {
 		cancel()
 		return nil, err

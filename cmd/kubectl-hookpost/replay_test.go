@@ -29,7 +29,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 
 	var names []string
 	for i, want := range []hookpostv1.DeliveryPhase{hookpostv1.DeliverySucceeded, hookpostv1.DeliveryFailed, hookpostv1.DeliveryFailed} {
-		d := fixtures.Delivery(ns, "mixed", fmt.Sprintf("evt-%d", i), "order.created", map[string]int{"order_id": i})
+		d := fixtures.Delivery(ns, "mixed", fmt.Sprintf("evt-%d", i), "order.created", map[string]int{"order_id": i}, fixtures.SealedBy(testSealer))
 		if err := k8sClient.Create(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 		names = append(names, d.Name)
 	}
 	// Another subscription's failed delivery is left alone.
-	other := fixtures.Delivery(ns, "other", "evt-x", "order.created", map[string]int{"order_id": 9})
+	other := fixtures.Delivery(ns, "other", "evt-x", "order.created", map[string]int{"order_id": 9}, fixtures.SealedBy(testSealer))
 	if err := k8sClient.Create(ctx, other); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +69,54 @@ func TestEveryFlagHasItsVariableInItsUsage(t *testing.T) {
 			t.Errorf("--%s usage does not name %s", f.Name, name)
 		}
 	})
+}
+
+func TestReplayLimitsDefaultsEnvironmentAndRefusals(t *testing.T) {
+	o, err := parse(t, nil, nil)
+	if err != nil || o.validateReplay() != nil {
+		t.Fatalf("defaults refused: %v, %v", err, o.validateReplay())
+	}
+	if o.replay.Interval != 10*time.Second || o.replay.PerMinute != 10 || o.replay.Burst != 20 {
+		t.Errorf("default replay limits %+v, want 10s, 10/min, burst 20", o.replay)
+	}
+	o, err = parse(t, []string{"--replay-burst=5"}, map[string]string{"HOOKPOST_REPLAY_INTERVAL": "30s", "HOOKPOST_REPLAY_RATE": "2.5"})
+	if err != nil || o.replay.Interval != 30*time.Second || o.replay.PerMinute != 2.5 || o.replay.Burst != 5 {
+		t.Errorf("replay limits %+v (%v), want 30s, 2.5/min, burst 5", o.replay, err)
+	}
+	for _, args := range [][]string{{"--replay-burst=0"}, {"--replay-rate=0"}, {"--replay-interval=0s"}} {
+		o, _ := parse(t, args, nil)
+		if err := o.validateReplay(); err == nil || !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("%v: error %v, want one saying the limits must be positive", args, err)
+		}
+	}
+}
+
+func TestSealSecretFlag(t *testing.T) {
+	serviceAccountNamespaceFile = filepath.Join(t.TempDir(), "namespace") // outside a cluster
+	for _, tc := range []struct {
+		args     []string
+		inPod    bool
+		wantNS   string
+		wantName string
+	}{
+		{[]string{"--seal-secret=ops/seal"}, true, "ops", "seal"},
+		{nil, true, "hookpost-system", "hookpost-delivery-seal"},
+		{[]string{"--leader-election-namespace=ops"}, false, "ops", "hookpost-delivery-seal"},
+		{nil, false, "default", "hookpost-delivery-seal"},
+	} {
+		_ = os.Remove(serviceAccountNamespaceFile)
+		if tc.inPod {
+			if err := os.WriteFile(serviceAccountNamespaceFile, []byte("hookpost-system\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o, _ := parse(t, tc.args, nil)
+		if ns, name, err := o.sealSecretName(); err != nil || ns != tc.wantNS || name != tc.wantName {
+			t.Errorf("%v (in a pod: %v): %s/%s, %v; want %s/%s", tc.args, tc.inPod, ns, name, err, tc.wantNS, tc.wantName)
+		}
+	}
+	o, _ := parse(t, []string{"--seal-secret=seal"}, nil)
+	if _, _, err := o.sealSecretName(); err == nil || !strings.Contains(err.Error(), "want namespace/name") {
+		t.Errorf("--seal-secret=seal: error %v, want one asking for namespace/name", err)
+	}
 }

@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -51,10 +53,12 @@ type options struct {
 	maxPerNamespace        int
 	workers                int
 	maxRetryAfter          time.Duration
+	replay                 controller.ReplayLimits
 	kubeQPS                float64
 	kubeBurst              int
 	tenantIsolation        bool
 	cacheTransforms        bool
+	sealSecret             string
 	sources                sourceOptions
 	ledger                 ledgerOptions
 }
@@ -88,6 +92,9 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	if err := o.validateReplay(); err != nil {
+		return err
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hookpostv1.AddToScheme(scheme))
@@ -126,11 +133,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	sealer, err := o.loadSealer(ctx, cfg, scheme)
+	if err != nil {
+		return err
+	}
 	// One Sender and one Secrets serve the first attempt from ingest and the delivery controller's retries.
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, TenantIsolation: o.tenantIsolation,
+		Sealer: sealer, ReplayLimits: o.replay,
 	}); err != nil {
 		return err
 	}
@@ -139,7 +151,7 @@ func run() error {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, backlog.Count)
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, ledger: rec, userAgent: version.UserAgent(),
+	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
 		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent}); err != nil {
 		return err
 	}
@@ -193,6 +205,10 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.IntVar(&o.maxPerNamespace, "max-attempts-per-namespace", 0, "HTTP attempts in flight per subscription namespace, so one tenant's slow or hanging endpoints, however many, cannot take every global slot; 0 means half of --max-concurrent-attempts. Env HOOKPOST_MAX_ATTEMPTS_PER_NAMESPACE.")
 	fs.IntVar(&o.workers, "delivery-workers", 64, "WebhookDeliveries reconciled at once. Env HOOKPOST_DELIVERY_WORKERS.")
 	fs.DurationVar(&o.maxRetryAfter, "max-retry-after", time.Hour, "Cap on a receiver's Retry-After. Env HOOKPOST_MAX_RETRY_AFTER.")
+	fs.DurationVar(&o.replay.Interval, "replay-interval", controller.DefaultReplayInterval, "Least time between two replays of one delivery; replays asked for sooner wait, merged into one. Env HOOKPOST_REPLAY_INTERVAL.")
+	fs.Float64Var(&o.replay.PerMinute, "replay-rate", controller.DefaultReplayPerMinute, "Replays per minute per subscription (a token bucket of --replay-burst); more wait, none are dropped. Env HOOKPOST_REPLAY_RATE.")
+	fs.IntVar(&o.replay.Burst, "replay-burst", controller.DefaultReplayBurst, "Replays a subscription may send at once before --replay-rate paces them. Env HOOKPOST_REPLAY_BURST.")
+	fs.StringVar(&o.sealSecret, "seal-secret", "", "Secret namespace/name holding the key the operator seals its deliveries with (created if missing; every replica shares it). Default: "+controller.DefaultSealSecretName+" in the pod's namespace. Env HOOKPOST_SEAL_SECRET.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API. Env HOOKPOST_KUBE_API_QPS.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	fs.BoolVar(&o.tenantIsolation, "tenant-isolation", true, "Deliver an event only to subscriptions in namespaces granted its tenant by the namespace annotation "+hookpostv1.AnnotationTenants+" (tenant ids, comma-separated, or * for all tenants and events without one). Off only by explicit choice. Env HOOKPOST_TENANT_ISOLATION.")
@@ -228,6 +244,56 @@ func (l *stringList) Set(v string) error {
 		if s = strings.TrimSpace(s); s != "" {
 			*l = append(*l, s)
 		}
+	}
+	return nil
+}
+
+// serviceAccountNamespaceFile holds the pod's namespace in a cluster (a variable for tests).
+var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// loadSealer reads (or creates) the seal key with a client of its own: the manager's client reads from a cache that
+// has not started yet.
+func (o *options) loadSealer(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) (*controller.Sealer, error) {
+	ns, name, err := o.sealSecretName()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("client for the seal key: %w", err)
+	}
+	key, err := controller.LoadSealKey(ctx, c, ns, name)
+	if err != nil {
+		return nil, fmt.Errorf("--seal-secret: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Sealing deliveries", "sealSecret", ns+"/"+name)
+	return controller.NewSealer(key), nil
+}
+
+// sealSecretName is --seal-secret, or its default: the pod's namespace (else the leader election namespace, else
+// default, for an operator run outside a cluster).
+func (o *options) sealSecretName() (namespace, name string, err error) {
+	if o.sealSecret != "" {
+		ns, n, ok := strings.Cut(o.sealSecret, "/")
+		if !ok || ns == "" || n == "" {
+			return "", "", fmt.Errorf("--seal-secret=%q: want namespace/name, such as hookpost-system/%s", o.sealSecret, controller.DefaultSealSecretName)
+		}
+		return ns, n, nil
+	}
+	if raw, err := os.ReadFile(serviceAccountNamespaceFile); err == nil && strings.TrimSpace(string(raw)) != "" {
+		return strings.TrimSpace(string(raw)), controller.DefaultSealSecretName, nil
+	}
+	if o.leaderElectionNS != "" {
+		return o.leaderElectionNS, controller.DefaultSealSecretName, nil
+	}
+	return "default", controller.DefaultSealSecretName, nil
+}
+
+// validateReplay refuses replay limits that would disable them or stop every replay.
+func (o *options) validateReplay() error {
+	if o.replay.Interval <= 0 || o.replay.PerMinute <= 0 || o.replay.Burst < 1 {
+		return fmt.Errorf("--replay-interval=%s, --replay-rate=%g, --replay-burst=%d: each must be positive (the defaults are %s, %d and %d)",
+			o.replay.Interval, o.replay.PerMinute, o.replay.Burst, controller.DefaultReplayInterval, controller.DefaultReplayPerMinute, controller.DefaultReplayBurst)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ const (
 type dispatchDeps struct {
 	sender    *delivery.Sender
 	secrets   *controller.Secrets
+	sealer    *controller.Sealer
 	ledger    ledger.Recorder
 	userAgent string
 	// tenantIsolation is --tenant-isolation.
@@ -85,15 +86,15 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 	refusals := ingest.NewRefusals(ingest.RefusalsOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Direct: mgr.GetAPIReader(),
 		Events: mgr.GetEventRecorder("hookpost-ingest"), Ledger: deps.ledger, Clock: clk})
 	if !o.firstAttempt {
-		return ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals}, nil
+		return ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals, Sealer: deps.sealer}, nil
 	}
 	fo := ingest.FirstAttemptOptions{
-		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sender: deps.sender,
+		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sealer: deps.sealer, Sender: deps.sender,
 		Ledger: deps.ledger, Refusals: refusals, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
 	}
 	switch o.successObjects {
 	case successObjectsNewest:
-		fo.Successes = ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(),
+		fo.Successes = ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: deps.sealer,
 			Interval: o.successFlushInterval, MaxObjectsPerFlush: o.successObjectsPerFlush, ObjectsPerSecond: o.successObjectsRate})
 		if err := mgr.Add(fo.Successes); err != nil {
 			return nil, fmt.Errorf("add success log: %w", err)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,10 @@ type Options struct {
 	DeliveryWorkers int
 	// TenantIsolation makes subscriptions report their namespace's tenant grant (TenantsGranted).
 	TenantIsolation bool
+	// ReplayLimits bound how often replays are sent (zero: the defaults).
+	ReplayLimits ReplayLimits
+	// Sealer checks the seal of the deliveries ingest created (required; ingest seals with the same key).
+	Sealer *Sealer
 }
 
 // Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
@@ -35,6 +40,9 @@ type Options struct {
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
 		return fmt.Errorf("set up cache indexes: %w", err)
+	}
+	if o.Sealer == nil {
+		return errors.New("options: a Sealer is required (LoadSealKey reads its key)")
 	}
 	if o.Ledger == nil {
 		o.Ledger = ledger.Discard
@@ -54,6 +62,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	if err := (&WebhookDeliveryReconciler{
 		Secrets:                 secrets,
+		Sealer:                  o.Sealer,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
@@ -62,6 +71,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		UserAgent:               o.UserAgent,
 		MaxRetryAfter:           o.MaxRetryAfter,
 		MaxConcurrentReconciles: o.DeliveryWorkers,
+		ReplayLimits:            o.ReplayLimits,
 		Ledger:                  o.Ledger,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)

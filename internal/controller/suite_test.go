@@ -25,6 +25,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/test/harness"
 )
 
 // The suite runs the real manager, with both controllers, against a real kube-apiserver and etcd. The clock is
@@ -41,8 +42,13 @@ var (
 	managerCache cache.Cache
 	// retryBacklog is the hookpost_retry_backlog gauge's count, watched as the operator's main watches it.
 	retryBacklog *RetryBacklog
-	suiteStart   = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	// testSealer seals deliveries as ingest does, with the key the suite's controllers check.
+	testSealer = NewSealer([]byte("the controller suite's seal key, 32+ bytes"))
+	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 )
+
+// replayInterval is the suite's --replay-interval; its subscription replay budget is 6 a minute, burst 3.
+const replayInterval = 10 * time.Second
 
 // summaryWait bounds waits for a subscription's counters: they follow its deliveries by summaryDelay (real time,
 // the workqueue's), plus a reconcile.
@@ -70,6 +76,9 @@ var _ = BeforeSuite(func() {
 	Expect(hookpostv1.AddToScheme(scheme)).To(Succeed())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	// The chart's admission policy, as a cluster installed with the chart has it (k8sClient is system:masters,
+	// which it admits).
+	Expect(harness.InstallDeliveryAdmission(context.Background(), k8sClient)).To(Succeed())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: CacheOptions(true)})
 	Expect(err).NotTo(HaveOccurred())
@@ -86,7 +95,7 @@ var _ = BeforeSuite(func() {
 	})
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8,
-		TenantIsolation: true})).To(Succeed())
+		TenantIsolation: true, Sealer: testSealer, ReplayLimits: ReplayLimits{Interval: replayInterval, PerMinute: 6, Burst: 3}})).To(Succeed())
 	retryBacklog, err = WatchRetryBacklog(ctx, mgr.GetCache())
 	Expect(err).NotTo(HaveOccurred())
 	go func() {

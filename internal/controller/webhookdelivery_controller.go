@@ -56,6 +56,8 @@ type WebhookDeliveryReconciler struct {
 	Sender    *delivery.Sender
 	// Secrets reads signing Secrets (metadata cached, data read once per change).
 	Secrets *Secrets
+	// Sealer tells the deliveries the operator created from hand-made ones, which are sent as test events.
+	Sealer *Sealer
 	// UserAgent is sent on every attempt, "Hookpost/<version>".
 	UserAgent string
 	// MaxRetryAfter caps a receiver's Retry-After.
@@ -64,6 +66,11 @@ type WebhookDeliveryReconciler struct {
 	Ledger ledger.Recorder
 	// MaxConcurrentReconciles bounds deliveries worked on at once.
 	MaxConcurrentReconciles int
+	// ReplayLimits bound how often replays are sent (zero: the defaults).
+	ReplayLimits ReplayLimits
+
+	replaysOnce sync.Once
+	replays     *replayLimiter
 
 	// written remembers how many attempts this process recorded per delivery, so a reconcile that reads a cache
 	// older than its own last write waits instead of sending the same attempt twice.
@@ -78,7 +85,7 @@ type writtenAttempts struct {
 }
 
 // Reconcile follows the house skeleton: get, snapshot, one deferred status patch, phases.
-func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	d := &hookpostv1.WebhookDelivery{}
 	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -111,7 +118,12 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if d.Status.Attempts != before.Status.Attempts {
 			r.flushLedger(wctx)
 		}
-		if err := r.Status().Patch(wctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		// The patch is computed against d's own metadata: acceptReplay and adopt patch the object first, and a
+		// resourceVersion in the patch would make it conditional, so an annotation patched meanwhile (a replay
+		// asked for again) would refuse the record of an attempt already sent.
+		base := d.DeepCopy()
+		base.Status = before.Status
+		if err := r.Status().Patch(wctx, d, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
 			return
 		}
@@ -120,9 +132,17 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}()
 
-	replayed, err := r.acceptReplay(ctx, d)
+	replayed, replayWait, err := r.acceptReplay(ctx, d)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if replayWait > 0 {
+		// Look again when the deferred replay may go, or sooner if the phases below say so.
+		defer func() {
+			if retErr == nil && (res.RequeueAfter == 0 || res.RequeueAfter > replayWait) {
+				res.RequeueAfter = replayWait
+			}
+		}()
 	}
 	if d.Status.Attempts == 0 && d.Annotations[hookpostv1.AnnotationFirstAttempt] != "" {
 		if res, folded, err := r.foldFirstAttempt(ctx, d); err != nil || folded {
@@ -140,7 +160,7 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return wait, err
 	}
 	res, sent := r.attempt(ctx, d, att)
-	if !sent && !replayed {
+	if !sent && !replayed && replayWait == 0 {
 		// Nothing happened: writing the waiting state now would only cost an API write per postponement. (An
 		// accepted replay is written: its annotation is already marked as done.)
 		d.Status = before.Status
@@ -163,23 +183,66 @@ func replayRequested(d *hookpostv1.WebhookDelivery) bool {
 	return want != "" && want != d.Annotations[hookpostv1.AnnotationReplayed]
 }
 
-// acceptReplay resets the delivery when its replay annotation carries a value not acted on yet.
-func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) (accepted bool, err error) {
+// acceptReplay resets the delivery when its replay annotation carries a value not acted on yet, within the replay
+// limits: a replay they defer is left unacknowledged, with wait saying when to look again, so requests made
+// meanwhile (new values) merge into the one replay sent then. A request made while an accepted replay has not
+// been sent yet is merged into that replay.
+func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpostv1.WebhookDelivery) (accepted bool, wait time.Duration, err error) {
 	if !replayRequested(d) {
-		return false, nil
+		return false, 0, nil
 	}
 	want := d.Annotations[hookpostv1.AnnotationReplay]
+	merge := replayUnsent(d)
+	if !merge {
+		now := r.Clock.Now()
+		if wait = r.replayLimiter().reserve(d.UID, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, now); wait > 0 {
+			r.deferReplay(ctx, d, want, now.Add(wait))
+			return false, wait, nil
+		}
+	}
 	// Mark the value as seen first: if the status write then fails, the delivery is merely not replayed and
 	// the user sets a new value; the other order could send the replay twice.
 	patch := client.MergeFrom(d.DeepCopy())
 	d.Annotations[hookpostv1.AnnotationReplayed] = want
 	status := d.Status
 	if err := r.Patch(ctx, d, patch); err != nil {
-		return false, fmt.Errorf("mark replay %q as accepted: %w", want, err)
+		return false, 0, fmt.Errorf("mark replay %q as accepted: %w", want, err)
 	}
-	d.Status = replay(status)
+	d.Status = status
+	meta.RemoveStatusCondition(&d.Status.Conditions, hookpostv1.ConditionReplayDeferred)
+	if merge {
+		ctrl.LoggerFrom(ctx).Info("Replay merged into the replay not sent yet", "replay", want)
+		return true, 0, nil
+	}
+	d.Status = replay(d.Status)
 	ctrl.LoggerFrom(ctx).Info("Replaying delivery", "replay", want, "attempts", d.Status.Attempts)
-	return true, nil
+	return true, 0, nil
+}
+
+// replayUnsent reports whether an accepted replay of d has not made its attempt yet.
+func replayUnsent(d *hookpostv1.WebhookDelivery) bool {
+	return d.Annotations[hookpostv1.AnnotationReplayed] != "" && d.Status.Phase == hookpostv1.DeliveryPending &&
+		d.Status.Attempts == d.Status.AttemptsBeforeReplay
+}
+
+// deferReplay records in status, and in an Event when the wait begins, that the replay waits until when.
+func (r *WebhookDeliveryReconciler) deferReplay(ctx context.Context, d *hookpostv1.WebhookDelivery, want string, until time.Time) {
+	l := r.replayLimiter().limits
+	msg := fmt.Sprintf("replay %q deferred until %s: at most one replay per delivery every %s (--replay-interval) and %g per minute per subscription, burst %d (--replay-rate, --replay-burst); replays asked for meanwhile are merged into it",
+		truncateRunes(want, 64), until.UTC().Format(time.RFC3339), l.Interval, l.PerMinute, l.Burst)
+	began := !meta.IsStatusConditionTrue(d.Status.Conditions, hookpostv1.ConditionReplayDeferred)
+	meta.SetStatusCondition(&d.Status.Conditions, metav1.Condition{Type: hookpostv1.ConditionReplayDeferred, Status: metav1.ConditionTrue, Reason: hookpostv1.ReasonReplayRateLimited, Message: msg})
+	if began {
+		ctrl.LoggerFrom(ctx).Info("Replay deferred", "replay", want, "until", until.UTC())
+		if r.Recorder != nil {
+			r.Recorder.Eventf(d, nil, corev1.EventTypeNormal, hookpostv1.ReasonReplayRateLimited, "Replay", "%s", msg)
+		}
+	}
+}
+
+func (r *WebhookDeliveryReconciler) replayLimiter() *replayLimiter {
+	r.replaysOnce.Do(func() { r.replays = newReplayLimiter(r.ReplayLimits) })
+	return r.replays
 }
 
 // prepare checks the subscription, the secret and the schedule. It returns the attempt to make, or a result
@@ -257,8 +320,12 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
+	test := r.sendsAsTest(d)
+	if test && !d.Spec.Test && d.Status.Attempts == d.Status.AttemptsBeforeReplay {
+		r.warnNotSealed(ctx, d, p.sub)
+	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, start), r.UserAgent)
+	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start), r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
@@ -280,6 +347,22 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	metrics.ObserveAttempt(out)
 	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), false)
 	return r.afterAttempt(d), true
+}
+
+// sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did
+// not create (no valid seal), whatever its spec.test says. Defense in depth behind the admission policy, which
+// refuses such deliveries where it is installed.
+func (r *WebhookDeliveryReconciler) sendsAsTest(d *hookpostv1.WebhookDelivery) bool {
+	return d.Spec.Test || !r.Sealer.Sealed(d)
+}
+
+// warnNotSealed says, once per run of attempts, why a delivery that asks to be a real event is sent as a test one.
+func (r *WebhookDeliveryReconciler) warnNotSealed(ctx context.Context, d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription) {
+	ctrl.LoggerFrom(ctx).Info("Delivery not created by Hookpost (no valid seal); sending it as a test event")
+	if r.Recorder != nil {
+		r.Recorder.Eventf(d, sub, corev1.EventTypeWarning, hookpostv1.ReasonNotSealed, "Deliver",
+			"not created by Hookpost (annotation %s missing or not matching the spec), so sent as a test event with X-Hookpost-Test: true; set spec.test: true on hand-made deliveries, see docs/subscriptions.md", hookpostv1.AnnotationSeal)
+	}
 }
 
 // foldFirstAttempt records the attempt ingest made before it created the delivery (AnnotationFirstAttempt) as
@@ -324,7 +407,9 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 	d.Status, tr = recordAttempt(d.Status, out, start, end, policy)
 	countFinished := !recorded
 	if !recorded {
-		r.Ledger.Record(LedgerAttempt(d, out, start))
+		a := LedgerAttempt(d, out, start)
+		a.Test = r.sendsAsTest(d)
+		r.Ledger.Record(a)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Attempt made", "attempt", d.Status.Attempts, "statusCode", out.StatusCode, "class", string(out.Class))
 	switch tr {

@@ -40,8 +40,10 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, name, rcv.URL+path, opts...))).To(Succeed())
 		Eventually(readyOf(ns, name)).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
 	}
+	// deliver creates a delivery as ingest does, sealed (see handMade for one that is not).
 	deliver := func(sub, eventID string, opts ...fixtures.DeliveryOption) string {
 		d := fixtures.Delivery(ns, sub, eventID, "order.created", map[string]any{"order_id": 1001, "total": 299.99, "status": "pending"}, opts...)
+		testSealer.Seal(d)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		return d.Name
 	}
@@ -280,6 +282,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		name := deliver("replay", "evt-replay")
 		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
 		for i, value := range []string{"first", "second"} {
+			fakeClock.Step(replayInterval) // at most one replay per delivery per interval
 			d := getDelivery(ns, name)()
 			patch := client.MergeFrom(d.DeepCopy())
 			d.Annotations = map[string]string{hookpostv1.AnnotationReplay: value}
@@ -290,6 +293,86 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Consistently(requestsTo(rcv, "/replay"), "300ms").Should(Equal(3), "each replay value sends once")
 		Expect(getDelivery(ns, name)().Status.History).To(HaveLen(3))
 		Expect(rcv.Requests("/replay")[2].Header.Get("X-Hookpost-Attempt")).To(Equal("3"))
+	})
+
+	// replayAs patches the delivery's replay annotation to value, as kubectl annotate --overwrite does.
+	replayAs := func(name, value string) {
+		d := getDelivery(ns, name)()
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Annotations[hookpostv1.AnnotationReplay] = value
+		Expect(k8sClient.Patch(ctx, d, patch)).To(Succeed())
+	}
+	replayDeferred := func(name string) func() *metav1.Condition {
+		return func() *metav1.Condition {
+			return meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionReplayDeferred)
+		}
+	}
+
+	It("sends 20 replays asked for within moments as one replay now and one more once the interval has passed", func() {
+		subscribe("flood", "/flood")
+		name := deliver("flood", "evt-flood")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		fakeClock.Step(replayInterval) // the suite's earlier replays of other deliveries do not count; be sure
+		for i := range 20 {
+			replayAs(name, fmt.Sprintf("flood-%d", i))
+		}
+		Eventually(requestsTo(rcv, "/flood")).Should(Equal(2), "the first request is replayed at once")
+		Eventually(replayDeferred(name)).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonReplayRateLimited),
+			HaveField("Message", ContainSubstring("deferred until"))))
+		Consistently(requestsTo(rcv, "/flood"), "1s").Should(Equal(2), "the rest wait for the interval")
+		Expect(getDelivery(ns, name)().Annotations[hookpostv1.AnnotationReplayed]).NotTo(Equal("flood-19"))
+
+		stepAndPoke(ns, name, replayInterval)
+		Eventually(requestsTo(rcv, "/flood")).Should(Equal(3), "the requests made meanwhile are merged into one replay")
+		Eventually(func() string { return getDelivery(ns, name)().Annotations[hookpostv1.AnnotationReplayed] }).Should(Equal("flood-19"))
+		Eventually(replayDeferred(name)).Should(BeNil())
+		stepAndPoke(ns, name, replayInterval)
+		Consistently(requestsTo(rcv, "/flood"), "1s").Should(Equal(3), "nothing is left to replay")
+		Expect(getDelivery(ns, name)().Status.Attempts).To(BeEquivalentTo(3))
+		Eventually(func() []string {
+			list := &corev1.EventList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var reasons []string
+			for _, e := range list.Items {
+				reasons = append(reasons, e.Reason)
+			}
+			return reasons
+		}).Should(ContainElement(hookpostv1.ReasonReplayRateLimited))
+	})
+
+	It("defers, not drops, a replay beyond its subscription's replay budget", func() {
+		subscribe("budget", "/budget")
+		var names []string
+		for i := range 4 { // the suite's burst is 3
+			n := deliver("budget", fmt.Sprintf("evt-budget-%d", i))
+			Eventually(phaseOf(ns, n)).Should(Equal(hookpostv1.DeliverySucceeded))
+			names = append(names, n)
+		}
+		fakeClock.Step(time.Minute) // a full bucket
+		for _, n := range names {
+			replayAs(n, "again")
+		}
+		Eventually(requestsTo(rcv, "/budget")).Should(Equal(4 + 3))
+		deferred := ""
+		Eventually(func() []string {
+			var waiting []string
+			for _, n := range names {
+				if c := replayDeferred(n)(); c != nil {
+					waiting = append(waiting, n)
+				}
+			}
+			if len(waiting) == 1 {
+				deferred = waiting[0]
+			}
+			return waiting
+		}).Should(HaveLen(1))
+		Expect(replayDeferred(deferred)().Message).To(ContainSubstring("per minute per subscription"))
+		Consistently(requestsTo(rcv, "/budget"), "1s").Should(Equal(7))
+
+		stepAndPoke(ns, deferred, 10*time.Second) // 6 a minute: a token every 10s
+		Eventually(requestsTo(rcv, "/budget")).Should(Equal(8))
+		Eventually(attemptsOf(ns, deferred)).Should(BeEquivalentTo(2))
+		Eventually(replayDeferred(deferred)).Should(BeNil())
 	})
 
 	It("keeps a replay asked for while the destination host is busy, and sends it when a slot frees", func() {
@@ -310,9 +393,60 @@ var _ = Describe("WebhookDelivery controller", func() {
 		d.Annotations = map[string]string{hookpostv1.AnnotationReplay: "while-busy"}
 		Expect(k8sClient.Patch(ctx, d, patch)).To(Succeed())
 		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryPending), "the replay is recorded at once")
+		By("merging a replay asked for while the accepted one waits for its attempt")
+		replayAs(name, "while-busy-again")
+		Eventually(func() string { return getDelivery(ns, name)().Annotations[hookpostv1.AnnotationReplayed] }).Should(Equal("while-busy-again"))
+		Expect(replayDeferred(name)()).To(BeNil(), "a merged replay waits for nothing")
+		Expect(attemptsOf(ns, name)()).To(BeEquivalentTo(1), "the slow attempts still hold every slot")
 		Eventually(attemptsOf(ns, name), "10s").Should(BeEquivalentTo(2))
 		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
-		Expect(rcv.Requests("/replay-busy")).To(HaveLen(2))
+		Consistently(requestsTo(rcv, "/replay-busy"), "1s").Should(Equal(2), "two replay values, one replay")
+	})
+
+	It("sends a real event the operator sealed without X-Hookpost-Test", func() {
+		subscribe("sealed", "/sealed")
+		// Sealed as ingest seals: raw bytes and a time the API server gives back in another form.
+		name := deliver("sealed", "evt-sealed", fixtures.Tenant("42"), func(d *hookpostv1.WebhookDelivery) {
+			d.Spec.Data.Raw = []byte(`{ "total": 299.99, "order_id": 1001 }`)
+			d.Spec.Event.OccurredAt = metav1.NewTime(time.Date(2025, 11, 16, 10, 30, 0, 123456789, time.UTC))
+		})
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		r := rcv.Requests("/sealed")[0]
+		Expect(r.Header).NotTo(HaveKey("X-Hookpost-Test"))
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+	})
+
+	It("sends a hand-made delivery of a real event (no seal, or a seal of other fields) as a test event, with a Warning saying why", func() {
+		subscribe("forged", "/forged")
+		unsealed := fixtures.Delivery(ns, "forged", "evt-unsealed", "order.paid", map[string]any{"order_id": 7}, fixtures.Tenant("42"))
+		Expect(k8sClient.Create(ctx, unsealed)).To(Succeed())
+		// A seal copied from a delivery the operator made does not cover another tenant.
+		copied := fixtures.Delivery(ns, "forged", "evt-copied", "order.paid", map[string]any{"order_id": 7}, fixtures.Tenant("42"))
+		testSealer.Seal(copied)
+		copied.Spec.Event.TenantID = "43"
+		Expect(k8sClient.Create(ctx, copied)).To(Succeed())
+		for _, name := range []string{unsealed.Name, copied.Name} {
+			Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		}
+		reqs := rcv.Requests("/forged")
+		Expect(reqs).To(HaveLen(2))
+		for _, r := range reqs {
+			Expect(r.Header.Get("X-Hookpost-Test")).To(Equal("true"), "delivery %s", r.Header.Get("X-Hookpost-Delivery"))
+		}
+		Eventually(func() []string {
+			list := &corev1.EventList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			var notes []string
+			for _, e := range list.Items {
+				if e.Reason == hookpostv1.ReasonNotSealed && e.Type == corev1.EventTypeWarning {
+					notes = append(notes, e.InvolvedObject.Name+": "+e.Message)
+				}
+			}
+			return notes
+		}).Should(ConsistOf(
+			And(HavePrefix(unsealed.Name+":"), ContainSubstring("sent as a test event")),
+			And(HavePrefix(copied.Name+":"), ContainSubstring("sent as a test event")),
+		))
 	})
 
 	It("marks a test event in its headers", func() {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
@@ -39,11 +40,13 @@ type DeliveryCreator struct {
 	Client client.Client
 	// Refusals reports deliveries the API server refuses for good; nil only logs them.
 	Refusals *Refusals
+	// Sealer seals each delivery, so the delivery controller sends it as a real event.
+	Sealer *controller.Sealer
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
-	return createDelivery(ctx, c.Client, c.Refusals, sub, ev, NewDelivery(sub, ev))
+	return createDelivery(ctx, c.Client, c.Refusals, sub, ev, NewDelivery(sub, ev, c.Sealer))
 }
 
 // Forget drops what was kept for a deleted subscription.
@@ -130,8 +133,9 @@ func admissionDenied(err error) bool {
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
-// subscription and event type, owned by the subscription so it goes when the subscription goes.
-func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDelivery {
+// subscription and event type, owned by the subscription so it goes when the subscription goes, and sealed by
+// sealer: the delivery controller sends a delivery without the operator's seal as a test event.
+func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
 	labels := map[string]string{}
 	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
 		labels[hookpostv1.LabelSubscription] = v
@@ -166,5 +170,6 @@ func NewDelivery(sub *Subscription, ev *source.Event) *hookpostv1.WebhookDeliver
 	if len(ev.Data) > 0 {
 		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
 	}
+	sealer.Seal(d)
 	return d
 }

@@ -36,6 +36,8 @@ type FirstAttemptOptions struct {
 	Reader client.Reader
 	// Secrets reads signing Secrets.
 	Secrets *controller.Secrets
+	// Sealer seals each delivery written, so the delivery controller sends it as a real event.
+	Sealer *controller.Sealer
 	// Sender is the one Sender of the process, shared with the delivery controller.
 	Sender *delivery.Sender
 	// Successes keeps what succeeded without writing an object per delivery. nil writes an object for every
@@ -121,7 +123,9 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if !ok {
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		later(func() error { return createDelivery(ctx, f.o.Client, f.o.Refusals, sub, ev, NewDelivery(sub, ev)) })
+		later(func() error {
+			return createDelivery(ctx, f.o.Client, f.o.Refusals, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
+		})
 		return nil
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
@@ -146,7 +150,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 // a success is delivered all the same (and in the ledger already); a failure is not retried, and is reported as
 // refused, its attempt in the ledger with outcome refused, since no delivery controller will record it.
 func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, sub, ev, deliveryWithFirstAttempt(sub, ev, first))
+	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, sub, ev, deliveryWithFirstAttempt(sub, ev, first, f.o.Sealer))
 	if reason == "" {
 		return err
 	}
@@ -232,9 +236,12 @@ func (f *FirstAttempt) Forget(uid types.UID) {
 }
 
 // deliveryWithFirstAttempt is the delivery of ev to sub carrying its first attempt.
-func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt) *hookpostv1.WebhookDelivery {
-	d := NewDelivery(sub, ev)
-	d.Annotations = map[string]string{hookpostv1.AnnotationFirstAttempt: first.Encode()}
+func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
+	d := NewDelivery(sub, ev, sealer)
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[hookpostv1.AnnotationFirstAttempt] = first.Encode()
 	return d
 }
 

@@ -62,16 +62,22 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 	if cfg.ledger != nil {
 		rec = cfg.ledger
 	}
-	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
-		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4}); err != nil {
+	// The seal key as the operator reads it: created by the first call, read by the next.
+	key, err := controller.LoadSealKey(ctx, cp.Client, "default", controller.DefaultSealSecretName)
+	if err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
+	sealer := controller.NewSealer(key)
+	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
+		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer}); err != nil {
+		t.Fatal(err)
+	}
+	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: sealer, Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
 	if err := mgr.Add(op.successes); err != nil {
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
+		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)
@@ -212,6 +218,9 @@ func TestFailedFirstAttemptBecomesADeliveryThatRetries(t *testing.T) {
 	if reqs[0].Header.Get(delivery.HeaderEventID) != ids[0] || reqs[1].Header.Get(delivery.HeaderEventID) != ids[0] {
 		t.Errorf("X-Event-Id differs between attempts")
 	}
+	if _, ok := reqs[1].Header["X-Hookpost-Test"]; ok {
+		t.Errorf("the retry of a delivery ingest created (and sealed) was sent as a test event")
+	}
 	if pendingRows(t, table) != 0 {
 		t.Errorf("the row is still pending after its delivery exists")
 	}
@@ -320,6 +329,9 @@ func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
 	seen := map[string]int{}
 	for _, r := range rcv.Requests("/slow") {
 		seen[r.Header.Get(delivery.HeaderEventID)]++
+		if _, ok := r.Header["X-Hookpost-Test"]; ok {
+			t.Errorf("event %s, handed to the delivery controller, was sent as a test event", r.Header.Get(delivery.HeaderEventID))
+		}
 	}
 	for _, id := range ids {
 		if seen[id] != 1 {

@@ -53,6 +53,7 @@ const DefaultObjectsPerFlush = 1000
 // ledger, when configured, has every attempt).
 type SuccessLog struct {
 	client     client.Client
+	sealer     *controller.Sealer
 	direct     client.Reader
 	interval   time.Duration
 	maxObjects int
@@ -114,6 +115,8 @@ type SuccessLogOptions struct {
 	// write conflicts.
 	Client client.Client
 	Direct client.Reader
+	// Sealer seals the success objects, so a replay of one is sent as a real event.
+	Sealer *controller.Sealer
 	// Interval between flushes (default DefaultFlushInterval).
 	Interval time.Duration
 	// MaxObjectsPerFlush bounds the objects one flush writes across all subscriptions (default
@@ -139,7 +142,7 @@ func NewSuccessLog(o SuccessLogOptions) *SuccessLog {
 	if o.ObjectsPerSecond > 0 {
 		perSubscription = min(perSubscription, max(int(float64(o.ObjectsPerSecond)*o.Interval.Seconds()), 1))
 	}
-	return &SuccessLog{client: o.Client, direct: o.Direct, interval: o.Interval, maxObjects: o.MaxObjectsPerFlush,
+	return &SuccessLog{client: o.Client, sealer: o.Sealer, direct: o.Direct, interval: o.Interval, maxObjects: o.MaxObjectsPerFlush,
 		perSubscription: perSubscription, subs: map[types.NamespacedName]*successes{}}
 }
 
@@ -269,7 +272,7 @@ func (l *SuccessLog) writeObjects(ctx context.Context, s *successes, turn <-chan
 		slots <- struct{}{}
 		go func(sc *success) {
 			defer func() { <-slots; wg.Done() }()
-			err := l.client.Create(ctx, deliveryWithFirstAttempt(s.sub, &sc.ev, sc.first))
+			err := l.client.Create(ctx, deliveryWithFirstAttempt(s.sub, &sc.ev, sc.first, l.sealer))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -359,3 +359,30 @@ func BenchmarkSign(b *testing.B) {
 		}
 	}
 }
+
+func TestSealBindsEveryFieldAndItsBoundaries(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	fields := [][]byte{[]byte("shop"), []byte("orders-abc"), []byte("order.paid")}
+	seal := Seal(key, fields...)
+	if !VerifySeal(key, seal, fields...) {
+		t.Fatal("a seal does not verify its own fields")
+	}
+	for name, tc := range map[string]struct {
+		key    []byte
+		seal   string
+		fields [][]byte
+	}{
+		"another key":           {[]byte("another key"), seal, fields},
+		"no key":                {nil, seal, fields},
+		"a changed field":       {key, seal, [][]byte{[]byte("shop"), []byte("orders-abc"), []byte("order.refunded")}},
+		"a moved boundary":      {key, seal, [][]byte{[]byte("shopo"), []byte("rders-abc"), []byte("order.paid")}},
+		"a field fewer":         {key, seal, fields[:2]},
+		"not hex":               {key, "zz" + seal[2:], fields},
+		"empty":                 {key, "", fields},
+		"a seal of another key": {key, Seal([]byte("another key"), fields...), fields},
+	} {
+		if VerifySeal(tc.key, tc.seal, tc.fields...) {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}

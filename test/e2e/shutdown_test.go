@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/test/fixtures"
 	"github.com/hookpost/hookpost/test/harness"
 )
@@ -21,7 +22,13 @@ func TestShutdownLetsAnInFlightAttemptFinish(t *testing.T) {
 	op := tb.startOperator("op")
 	tb.waitReady()
 
-	d := fixtures.Delivery(tb.ns, "slow", "evt-shutdown", "order.created", map[string]any{"order_id": 1})
+	// Sealed with the key the operator made, as its own deliveries are (outside a cluster it keeps the key in
+	// namespace default).
+	key, err := controller.LoadSealKey(tb.ctx, tb.c, "default", controller.DefaultSealSecretName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fixtures.Delivery(tb.ns, "slow", "evt-shutdown", "order.created", map[string]any{"order_id": 1}, fixtures.SealedBy(controller.NewSealer(key)))
 	if err := tb.c.Create(tb.ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -40,5 +47,8 @@ func TestShutdownLetsAnInFlightAttemptFinish(t *testing.T) {
 	}
 	if n := len(tb.recv.Requests("/slow")); n != 1 {
 		t.Fatalf("receiver got %d requests, want 1", n)
+	}
+	if _, ok := tb.recv.Requests("/slow")[0].Header["X-Hookpost-Test"]; ok {
+		t.Errorf("a delivery sealed with the operator's key was sent as a test event")
 	}
 }

@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -55,8 +57,8 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// StartControlPlane starts kube-apiserver and etcd, installs the CRDs from config/crd/bases and writes a
-// system:masters kubeconfig into dir. The binaries come from KUBEBUILDER_ASSETS, else bin/k8s/<KubeVersion>
+// StartControlPlane starts kube-apiserver and etcd, installs the CRDs from config/crd/bases and the chart's
+// delivery admission policy (InstallDeliveryAdmission), and writes a system:masters kubeconfig into dir. The binaries come from KUBEBUILDER_ASSETS, else bin/k8s/<KubeVersion>
 // (`make envtest` builds them).
 func StartControlPlane(dir string) (*ControlPlane, error) {
 	root, err := RepoRoot()
@@ -86,6 +88,11 @@ func StartControlPlane(dir string) (*ControlPlane, error) {
 	}
 	if cp.Client, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
 		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := InstallDeliveryAdmission(ctx, cp.Client); err != nil {
+		return fail(fmt.Errorf("install the delivery admission policy: %w", err))
 	}
 	user, err := env.AddUser(envtest.User{Name: "hookpost-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {

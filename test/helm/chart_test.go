@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -52,6 +54,7 @@ func TestChartRendersAndApplies(t *testing.T) {
 			want := map[string]int{
 				"CustomResourceDefinition": generatedCRDs(t), "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+				"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 			}
 			if got := kinds(objs); !reflect.DeepEqual(got, want) {
 				t.Errorf("rendered kinds %v, want %v", got, want)
@@ -67,6 +70,11 @@ func TestChartRendersAndApplies(t *testing.T) {
 			}
 			if got := envVar(t, c, "HOOKPOST_MAX_CONCURRENT_ATTEMPTS").Value; got != "64" {
 				t.Errorf("HOOKPOST_MAX_CONCURRENT_ATTEMPTS %q, want 64", got)
+			}
+			for name, want := range map[string]string{"HOOKPOST_REPLAY_INTERVAL": "10s", "HOOKPOST_REPLAY_RATE": "10", "HOOKPOST_REPLAY_BURST": "20"} {
+				if got := envVar(t, c, name).Value; got != want {
+					t.Errorf("%s %q, want %q", name, got, want)
+				}
 			}
 			if got := tenantIsolation(c); got != "true" {
 				t.Errorf("tenant isolation %q by default, want true: it is off only by explicit choice", got)
@@ -202,6 +210,46 @@ func TestChartClusterRoleMatchesGenerated(t *testing.T) {
 	}
 }
 
+// TestChartDeliveryAdmissionPolicy checks the policy that keeps hand-made deliveries to test events: it binds
+// itself, denies, checks the verb the operator's ClusterRole grants, the kustomize copy says the same, and the
+// chart leaves it out only when told to.
+func TestChartDeliveryAdmissionPolicy(t *testing.T) {
+	objs := renderChart(t, "hookpost-system")
+	policy := convert[admissionregistrationv1.ValidatingAdmissionPolicy](t, find(t, objs, "ValidatingAdmissionPolicy"))
+	binding := convert[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, find(t, objs, "ValidatingAdmissionPolicyBinding"))
+	if binding.Spec.PolicyName != policy.Name || !reflect.DeepEqual(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %+v does not bind policy %s with Deny", binding.Spec, policy.Name)
+	}
+	if len(policy.Spec.Validations) != 1 || !strings.Contains(policy.Spec.Validations[0].Expression, "check('deliver-events')") ||
+		!strings.Contains(policy.Spec.Validations[0].Message, "spec.test must be true") {
+		t.Errorf("policy validations %+v do not check deliver-events with a message naming spec.test", policy.Spec.Validations)
+	}
+	role := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole"))
+	granted := false
+	for _, r := range role.Rules {
+		granted = granted || slices.Contains(r.Resources, "webhookdeliveries") && slices.Contains(r.Verbs, "deliver-events")
+	}
+	if !granted {
+		t.Errorf("the operator's ClusterRole does not grant deliver-events on webhookdeliveries: its own deliveries would be refused")
+	}
+
+	raw, err := os.ReadFile(filepath.Join(root, "config", "admission", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomized := decodeManifests(t, raw)
+	kPolicy := convert[admissionregistrationv1.ValidatingAdmissionPolicy](t, find(t, kustomized, "ValidatingAdmissionPolicy"))
+	kBinding := convert[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, find(t, kustomized, "ValidatingAdmissionPolicyBinding"))
+	if !reflect.DeepEqual(kPolicy.Spec, policy.Spec) || !reflect.DeepEqual(kBinding.Spec, binding.Spec) {
+		t.Errorf("config/admission/policy.yaml differs from charts/hookpost/%s: copy the spec over\nchart: %+v\nkustomize: %+v",
+			"templates/delivery-admission-policy.yaml", policy.Spec, kPolicy.Spec)
+	}
+
+	if got := kinds(renderChart(t, "hookpost-system", "--set", "deliveryAdmission.enabled=false")); got["ValidatingAdmissionPolicy"]+got["ValidatingAdmissionPolicyBinding"] != 0 {
+		t.Errorf("deliveryAdmission.enabled=false still renders the policy: %v", got)
+	}
+}
+
 // TestChartCRDsMatchGenerated catches a chart whose crds/ was not refreshed by make manifests.
 func TestChartCRDsMatchGenerated(t *testing.T) {
 	for _, path := range generatedCRDFiles(t) {
@@ -229,6 +277,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"allowCIDRs={10.0.0.0}"}, "/allowCIDRs/0"},
 		{[]string{"denyCIDRs={169.254.169.254}"}, "/denyCIDRs/0"},
 		{[]string{"concurency.deliveryWorkers=4"}, "concurency"},
+		{[]string{"deliveryAdmission.enabled=maybe"}, "/deliveryAdmission/enabled"},
+		{[]string{"replay.burst=0"}, "/replay/burst"},
+		{[]string{"replay.interval=10"}, "/replay/interval"},
 	} {
 		args := []string{"template", "hookpost", chart}
 		for _, s := range tc.set {

@@ -39,6 +39,12 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 		t.Errorf("config/default holds %d CRDs, config/crd/bases %d: list every one in config/crd/kustomization.yaml", got, want)
 	}
 
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if o := find(t, objs, kind); o.GetNamespace() != "" {
+			t.Errorf("%s %s is cluster-scoped but has namespace %q", kind, o.GetName(), o.GetNamespace())
+		}
+	}
+
 	createNamespace(t, "hookpost-system")
 	dryRunApply(t, objs)
 }
