@@ -59,11 +59,16 @@ func clientKey(name string) client.ObjectKey {
 func waitDrained(ctx context.Context, timeout time.Duration, recv *receiver, published []string, pool *pgxpool.Pool,
 	js jetstream.JetStream, cp *harness.ControlPlane) (bool, string) {
 	deadline := time.Now().Add(timeout)
+	nextProgress := time.Now().Add(30 * time.Second)
 	var why string
 	for time.Now().Before(deadline) {
 		why = notDrained(ctx, recv, published, pool, js, cp)
 		if why == "" {
 			return true, ""
+		}
+		if time.Now().After(nextProgress) {
+			step("  still draining: " + why)
+			nextProgress = time.Now().Add(30 * time.Second)
 		}
 		if !sleepUntil(ctx, time.Now().Add(2*time.Second)) {
 			return false, ctx.Err().Error()
