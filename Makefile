@@ -63,6 +63,10 @@ bench: envtest postgres build $(HELM) ## Benchmarks: Go testing.B per package an
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	go run ./test/bench $(BENCH_FLAGS)
 
+.PHONY: chaos
+chaos: envtest postgres ## Chaos run with real processes (minutes; not part of test): 20,000 events while the operator is SIGKILLed and PostgreSQL, NATS and kube-apiserver restart; fails if one is lost (CHAOS_FLAGS='-events 2000 -chaos-for 80s' for a quick one).
+	go run ./test/chaos $(CHAOS_FLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -55,37 +55,18 @@ func TestNATSRestartedMidRun(t *testing.T) {
 		t.Fatalf("publish: %v", err)
 	}
 
-	tb.waitQuiescent(want, func() (bool, string) {
-		c, err := js.Consumer(tb.ctx, natssource.DefaultStream, natssource.DefaultDurable)
-		if err != nil {
-			return false, fmt.Sprintf("look up consumer: %v", err)
-		}
-		info, err := c.Info(tb.ctx)
-		if err != nil {
-			return false, fmt.Sprintf("consumer info: %v", err)
-		}
-		return info.NumPending == 0 && info.NumAckPending == 0, describeConsumer(info)
-	})
+	tb.waitQuiescent(want, func() (bool, string) { return harness.ConsumerDrained(tb.ctx, js) })
 	tb.assertDelivered(want)
 }
 
-// publishPaced publishes the events in small groups, so publishing spans the restart, retrying each (with its
-// Nats-Msg-Id, so a publish that did land is dropped as a duplicate) until it is acknowledged.
+// publishPaced publishes the events in small groups, so publishing spans the restart, retrying each until it is
+// acknowledged.
 func publishPaced(ctx context.Context, js jetstream.JetStream, events []producedEvent, published *atomic.Int64) error {
 	for i, p := range events {
 		ev := source.Event{ID: p.ID, Type: p.Type, TenantID: p.Tenant, Collection: "orders",
 			OccurredAt: time.Now(), Data: []byte(fmt.Sprintf(`{"seq":%d}`, i))}
-		for {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := natssource.Publish(pctx, js, "", ev)
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("event %d of %d: %w", i+1, len(events), err)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := harness.PublishRetrying(ctx, js, ev); err != nil {
+			return fmt.Errorf("event %d of %d: %w", i+1, len(events), err)
 		}
 		published.Add(1)
 		if i%50 == 49 {
@@ -96,18 +77,6 @@ func publishPaced(ctx context.Context, js jetstream.JetStream, events []produced
 }
 
 func consumerState(ctx context.Context, js jetstream.JetStream) string {
-	c, err := js.Consumer(ctx, natssource.DefaultStream, natssource.DefaultDurable)
-	if err != nil {
-		return err.Error()
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return err.Error()
-	}
-	return describeConsumer(info)
-}
-
-func describeConsumer(info *jetstream.ConsumerInfo) string {
-	return fmt.Sprintf("{pending %d, ack pending %d, redelivered %d, acked through stream seq %d}",
-		info.NumPending, info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream)
+	_, state := harness.ConsumerDrained(ctx, js)
+	return state
 }

@@ -64,24 +64,12 @@ func (o *outbox) insertMixed(ctx context.Context, first, n int) {
 	})
 }
 
-// inTx runs fn in a synchronously committed transaction, retrying for a while when PostgreSQL is just back from
-// a restart and the pool still holds dead connections. A failed attempt committed nothing, so a retry is safe.
+// inTx runs fn in a synchronously committed transaction, retrying while PostgreSQL is just back from a restart.
 func (o *outbox) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) {
 	o.t.Helper()
-	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		err = pgx.BeginFunc(ctx, o.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
-				return err
-			}
-			return fn(tx)
-		})
-		if err == nil {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := harness.CommitRetrying(ctx, o.pool, 20, fn); err != nil {
+		o.t.Fatalf("%s: %v", what, err)
 	}
-	o.t.Fatalf("%s: %v", what, err)
 }
 
 // events reads back every well-formed event in the outbox, with the ids the database gave them.
@@ -104,20 +92,7 @@ func (o *outbox) events(ctx context.Context) []producedEvent {
 
 // statusCounts counts the outbox rows by status.
 func (o *outbox) statusCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := o.pool.Query(ctx, "SELECT status, count(*) FROM "+postgres.DefaultTable+" GROUP BY status")
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]int{}
-	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, err
-		}
-		counts[status] = n
-	}
-	return counts, rows.Err()
+	return harness.OutboxStatusCounts(ctx, o.pool)
 }
 
 // drained is the outbox's sourceDrained: no row is pending.

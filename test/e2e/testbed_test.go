@@ -16,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -68,9 +66,8 @@ func newTestbed(t *testing.T) *testbed {
 	tb := &testbed{t: t, ctx: ctx, c: suite.cp.Client, ns: namespaceFor(t), dir: t.TempDir()}
 	// The operator runs with tenant isolation on, its default: the namespace is granted every tenant, as a cluster
 	// admin does for a namespace that may see all of them.
-	if err := tb.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tb.ns,
-		Annotations: map[string]string{hookpostv1.AnnotationTenants: "*"}}}); err != nil {
-		t.Fatalf("create namespace %s: %v", tb.ns, err)
+	if err := harness.CreateNamespaceForAllTenants(ctx, tb.c, tb.ns); err != nil {
+		t.Fatal(err)
 	}
 	tb.recv = harness.NewReceiver()
 	t.Cleanup(tb.recv.Close)

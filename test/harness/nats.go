@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -10,6 +11,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookpost/hookpost/internal/source"
+	natssource "github.com/hookpost/hookpost/internal/source/nats"
 )
 
 // natsStartTimeout bounds how long a start waits for the server to accept connections.
@@ -131,4 +135,39 @@ func (n *NATS) Producer(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatalf("open jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// PublishRetrying publishes ev to the default stream as a producing application does, retrying every 200 ms
+// until the server acknowledges it or ctx ends. Each retry carries the same Nats-Msg-Id, so a publish that did
+// land before its acknowledgement was lost (a server restart) is dropped as a duplicate.
+func PublishRetrying(ctx context.Context, js jetstream.JetStream, ev source.Event) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := natssource.Publish(pctx, js, "", ev)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish event %s: %w", ev.ID, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ConsumerDrained reports whether the operator's durable consumer on the default stream has nothing left to
+// hand over (no message pending, none delivered and unacknowledged), with the consumer's state for messages.
+func ConsumerDrained(ctx context.Context, js jetstream.JetStream) (drained bool, state string) {
+	c, err := js.Consumer(ctx, natssource.DefaultStream, natssource.DefaultDurable)
+	if err != nil {
+		return false, fmt.Sprintf("look up consumer: %v", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, fmt.Sprintf("consumer info: %v", err)
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0,
+		fmt.Sprintf("{pending %d, ack pending %d, redelivered %d, acked through stream seq %d}",
+			info.NumPending, info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream)
 }

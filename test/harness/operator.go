@@ -59,6 +59,9 @@ func (o *Operator) Start() error {
 	return nil
 }
 
+// Done is closed when the process started last has exited, killed or on its own.
+func (o *Operator) Done() <-chan struct{} { return o.done }
+
 // Pid is the running process's id.
 func (o *Operator) Pid() int { return o.cmd.Process.Pid }
 
