@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -29,8 +27,7 @@ func TestHangingTenantDoesNotStarveOthers(t *testing.T) {
 	tb.subscribe("healthy", func(producedEvent) bool { return true }, fixtures.Events("*"))
 
 	hangingNS := tb.ns + "-hanging"
-	if err := tb.c.Create(tb.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hangingNS,
-		Annotations: map[string]string{hookpostv1.AnnotationTenants: "*"}}}); err != nil {
+	if err := harness.CreateNamespaceForAllTenants(tb.ctx, tb.c, hangingNS); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
