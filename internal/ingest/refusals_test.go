@@ -295,8 +295,9 @@ func TestForbiddenInOneNamespaceIsScopedAndEverywhereBlocks(t *testing.T) {
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
 	}}
+	// deliver-events is what the real-deliveries admission policy asks of whoever creates a non-test delivery.
 	create := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user + "-create"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{hookpostv1.GroupVersion.Group}, Resources: []string{"webhookdeliveries"}, Verbs: []string{"create"}},
+		{APIGroups: []string{hookpostv1.GroupVersion.Group}, Resources: []string{"webhookdeliveries"}, Verbs: []string{"create", "deliver-events"}},
 	}}
 	readBinding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user + "-read"}, Subjects: subject,
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: read.Name}}
