@@ -54,18 +54,25 @@ func (o *ledgerOptions) open(ctx context.Context, outboxDSN string, outboxMigrat
 	if reg == nil {
 		reg = metrics.Registry
 	}
-	w, err := ledgerpg.New(ctx, ledgerpg.Options{
-		DSN: dsn, Schema: o.schema, Table: o.table, Retention: o.retention,
-		Registerer: reg, Log: ctrl.Log.WithName("ledger"),
+	var w *ledgerpg.Writer
+	err := waitFor(ctx, "the ledger's PostgreSQL", unreachable, func(ctx context.Context) error {
+		var err error
+		if w, err = ledgerpg.New(ctx, ledgerpg.Options{
+			DSN: dsn, Schema: o.schema, Table: o.table, Retention: o.retention,
+			Registerer: reg, Log: ctrl.Log.WithName("ledger"),
+		}); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		if migrate {
+			if err := w.Migrate(ctx); err != nil {
+				w.Close()
+				return fmt.Errorf("ledger: migrate: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	if migrate {
-		if err := w.Migrate(ctx); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("ledger: migrate: %w", err)
-		}
+		return nil, err
 	}
 	return w, nil
 }

@@ -106,6 +106,10 @@ func run() error {
 	// Ingest creates a WebhookDelivery per match and the delivery controller patches its status: the API server
 	// is the bottleneck, so client-go's default of 20 requests/s would be.
 	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
+	ctx := ctrl.SetupSignalHandler()
+	if err := waitFor(ctx, "the Kubernetes API server", always, apiServerAnswers(cfg)); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
@@ -120,7 +124,6 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	ctx := ctrl.SetupSignalHandler()
 	sender := delivery.NewSender(delivery.SenderOptions{
 		Guard:         netguard.New(allow, netguard.WithDeny(deny)),
 		MaxConcurrent: o.maxConcurrent,

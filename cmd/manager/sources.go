@@ -116,27 +116,42 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	}
 	var srcs []source.Source
 	if o.postgresDSN != "" {
-		pg, err := postgres.New(ctx, postgres.Options{
-			DSN: o.postgresDSN, Schema: o.postgresSchema, Table: o.postgresTable,
-			Retention: o.postgresRetention, ClaimLease: o.postgresClaimLease, OnReject: onReject,
+		var pg *postgres.Source
+		err := waitFor(ctx, "the outbox's PostgreSQL", unreachable, func(ctx context.Context) error {
+			var err error
+			if pg, err = postgres.New(ctx, postgres.Options{
+				DSN: o.postgresDSN, Schema: o.postgresSchema, Table: o.postgresTable,
+				Retention: o.postgresRetention, ClaimLease: o.postgresClaimLease, OnReject: onReject,
+			}); err != nil {
+				return fmt.Errorf("postgres source: %w", err)
+			}
+			if o.postgresMigrate {
+				if err := pg.Migrate(ctx); err != nil {
+					_ = pg.Close()
+					return fmt.Errorf("postgres source: migrate: %w", err)
+				}
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("postgres source: %w", err)
-		}
-		if o.postgresMigrate {
-			if err := pg.Migrate(ctx); err != nil {
-				return fmt.Errorf("postgres source: migrate: %w", err)
-			}
+			return err
 		}
 		srcs = append(srcs, pg)
 	}
 	if o.natsURL != "" {
-		ns, err := natssource.New(ctx, natssource.Options{
-			URL: o.natsURL, CredsFile: o.natsCreds, Stream: o.natsStream, SubjectPrefix: o.natsSubjectPrefix,
-			CreateStream: o.natsCreateStream, OnReject: onReject,
+		var ns *natssource.Source
+		err := waitFor(ctx, "NATS", unreachable, func(ctx context.Context) error {
+			var err error
+			if ns, err = natssource.New(ctx, natssource.Options{
+				URL: o.natsURL, CredsFile: o.natsCreds, Stream: o.natsStream, SubjectPrefix: o.natsSubjectPrefix,
+				CreateStream: o.natsCreateStream, OnReject: onReject,
+			}); err != nil {
+				return fmt.Errorf("nats source: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("nats source: %w", err)
+			return err
 		}
 		srcs = append(srcs, ns)
 	}
