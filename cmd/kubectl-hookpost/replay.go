@@ -33,7 +33,8 @@ func newReplayCommand(root *rootOptions) *cobra.Command {
 		Short: "Send deliveries again",
 		Long: `Sets the webhooks.hookpost.io/replay annotation of one delivery, or of every delivery of a subscription
 that passes the filters, to a new value. Hookpost then sends each again, whatever its phase, restarting the
-retry schedule and keeping the attempt history. Reports how many deliveries were replayed.`,
+retry schedule and keeping the attempt history, within the operator's replay limits (condition ReplayDeferred
+says until when a replay waits). Reports how many deliveries a replay was requested for.`,
 		Example: `  kubectl hookpost replay orders-3f2a9c0e1d
   kubectl hookpost replay --subscription orders --phase Failed --since 2h`,
 		Args: cobra.MaximumNArgs(1),
@@ -96,14 +97,18 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 		replayed++
 		result.Replayed = append(result.Replayed, d.Name)
 		if o.output == "" {
-			fmt.Fprintf(o.streams.Out, "webhookdelivery/%s replayed\n", d.Name)
+			fmt.Fprintf(o.streams.Out, "webhookdelivery/%s replay requested\n", d.Name)
 		}
 	}
 	result.Count = replayed
 	if o.output != "" {
 		return printStructured(o.streams.Out, o.output, result)
 	}
-	fmt.Fprintf(o.streams.Out, "%d %s replayed\n", replayed, plural(replayed, "delivery", "deliveries"))
+	// The operator sends each within its replay limits, so "requested" is what is true now.
+	fmt.Fprintf(o.streams.Out, "%d %s: replay requested\n", replayed, plural(replayed, "delivery", "deliveries"))
+	if replayed > 0 {
+		fmt.Fprintln(o.streams.Out, "Each is sent within the operator's replay limits; a delivery whose replay waits has condition ReplayDeferred saying until when.")
+	}
 	return nil
 }
 

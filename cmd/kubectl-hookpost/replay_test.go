@@ -43,7 +43,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 	}
 
 	out := mustRun(t, "replay", "--subscription", "mixed", "--phase", "Failed", "-n", ns)
-	if !strings.Contains(out, "2 deliveries replayed") {
+	if !strings.Contains(out, "2 deliveries: replay requested") {
 		t.Errorf("bulk replay output:\n%s", out)
 	}
 	if replayValue(t, ns, names[0]) != "" || replayValue(t, ns, other.Name) != "" {
@@ -57,7 +57,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 	}
 
 	out = mustRun(t, "replay", names[0], "-n", ns)
-	if !strings.Contains(out, "1 delivery replayed") || replayValue(t, ns, names[0]) == "" {
+	if !strings.Contains(out, "1 delivery: replay requested") || replayValue(t, ns, names[0]) == "" {
 		t.Errorf("single replay output:\n%s", out)
 	}
 	waitForReplayAccepted(t, ns, names[0])
@@ -65,7 +65,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 		t.Errorf("receiver got %d requests, want 3 first attempts and 3 replays", n)
 	}
 
-	if out := mustRun(t, "replay", "--subscription", "mixed", "--since", "1h", "-n", ns); !strings.Contains(out, "3 deliveries replayed") {
+	if out := mustRun(t, "replay", "--subscription", "mixed", "--since", "1h", "-n", ns); !strings.Contains(out, "3 deliveries: replay requested") {
 		t.Errorf("replay --since 1h:\n%s", out)
 	}
 	var res struct {
@@ -76,7 +76,7 @@ func TestReplayOneAndInBulk(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, "replay", names[0], "-n", ns, "-o", "json")), &res); err != nil || res.Count != 1 || len(res.Replayed) != 1 || res.Replayed[0] != names[0] || res.Replay != replayValue(t, ns, names[0]) {
 		t.Errorf("replay -o json = %+v (%v), want delivery %s and the annotation value set", res, err, names[0])
 	}
-	if out := mustRun(t, "replay", "--subscription", "nobody", "-n", ns); !strings.Contains(out, "0 deliveries replayed") {
+	if out := mustRun(t, "replay", "--subscription", "nobody", "-n", ns); !strings.Contains(out, "0 deliveries: replay requested") {
 		t.Errorf("replay of a subscription without deliveries:\n%s", out)
 	}
 	for _, args := range [][]string{
