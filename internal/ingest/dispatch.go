@@ -31,8 +31,9 @@ type Dispatcher interface {
 // Later hands a dispatch's remaining work to its batch: the work must finish before the batch is acknowledged (an
 // error hands the batch back, as a Dispatch error does), but it does not hold one of the batch's dispatchers
 // meanwhile. A first attempt whose host or namespace is hanging hands its match over this way, so the API writes
-// of a hanging tenant's many hand-overs do not delay the batch's healthy first attempts.
-type Later func(work func() error)
+// of a hanging tenant's many hand-overs do not delay the batch's healthy first attempts. The work gets a context
+// of its own: the dispatchers' ends when the last of them returns, which is usually before the work is done.
+type Later func(work func(ctx context.Context) error)
 
 // DeliveryCreator dispatches by creating a WebhookDelivery named after (subscription, event id), for the delivery
 // controller to attempt: the object-per-delivery mode (--first-attempt=false).

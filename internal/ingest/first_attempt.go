@@ -123,7 +123,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if !ok {
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		later(func() error {
+		later(func(ctx context.Context) error {
 			return createDelivery(ctx, f.o.Client, f.o.Refusals, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
 		})
 		return nil

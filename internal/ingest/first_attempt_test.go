@@ -307,7 +307,12 @@ func TestBusyHostHandsTheMatchToTheDeliveryController(t *testing.T) {
 	startOperator(t, operatorConfig{flushInterval: time.Hour, maxPerHost: 1, hostWait: 50 * time.Millisecond}, src)
 	readySubscription(t, sub)
 
-	ids := insert(t, table, row{"order.created", "", "", `{"n":1}`}, row{"order.created", "", "", `{"n":2}`}, row{"order.created", "", "", `{"n":3}`})
+	// Enough events that most are handed over while the slow attempt holds the slot.
+	rows := make([]row, 100)
+	for i := range rows {
+		rows[i] = row{"order.created", "", "", fmt.Sprintf(`{"n":%d}`, i)}
+	}
+	ids := insert(t, table, rows...)
 	waitFor(t, "every event received", func() bool { return len(rcv.Requests("/slow")) >= len(ids) })
 	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
 	held := 0

@@ -237,24 +237,30 @@ func (i *Ingester) holdPlace(slots chan struct{}) (done func()) {
 	}
 }
 
-// lateWork runs what a batch's dispatches hand to Later, beside the dispatchers and parallelism at a time.
+// lateWork runs what a batch's dispatches hand to Later, beside the dispatchers and parallelism at a time, under
+// the batch's context (not the dispatchers', which ends when they are all done).
 type lateWork struct {
-	g     errgroup.Group
+	ctx   context.Context
+	g     *errgroup.Group
 	slots chan struct{}
 }
 
-func newLateWork(parallelism int) *lateWork {
-	l := &lateWork{slots: make(chan struct{}, parallelism)}
+func newLateWork(ctx context.Context, parallelism int) *lateWork {
+	g, gctx := errgroup.WithContext(ctx)
 	// The group bounds how much may wait to run; past it a dispatch waits to hand more.
-	l.g.SetLimit(maxLaterPerBatch)
-	return l
+	g.SetLimit(maxLaterPerBatch)
+	return &lateWork{ctx: gctx, g: g, slots: make(chan struct{}, parallelism)}
 }
 
-func (l *lateWork) later(work func() error) {
+func (l *lateWork) later(work func(ctx context.Context) error) {
 	l.g.Go(func() error {
-		l.slots <- struct{}{}
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.ctx.Done():
+			return l.ctx.Err()
+		}
 		defer func() { <-l.slots }()
-		return work()
+		return work(l.ctx)
 	})
 }
 
@@ -270,7 +276,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	metrics.ObserveLag(i.src.Name(), events, i.opts.Clock.Now())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(i.opts.Parallelism + i.opts.AttemptSlots)
-	late := newLateWork(i.opts.Parallelism)
+	late := newLateWork(ctx, i.opts.Parallelism)
 	var matches []*Subscription
 	dispatched := 0
 	for k := range events {

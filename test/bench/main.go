@@ -33,18 +33,22 @@ import (
 
 // config is the command line.
 type config struct {
-	events         int // saturation events
-	sources        []string
-	modes          []mode
-	producers      int
-	pacedRate      int
-	pacedFor       time.Duration
-	fanoutSubs     int
-	fanoutEvents   int
-	fanoutModes    []mode
-	ceilingWorkers int
-	timeout        time.Duration
-	operatorArgs   []string // appended to every run's operator command line
+	events    int // saturation events
+	sources   []string
+	modes     []mode
+	producers int
+	pacedRate int
+	pacedFor  time.Duration
+	// The starvation pair (fast mode): paced events alone, then beside hangingEndpoints that never answer.
+	hangingEndpoints int
+	hangingRate      int
+	hangingFor       time.Duration
+	fanoutSubs       int
+	fanoutEvents     int
+	fanoutModes      []mode
+	ceilingWorkers   int
+	timeout          time.Duration
+	operatorArgs     []string // appended to every run's operator command line
 	// The memory scenario: subscriptions and retained finished deliveries at rest; 0 subscriptions skips it.
 	memorySubs       int
 	memoryDeliveries int
@@ -61,6 +65,9 @@ func main() {
 	flag.IntVar(&cfg.producers, "producers", 16, "Concurrent producers; each outbox producer inserts one row per transaction.")
 	flag.IntVar(&cfg.pacedRate, "paced-rate", 1000, "Events per second of the paced run.")
 	flag.DurationVar(&cfg.pacedFor, "paced-for", 20*time.Second, "Length of the paced run; 0 skips it.")
+	flag.IntVar(&cfg.hangingEndpoints, "hanging-endpoints", 8, "Endpoints of another namespace that never answer, beside a paced run (fast mode); 0 skips the pair of runs.")
+	flag.IntVar(&cfg.hangingRate, "hanging-rate", 100, "Events per second of the runs beside hanging endpoints (each event also becomes a WebhookDelivery per hanging endpoint).")
+	flag.DurationVar(&cfg.hangingFor, "hanging-for", 20*time.Second, "Length of the runs beside hanging endpoints.")
 	flag.IntVar(&cfg.fanoutSubs, "fanout-subscriptions", 100, "Subscriptions matching every event of the fan-out run; 0 skips it.")
 	flag.IntVar(&cfg.fanoutEvents, "fanout-events", 1000, "Events of the fan-out run.")
 	flag.StringVar(&fanoutModesFlag, "fanout-modes", "fast", "Modes that run the fan-out scenario, comma-separated: in objects mode 100,000 deliveries take many minutes.")

@@ -29,6 +29,7 @@ func report(out io.Writer, cfg config, results []modeResult, c ceilings) {
 		reportModes(out, source, results, c)
 	}
 	reportRuns(out, results)
+	reportHanging(out, cfg, results)
 	reportWrites(out, results)
 	reportUsage(out, results)
 	reportLedger(out, results)
@@ -77,6 +78,21 @@ func reportModes(out io.Writer, source string, results []modeResult, c ceilings)
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	_ = tw.Flush()
+}
+
+// reportHanging compares the measured subscription's latency beside another namespace's hanging endpoints with
+// the same load alone, measured in the same run.
+func reportHanging(out io.Writer, cfg config, results []modeResult) {
+	for _, m := range results {
+		calm, hanging := m.run(scenarioCalm), m.run(scenarioHanging)
+		if calm == nil || hanging == nil {
+			continue
+		}
+		fmt.Fprintf(out, "\nBeside %d hanging endpoints of another namespace (%s, %s, %d events/s for %s): healthy p50 %s (alone %s), "+
+			"p99 %s (alone %s), p99 ratio %.2f\n", hanging.scenario.hanging, m.source, m.mode.name, cfg.hangingRate, cfg.hangingFor,
+			ms(hanging.latency.p50), ms(calm.latency.p50), ms(hanging.latency.p99), ms(calm.latency.p99),
+			float64(hanging.latency.p99)/float64(max(calm.latency.p99, time.Millisecond)))
+	}
 }
 
 // reportRuns prints every run's throughput and latency.

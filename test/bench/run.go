@@ -64,6 +64,13 @@ func (b *bench) measure(src eventSource, m mode, sc scenario) (runResult, error)
 	if err != nil {
 		return runResult{}, err
 	}
+	if sc.hanging > 0 {
+		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging)
+		defer stopHanging()
+		if err != nil {
+			return runResult{}, err
+		}
+	}
 	op, err := b.startOperator(name, slices.Concat(baseOperatorArgs, m.operatorArgs(), in.operatorArgs(), b.cfg.operatorArgs))
 	if err != nil {
 		return runResult{}, err
@@ -71,6 +78,11 @@ func (b *bench) measure(src eventSource, m mode, sc scenario) (runResult, error)
 	defer op.stop()
 	if err := b.waitReady(ctx, ns, sc.subscriptions); err != nil {
 		return runResult{}, err
+	}
+	if sc.hanging > 0 {
+		if err := b.waitReady(ctx, ns+"-hanging", sc.hanging); err != nil {
+			return runResult{}, err
+		}
 	}
 	procs := slices.Concat(b.shared, in.processes(), []measured{{name: processOperator, pids: onePid(op.Pid())}})
 	r, err := b.deliver(ctx, sc, in, routes, procs, op.logPath)

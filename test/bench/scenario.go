@@ -55,6 +55,9 @@ type scenario struct {
 	rate float64
 	// checkLedger counts each event's success rows in the delivery ledger afterwards, when the source has one.
 	checkLedger bool
+	// hanging is how many endpoints that never answer, each on a host of its own, another namespace subscribes
+	// to every event with: the measured subscription's latency shows whether they hold it up.
+	hanging int
 }
 
 func (s scenario) deliveries() int { return s.subscriptions * s.events }
@@ -64,6 +67,9 @@ const (
 	scenarioSaturation = "saturation"
 	scenarioPaced      = "paced"
 	scenarioFanout     = "fan-out"
+	// The starvation pair: the same paced load, alone and beside another namespace's hanging endpoints.
+	scenarioCalm    = "beside-calm"
+	scenarioHanging = "beside-hanging"
 )
 
 // scenarios are the runs of mode m that cfg asks for.
@@ -72,6 +78,12 @@ func (cfg config) scenarios(m mode) []scenario {
 	if cfg.pacedFor > 0 && cfg.pacedRate > 0 {
 		out = append(out, scenario{name: scenarioPaced, subscriptions: 1,
 			events: int(float64(cfg.pacedRate) * cfg.pacedFor.Seconds()), rate: float64(cfg.pacedRate)})
+	}
+	if cfg.hangingEndpoints > 0 && cfg.hangingFor > 0 && cfg.hangingRate > 0 && m.firstAttempt {
+		n := int(float64(cfg.hangingRate) * cfg.hangingFor.Seconds())
+		out = append(out,
+			scenario{name: scenarioCalm, subscriptions: 1, events: n, rate: float64(cfg.hangingRate)},
+			scenario{name: scenarioHanging, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints})
 	}
 	if cfg.fanoutSubs > 0 && cfg.fanoutEvents > 0 && slices.Contains(cfg.fanoutModes, m) {
 		out = append(out, scenario{name: scenarioFanout, subscriptions: cfg.fanoutSubs, events: cfg.fanoutEvents})
