@@ -63,6 +63,24 @@ bench: envtest postgres build ## Benchmarks: Go testing.B per package and the en
 	go test -run '^$$' -bench . -benchmem ./internal/...
 	go run ./test/bench $(BENCH_FLAGS)
 
+# Every fuzz target as package:Target; go test -fuzz takes one target per package invocation.
+FUZZ_TARGETS := \
+	./internal/source/postgres:FuzzDecodeRow \
+	./internal/source/nats:FuzzDecodeMessage \
+	./internal/envelope:FuzzCanonical \
+	./internal/ingest:FuzzIndexMatch \
+	./internal/signing:FuzzSignThenVerify \
+	./internal/signing:FuzzVerifyStandardHeaders
+FUZZTIME ?= 10m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10m), one at a time; a crasher lands in the package's testdata/fuzz.
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg || exit 1; \
+	done
+
 ##@ Build
 
 .PHONY: build
