@@ -44,7 +44,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&WebhookSubscriptionReconciler{
 		Secrets:  secrets,
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("hookpost-subscription"),
+		Recorder: fitNotes(mgr.GetEventRecorder("hookpost-subscription")),
 		Clock:    o.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
@@ -52,7 +52,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&WebhookDeliveryReconciler{
 		Secrets:                 secrets,
 		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("hookpost-delivery"),
+		Recorder:                fitNotes(mgr.GetEventRecorder("hookpost-delivery")),
 		Clock:                   o.Clock,
 		Sender:                  o.Sender,
 		UserAgent:               o.UserAgent,
