@@ -67,6 +67,24 @@ bench: envtest postgres build $(HELM) ## Benchmarks: Go testing.B per package an
 chaos: envtest postgres ## Chaos run with real processes (minutes; not part of test): 20,000 events while the operator is SIGKILLed and PostgreSQL, NATS and kube-apiserver restart; fails if one is lost (CHAOS_FLAGS='-events 2000 -chaos-for 80s' for a quick one).
 	go run ./test/chaos $(CHAOS_FLAGS)
 
+# Every fuzz target as package:Target; go test -fuzz takes one target per package invocation.
+FUZZ_TARGETS := \
+	./internal/source/postgres:FuzzDecodeRow \
+	./internal/source/nats:FuzzDecodeMessage \
+	./internal/envelope:FuzzCanonical \
+	./internal/ingest:FuzzIndexMatch \
+	./internal/signing:FuzzSignThenVerify \
+	./internal/signing:FuzzVerifyStandardHeaders
+FUZZTIME ?= 10m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10m), one at a time; a crasher lands in the package's testdata/fuzz.
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg || exit 1; \
+	done
+
 ##@ Build
 
 .PHONY: build

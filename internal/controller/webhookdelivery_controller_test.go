@@ -142,6 +142,35 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(getSubscription(ns, "down")().Status.ConsecutiveFailures).To(BeEquivalentTo(6))
 	})
 
+	It("records the failure Event with its note cut to the events API's 1 KiB when the message is longer", func() {
+		// A hostname of 1,500 characters cannot resolve, and the condition message quotes it whole.
+		host := strings.Repeat("x", 1500) + ".invalid"
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "longhost", "http://"+host+"/hook",
+			fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"), fixtures.Schedule(time.Second)))).To(Succeed())
+		Eventually(readyOf(ns, "longhost")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		name := deliver("longhost", "evt-longhost")
+		Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(1))
+		stepAndPoke(ns, name, time.Second)
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryFailed))
+		c := meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionDelivered)
+		Expect(len(c.Message)).To(BeNumerically(">", maxEventNote), "the message must be too long for a note, or this proves nothing")
+
+		var note string
+		Eventually(func() string {
+			list := &corev1.EventList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			for _, e := range list.Items {
+				if e.InvolvedObject.Name == name && e.Reason == hookpostv1.ReasonRetriesExhausted {
+					note = e.Message
+				}
+			}
+			return note
+		}).ShouldNot(BeEmpty(), "the Event exists: the API accepted its note")
+		Expect(len(note)).To(BeNumerically("<=", maxEventNote))
+		Expect(note).To(HavePrefix("all 2 attempts failed; last: DNS: no such host xxxx"))
+		Expect(note).To(HaveSuffix(truncatedMarker))
+	})
+
 	It("fails a 4xx for good, but retries it with retryOn4xx (doc 002)", func() {
 		rcv.Script("/bad", harness.Response{Status: 400, Body: "bad request"})
 		subscribe("strict", "/bad")

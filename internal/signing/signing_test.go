@@ -212,6 +212,9 @@ func TestVerifyStandard(t *testing.T) {
 		{name: "timestamp in milliseconds", mutate: func(h http.Header) { h.Set("Webhook-Timestamp", "1614265330.5") }, wantIs: ErrInvalidHeader,
 			wantErr: `invalid header webhook-timestamp: "1614265330.5" is not unix seconds`},
 		{name: "absurd timestamp does not overflow", mutate: func(h http.Header) { h.Set("Webhook-Timestamp", "-9223372036854775808") }, wantIs: ErrTimestampOutOfTolerance},
+		{name: "unused bits of the last base64 character set", mutate: func(h http.Header) {
+			h.Set("Webhook-Signature", strings.Replace(readmeSignature, "1OE=", "1OF=", 1))
+		}, wantIs: ErrSignatureMismatch},
 		{name: "no v1 signature", mutate: func(h http.Header) { h.Set("Webhook-Signature", "v2,abc") }, wantIs: ErrInvalidHeader, wantErr: "invalid header webhook-signature: no v1 signature"},
 		{name: "bad secret", secret: "whsec_!!!", wantErr: "is not standard base64"},
 	}

@@ -86,7 +86,9 @@ func VerifyStandard(secret string, h http.Header, body []byte, now time.Time, to
 			continue
 		}
 		seenV1 = true
-		got, err := base64.StdEncoding.DecodeString(encoded)
+		// Strict: the lenient decoder ignores the unused low bits of the last character, so "...1OF=" would
+		// pass for "...1OE=" and a signature would have four spellings a receiver's check could disagree on.
+		got, err := base64.StdEncoding.Strict().DecodeString(encoded)
 		if err != nil {
 			continue
 		}

@@ -30,11 +30,22 @@ func ValidateEvent(ev Event, maxDataBytes int) string {
 
 // ValidateAttributes returns why an event's id, tenant id or collection is unusable, or "" when they are fine:
 // they travel in WebhookDelivery fields bounded to 253 characters, and an event the API server refuses must be
-// set aside here rather than dropped there.
+// set aside here rather than dropped there. Control characters are refused too: kubectl, the plugin and log
+// viewers print these values, and an escape sequence in one (ESC, or the one-byte CSI U+009B) would run in the
+// reader's terminal; invalid UTF-8 would be silently replaced on its way into the API, changing the id.
 func ValidateAttributes(ev Event) string {
 	for _, f := range []struct{ name, value string }{{"event id", ev.ID}, {"tenant id", ev.TenantID}, {"collection", ev.Collection}} {
 		if len(f.value) > MaxTypeLength {
 			return fmt.Sprintf("%s is %d bytes long: keep it at most %d", f.name, len(f.value), MaxTypeLength)
+		}
+		if !utf8.ValidString(f.value) {
+			return fmt.Sprintf("%s %q is not valid UTF-8: send text", f.name, f.value)
+		}
+		for i, r := range f.value {
+			if unicode.IsControl(r) {
+				return fmt.Sprintf("%s %q has a control character (%U) at byte %d, such as a terminal escape sequence: send printable text only",
+					f.name, f.value, r, i)
+			}
 		}
 	}
 	return ""
@@ -58,7 +69,14 @@ func ValidateType(eventType string) string {
 	return ""
 }
 
-// ValidateData returns why a payload is unusable, or "" when it is a JSON object within the size limit.
+// MaxDataDepth bounds how deeply a payload's objects and arrays nest, the payload object itself being level 1.
+// The API server refuses JSON nested past 10,000 levels (k8s.io/apimachinery/pkg/util/json and the decoder of
+// sigs.k8s.io/json), and a payload is stored a few levels down in a WebhookDelivery (spec.data) and sent a level
+// down in the envelope, whose encoder stops at envelope.MaxDepth (10,000). 100 is far below both, deeper than
+// any document meant for a person or a program, and keeps every recursive walk of a payload cheap.
+const MaxDataDepth = 100
+
+// ValidateData returns why a payload is unusable, or "" when it is a JSON object within the size and depth limits.
 func ValidateData(data []byte, maxDataBytes int) string {
 	if maxDataBytes <= 0 {
 		maxDataBytes = DefaultMaxDataBytes
@@ -72,7 +90,33 @@ func ValidateData(data []byte, maxDataBytes int) string {
 	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return "payload is JSON but not an object: wrap the value in an object such as {\"value\": ...}"
 	}
+	if depth := nestingDepth(data); depth > MaxDataDepth {
+		return fmt.Sprintf("payload nests objects and arrays %d levels deep, over the limit of %d: flatten it or send the deep part as a string",
+			depth, MaxDataDepth)
+	}
 	return numbersInRange(data)
+}
+
+// nestingDepth returns how deeply valid JSON text nests objects and arrays, skipping string contents.
+func nestingDepth(data []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString && c == '\\':
+			i++ // the escaped byte cannot end the string
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // numbersInRange rejects numbers beyond what a double holds (such as 1e400): a JavaScript receiver would read

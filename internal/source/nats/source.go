@@ -289,19 +289,37 @@ func (s *Source) toEvent(m jetstream.Msg) (ev source.Event, reason string) {
 	if err != nil {
 		return ev, fmt.Sprintf("message has no jetstream metadata: %v", err)
 	}
-	h := m.Headers()
+	return decodeMessage(message{subject: m.Subject(), headers: m.Headers(), data: m.Data(), stream: meta.Stream,
+		sequence: meta.Sequence.Stream, published: meta.Timestamp}, s.opts.SubjectPrefix, s.opts.MaxPayloadBytes)
+}
+
+// message is what decodeMessage reads of a JetStream message.
+type message struct {
+	subject   string
+	headers   nats.Header
+	data      []byte
+	stream    string
+	sequence  uint64
+	published time.Time
+}
+
+// decodeMessage turns a message into an event, or says why it is poison, naming the subject, header or body to
+// fix. It is a pure function of the message (FuzzDecodeMessage feeds it arbitrary ones): an event it returns
+// passes source.ValidateEvent, and a message it refuses has a non-empty reason. The event's ID is set either
+// way, for the rejection.
+func decodeMessage(m message, prefix string, maxPayloadBytes int) (ev source.Event, reason string) {
+	h := m.headers
 	ev.ID = h.Get(HeaderMsgID)
 	if ev.ID == "" {
-		ev.ID = fmt.Sprintf("%s-%d", meta.Stream, meta.Sequence.Stream)
+		ev.ID = fmt.Sprintf("%s-%d", m.stream, m.sequence)
 	}
-	subject := m.Subject()
-	if !strings.HasPrefix(subject, s.opts.SubjectPrefix) {
-		return ev, fmt.Sprintf("subject %q lacks the prefix %q: publish to %s<event type>", subject, s.opts.SubjectPrefix, s.opts.SubjectPrefix)
+	if !strings.HasPrefix(m.subject, prefix) {
+		return ev, fmt.Sprintf("subject %q lacks the prefix %q: publish to %s<event type>", m.subject, prefix, prefix)
 	}
-	ev.Type = strings.TrimPrefix(subject, s.opts.SubjectPrefix)
+	ev.Type = strings.TrimPrefix(m.subject, prefix)
 	ev.TenantID = h.Get(HeaderTenantID)
 	ev.Collection = h.Get(HeaderCollection)
-	ev.OccurredAt = meta.Timestamp
+	ev.OccurredAt = m.published
 	if v := h.Get(HeaderOccurredAt); v != "" {
 		at, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
@@ -309,14 +327,14 @@ func (s *Source) toEvent(m jetstream.Msg) (ev source.Event, reason string) {
 		}
 		ev.OccurredAt = at
 	}
-	ev.Data = m.Data()
+	ev.Data = m.data
 	if reason := source.ValidateType(ev.Type); reason != "" {
 		return ev, "subject: " + reason
 	}
 	if reason := source.ValidateAttributes(ev); reason != "" {
 		return ev, "headers: " + reason
 	}
-	if reason := source.ValidateData(ev.Data, s.opts.MaxPayloadBytes); reason != "" {
+	if reason := source.ValidateData(ev.Data, maxPayloadBytes); reason != "" {
 		return ev, "body: " + reason
 	}
 	return ev, ""

@@ -379,3 +379,58 @@ func TestABatchWorkedOnLongerThanAckWaitIsNotRedelivered(t *testing.T) {
 	}
 	expectNothingMore(t, src)
 }
+
+// TestHostileIDsAttributesAndDeepPayloadsAreTerminatedAndTheNextFlows publishes what a careless or hostile
+// producer can: a Nats-Msg-Id, tenant or collection carrying a terminal escape sequence, and a payload nested
+// deeper than source.MaxDataDepth. Each is terminated with a reason naming the header or the depth, and the
+// event behind them is delivered.
+func TestHostileIDsAttributesAndDeepPayloadsAreTerminatedAndTheNextFlows(t *testing.T) {
+	var (
+		mu         sync.Mutex
+		rejections []source.Rejection
+	)
+	server, src := newSource(t, natssource.Options{OnReject: func(r source.Rejection) {
+		mu.Lock()
+		defer mu.Unlock()
+		rejections = append(rejections, r)
+	}})
+	_, js := producer(t, server)
+	ctx := testContext(t)
+	deep := `{"a":` + strings.Repeat("[", source.MaxDataDepth) + strings.Repeat("]", source.MaxDataDepth) + "}"
+	hostile := []*nats.Msg{
+		{Subject: "hookpost.events.order.created", Data: []byte(`{}`), Header: nats.Header{natssource.HeaderMsgID: {"evt-1\x1b[2J"}}},
+		{Subject: "hookpost.events.order.created", Data: []byte(`{}`), Header: nats.Header{natssource.HeaderTenantID: {"\x1b]0;pwned\x07"}}},
+		{Subject: "hookpost.events.order.created", Data: []byte(`{}`), Header: nats.Header{natssource.HeaderCollection: {"posts\u009b31m"}}},
+		{Subject: "hookpost.events.order.created", Data: []byte(deep)},
+	}
+	for _, m := range hostile {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	publish(t, js, orderEvent(8))
+
+	if events := drain(t, src, 10, 1); events[0].ID != "order-8" {
+		t.Fatalf("got %+v, want order-8", events[0])
+	}
+	expectNothingMore(t, src)
+	mu.Lock()
+	defer mu.Unlock()
+	wantReasons := []string{
+		`headers: event id "evt-1\x1b[2J" has a control character (U+001B) at byte 5`,
+		`headers: tenant id "\x1b]0;pwned\a" has a control character (U+001B) at byte 0`,
+		`headers: collection "posts\u009b31m" has a control character (U+009B) at byte 5`,
+		"body: payload nests objects and arrays 101 levels deep, over the limit of 100",
+	}
+	if len(rejections) != len(wantReasons) {
+		t.Fatalf("rejections %+v, want %d", rejections, len(wantReasons))
+	}
+	for i, want := range wantReasons {
+		if !strings.Contains(rejections[i].Reason, want) {
+			t.Errorf("rejection #%d says %q, want it to contain %q", i, rejections[i].Reason, want)
+		}
+	}
+	if info := consumerInfo(t, js); info.NumAckPending != 0 {
+		t.Fatalf("terminated messages still pending ack: %d", info.NumAckPending)
+	}
+}

@@ -36,10 +36,14 @@ import (
 	"github.com/hookpost/hookpost/internal/source"
 )
 
-// claimedRow is a row as the claim statement returns it.
+// claimedRow is a row as the claim statement returns it. Every column is read into a type that holds any value
+// the table can: a value that would fail to scan would fail the whole claim, again on every poll, and stop the
+// rows behind it; read this way it reaches decodeRow, which sets the row aside with the reason.
 type claimedRow struct {
 	id    int64
-	event source.Event // without Data, which is payload once the row is accepted
+	event source.Event // without Type and Data, which are eventType and payload once the row is accepted
+	// eventType is nil when event_type is NULL: the DDL forbids it, but a table altered by hand may not.
+	eventType *string
 	// occurredAtInfinite: occurred_at is 'infinity' or '-infinity', which no time type can hold (the claim reads
 	// it as NULL, so the row can be set aside instead of failing every claim).
 	occurredAtInfinite bool
@@ -85,36 +89,43 @@ func (s *Source) claim(ctx context.Context, max int) (b *batch, setAside bool, e
 // sortOut splits claimed rows into deliverable events and malformed rows, each in the order given.
 func sortOut(rows []claimedRow, maxPayloadBytes int) (accepted []leasedEvent, rejected []rejectedRow) {
 	for _, r := range rows {
-		reason := rowRejection(r.event, r.payloadSize, r.payload, maxPayloadBytes)
-		if r.occurredAtInfinite {
-			reason = "occurred_at: infinity is not a point in time: set a finite timestamp, or leave it out for now()"
-		}
+		ev, reason := decodeRow(r, maxPayloadBytes)
 		if reason != "" {
-			rejected = append(rejected, rejectedRow{id: r.id, rejection: source.Rejection{Source: Name, ID: r.event.ID, Reason: reason}})
+			rejected = append(rejected, rejectedRow{id: r.id, rejection: source.Rejection{Source: Name, ID: ev.ID, Reason: reason}})
 			continue
 		}
-		ev := r.event
-		ev.Data = []byte(*r.payload)
 		accepted = append(accepted, leasedEvent{id: r.id, event: ev})
 	}
 	return accepted, rejected
 }
 
-// rowRejection says why a row cannot be delivered, naming the column to fix, or "" when it can.
-func rowRejection(ev source.Event, payloadSize int, payload *string, maxPayloadBytes int) string {
+// decodeRow turns the values the claim read from one row into an event, or says why the row cannot be
+// delivered, naming the column to fix. It is a pure function of the values (FuzzDecodeRow feeds it arbitrary
+// ones): an event it returns passes source.ValidateEvent, and a row it refuses has a non-empty reason. The
+// event's ID is set either way, for the rejection.
+func decodeRow(r claimedRow, maxPayloadBytes int) (ev source.Event, reason string) {
+	ev = r.event
+	if r.eventType == nil {
+		return ev, "event_type: is NULL: set it to a name such as \"order.created\""
+	}
+	ev.Type = *r.eventType
 	if reason := source.ValidateType(ev.Type); reason != "" {
-		return "event_type: " + reason
+		return ev, "event_type: " + reason
 	}
 	if reason := source.ValidateAttributes(ev); reason != "" {
-		return "tenant_id/collection: " + reason
+		return ev, "tenant_id/collection: " + reason
 	}
-	if payload == nil {
-		return "payload: " + source.OversizeReason(payloadSize, maxPayloadBytes)
+	if r.occurredAtInfinite {
+		return ev, "occurred_at: infinity is not a point in time: set a finite timestamp, or leave it out for now()"
 	}
-	if reason := source.ValidateData([]byte(*payload), maxPayloadBytes); reason != "" {
-		return "payload: " + reason
+	if r.payload == nil {
+		return ev, "payload: " + source.OversizeReason(r.payloadSize, maxPayloadBytes)
 	}
-	return ""
+	if reason := source.ValidateData([]byte(*r.payload), maxPayloadBytes); reason != "" {
+		return ev, "payload: " + reason
+	}
+	ev.Data = []byte(*r.payload)
+	return ev, ""
 }
 
 // leaseRows runs the claim statement and returns the rows in id order with the lease they got, the same for all.
@@ -133,7 +144,7 @@ func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Tim
 			r          claimedRow
 			occurredAt *time.Time
 		)
-		if err := rows.Scan(&r.id, &r.event.ID, &r.event.Type, &r.event.TenantID, &r.event.Collection,
+		if err := rows.Scan(&r.id, &r.event.ID, &r.eventType, &r.event.TenantID, &r.event.Collection,
 			&occurredAt, &r.payloadSize, &r.payload, &lease); err != nil {
 			return nil, time.Time{}, fmt.Errorf("read pending row: %w", err)
 		}

@@ -11,9 +11,10 @@ import (
 func TestSortOutKeepsOrderAndSetsMalformedRowsAside(t *testing.T) {
 	text := func(s string) *string { return &s }
 	row := func(id int64, eventType, payload string) claimedRow {
-		return claimedRow{id: id, event: source.Event{ID: "e" + eventType, Type: eventType}, payloadSize: len(payload), payload: text(payload)}
+		return claimedRow{id: id, event: source.Event{ID: "e" + eventType}, eventType: text(eventType), payloadSize: len(payload), payload: text(payload)}
 	}
-	oversize := claimedRow{id: 4, event: source.Event{ID: "big", Type: "order.created"}, payloadSize: 101}
+	oversize := claimedRow{id: 4, event: source.Event{ID: "big"}, eventType: text("order.created"), payloadSize: 101}
+	nullType := claimedRow{id: 6, event: source.Event{ID: "null"}, payloadSize: 2, payload: text(`{}`)}
 	tests := []struct {
 		name         string
 		rows         []claimedRow
@@ -28,9 +29,9 @@ func TestSortOutKeepsOrderAndSetsMalformedRowsAside(t *testing.T) {
 		},
 		{
 			name:         "malformed rows between good ones",
-			rows:         []claimedRow{row(1, "", `{}`), row(2, "a", `{}`), row(3, "b", `[1]`), oversize, row(5, "c", `{}`)},
+			rows:         []claimedRow{row(1, "", `{}`), row(2, "a", `{}`), row(3, "b", `[1]`), oversize, row(5, "c", `{}`), nullType},
 			wantAccepted: []int64{2, 5},
-			wantRejected: map[int64]string{1: "event_type: ", 3: "payload: ", 4: "payload: "},
+			wantRejected: map[int64]string{1: "event_type: ", 3: "payload: ", 4: "payload: ", 6: "event_type: is NULL"},
 		},
 		{
 			// docs/receivers.md quotes this reason: such a number is set aside, not sent as null.

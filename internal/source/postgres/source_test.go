@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 }
 
 func runWithPostgres(m *testing.M) int {
+	if harness.OnlyFuzzing() {
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "hookpost-source-postgres-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -714,5 +717,48 @@ func TestRowWithInfiniteOccurredAtIsSetAside(t *testing.T) {
 	}
 	if rejected != 2 {
 		t.Errorf("%d rows rejected with an occurred_at error, want 2", rejected)
+	}
+}
+
+// TestHostileAttributesAndDeepPayloadsAreSetAside inserts what a careless or hostile producer can: a tenant or
+// collection carrying a terminal escape sequence, and a payload nested deeper than source.MaxDataDepth. Each
+// row is set aside with an error naming the column and the fix, and the row behind them is delivered.
+func TestHostileAttributesAndDeepPayloadsAreSetAside(t *testing.T) {
+	src := newSource(t, postgres.Options{})
+	table := fmt.Sprintf("outbox_%d", tableCounter.Load())
+	conn := connect(t, sharedPostgres.DSN())
+	deep := `{"a": ` + strings.Repeat("[", source.MaxDataDepth) + strings.Repeat("]", source.MaxDataDepth) + "}"
+	insertEvents(t, conn, "", table,
+		row{"order.created", "\x1b]0;pwned\x07", "c", `{"order_id": 0}`},
+		row{"order.created", "t", "posts\u009b31m", `{"order_id": 0}`},
+		row{"order.created", "t", "c", deep},
+		row{"order.created", "t", "c", `{"order_id": 3}`},
+	)
+
+	events := drain(t, src, 10, 1)
+	if orderID(t, events[0]) != 3 {
+		t.Fatalf("want order id 3, got %s", events[0].Data)
+	}
+	expectNothingPending(t, src)
+	rows, err := conn.Query(testContext(t), fmt.Sprintf("SELECT error FROM %s WHERE status = 'rejected' ORDER BY id", table))
+	if err != nil {
+		t.Fatalf("query rejected: %v", err)
+	}
+	errs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("read rejected: %v", err)
+	}
+	want := []string{
+		`tenant_id/collection: tenant id "\x1b]0;pwned\a" has a control character (U+001B) at byte 0`,
+		`tenant_id/collection: collection "posts\u009b31m" has a control character (U+009B) at byte 5`,
+		"payload: payload nests objects and arrays 101 levels deep, over the limit of 100",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("rejected rows say %q, want %d", errs, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(errs[i], want[i]) {
+			t.Errorf("rejected row %d says %q, want it to start %q", i, errs[i], want[i])
+		}
 	}
 }
