@@ -89,3 +89,19 @@ func dataStripped(d *hookpostv1.WebhookDelivery) bool {
 	_, ok := d.Annotations[annotationDataStripped]
 	return ok
 }
+
+// WatchNamespaces restricts o to namespaces (the manager's --watch-namespaces): the cache lists and watches
+// namespaced objects only there, so the controllers and ingest's matching see only those namespaces' subscriptions,
+// deliveries and Secrets, and the operator needs namespaced Roles there instead of cluster-wide access. None
+// leaves o cluster-wide. Cluster-scoped objects (Namespaces, which tenant isolation reads) are still watched
+// cluster-wide: a cache cannot select several objects by name.
+func WatchNamespaces(o cache.Options, namespaces []string) cache.Options {
+	if len(namespaces) == 0 {
+		return o
+	}
+	o.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return o
+}
