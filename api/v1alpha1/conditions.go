@@ -50,6 +50,10 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonSecretKeyMissing: the Secret exists but has no data under the configured key (Ready=False).
 	ReasonSecretKeyMissing = "SecretKeyMissing"
+	// ReasonSecretNotLabeled: spec.signing.secretRef names a Secret without LabelSigningSecret=true, so the
+	// operator, which watches only Secrets carrying that label, may not use it (Ready=False; the message gives the
+	// kubectl label command).
+	ReasonSecretNotLabeled = "SecretNotLabeled"
 	// ReasonSecretInvalid: the secret value is unusable for the scheme, e.g. not in whsec_ form (Ready=False).
 	ReasonSecretInvalid = "SecretInvalid"
 	// ReasonInvalidHeader: a spec.headers value holds a control character (such as CR or LF) that HTTP cannot
@@ -135,6 +139,10 @@ const (
 	// AnnotationSeal is the operator's HMAC over a delivery it created (see docs/subscriptions.md, "Who may send
 	// real events"): a delivery without a valid seal is sent as a test event. Set by Hookpost only.
 	AnnotationSeal = "webhooks.hookpost.io/seal"
+	// LabelSigningSecret, set to "true", marks a Secret Hookpost may read as a signing secret: the Secrets it
+	// generates carry it, and a Secret named in spec.signing.secretRef must carry it too. The operator's cache
+	// watches only Secrets with this label, so it never holds the other Secrets of the cluster.
+	LabelSigningSecret = "webhooks.hookpost.io/signing-secret"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -28,7 +27,7 @@ func TestSecretPrintsTheSecretInUse(t *testing.T) {
 		t.Errorf("secret printed %q, want the generated %q", got, want)
 	}
 
-	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}, StringData: map[string]string{"token": "my-own-secret"}}
+	own := fixtures.SigningSecret(ns, "mine", map[string]string{"token": "my-own-secret"})
 	if err := k8sClient.Create(ctx, own); err != nil {
 		t.Fatal(err)
 	}

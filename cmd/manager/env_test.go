@@ -34,6 +34,7 @@ func TestEnvironmentSetsFlagsTheCommandLineDoesNot(t *testing.T) {
 		"HOOKPOST_MAX_ATTEMPTS_PER_HOST": "3",
 		"HOOKPOST_KUBE_API_QPS":          "50.5",
 		"HOOKPOST_LEADER_ELECT":          "true",
+		"HOOKPOST_WATCH_NAMESPACES":      "shop, billing",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +52,8 @@ func TestEnvironmentSetsFlagsTheCommandLineDoesNot(t *testing.T) {
 		t.Errorf("deny cidrs %q", o.denyCIDRs.String())
 	case o.maxPerHost != 3 || o.kubeQPS != 50.5 || !o.leaderElect:
 		t.Errorf("options %+v", o)
+	case o.watchNamespaces.String() != "shop,billing":
+		t.Errorf("watch namespaces %q, want shop,billing", o.watchNamespaces.String())
 	}
 }
 

@@ -58,6 +58,7 @@ type options struct {
 	kubeBurst              int
 	tenantIsolation        bool
 	cacheTransforms        bool
+	watchNamespaces        stringList
 	sealSecret             string
 	sources                sourceOptions
 	ledger                 ledgerOptions
@@ -119,7 +120,7 @@ func run() error {
 		LeaderElectionNamespace:       o.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr(90 * time.Second),
-		Cache:                         controller.CacheOptions(o.cacheTransforms),
+		Cache:                         controller.WatchNamespaces(controller.CacheOptions(o.cacheTransforms), o.watchNamespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -165,7 +166,7 @@ func run() error {
 		return fmt.Errorf("add ready check: %w", err)
 	}
 	log.Info("Starting manager", "version", version.Version, "allowCIDRs", o.allowCIDRs.String(), "denyCIDRs", o.denyCIDRs.String(),
-		"tenantIsolation", o.tenantIsolation)
+		"tenantIsolation", o.tenantIsolation, "watchNamespaces", o.watchNamespaces.String())
 	err = mgr.Start(ctx)
 	finalFlush(o.sources.successLog, rec)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -216,6 +217,7 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API. Env HOOKPOST_KUBE_API_BURST.")
 	fs.BoolVar(&o.tenantIsolation, "tenant-isolation", true, "Deliver an event only to subscriptions in namespaces granted its tenant by the namespace annotation "+hookpostv1.AnnotationTenants+" (tenant ids, comma-separated, or * for all tenants and events without one). Off only by explicit choice. Env HOOKPOST_TENANT_ISOLATION.")
 	fs.BoolVar(&o.cacheTransforms, "cache-transforms", true, "Keep managedFields, last-applied-configuration and finished deliveries' spec.data out of the cache (false only to measure what they cost, as make bench does). Env HOOKPOST_CACHE_TRANSFORMS.")
+	fs.Var(&o.watchNamespaces, "watch-namespaces", "Namespaces whose subscriptions, deliveries and Secrets the operator watches (comma-separated, or repeated); empty watches the whole cluster. With the chart's rbac.scope=namespaced the operator holds Roles in these namespaces only. Env HOOKPOST_WATCH_NAMESPACES.")
 	o.sources.bind(fs)
 	o.ledger.bind(fs)
 	zapOpts.BindFlags(fs)

@@ -97,7 +97,8 @@ func (s demoSubscription) object(baseURL string) *hookpostv1.WebhookSubscription
 
 func urbackendSecret() *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: urbackendSecretName},
+		// Labelled so the operator, which watches only Secrets labelled for it, may sign with it.
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: urbackendSecretName, Labels: map[string]string{hookpostv1.LabelSigningSecret: "true"}},
 		StringData: map[string]string{hookpostv1.DefaultSecretKey: urbackendSecretValue},
 	}
 }

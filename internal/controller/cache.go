@@ -1,7 +1,9 @@
 package controller
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,17 +26,27 @@ const annotationDataStripped = "webhooks.hookpost.io/cache-stripped-data"
 // most of the operator's memory, and nothing reads them from the cache. A finished delivery is sent again only on
 // a replay, and the delivery controller then reads it whole from the API server (dataStripped). transforms=false
 // (the manager's hidden --cache-transforms=false) keeps everything, so the bench can show the difference.
+//
+// Whatever transforms says, the cache watches only Secrets labelled hookpostv1.LabelSigningSecret=true (their
+// metadata; see Secrets): the ones Hookpost generates and the ones users name in spec.signing.secretRef. An
+// unrelated Secret, and its last-applied-configuration annotation, which holds its data in clear, is then never
+// in the operator's memory.
 func CacheOptions(transforms bool) cache.Options {
+	secrets := cache.ByObject{Label: SigningSecretSelector}
 	if !transforms {
-		return cache.Options{}
+		return cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}}
 	}
 	return cache.Options{
 		DefaultTransform: stripServerFields,
 		ByObject: map[client.Object]cache.ByObject{
 			&hookpostv1.WebhookDelivery{}: {Transform: stripDelivery},
+			&corev1.Secret{}:              secrets,
 		},
 	}
 }
+
+// SigningSecretSelector selects the Secrets the operator may read as signing secrets.
+var SigningSecretSelector = labels.SelectorFromSet(labels.Set{hookpostv1.LabelSigningSecret: "true"})
 
 // stripServerFields drops what the API server and kubectl keep on an object for their own use. It changes the
 // object in place: the informer hands over a freshly decoded object that nothing else holds yet.
@@ -76,4 +88,20 @@ var stripDelivery toolscache.TransformFunc = func(in any) (any, error) {
 func dataStripped(d *hookpostv1.WebhookDelivery) bool {
 	_, ok := d.Annotations[annotationDataStripped]
 	return ok
+}
+
+// WatchNamespaces restricts o to namespaces (the manager's --watch-namespaces): the cache lists and watches
+// namespaced objects only there, so the controllers and ingest's matching see only those namespaces' subscriptions,
+// deliveries and Secrets, and the operator needs namespaced Roles there instead of cluster-wide access. None
+// leaves o cluster-wide. Cluster-scoped objects (Namespaces, which tenant isolation reads) are still watched
+// cluster-wide: a cache cannot select several objects by name.
+func WatchNamespaces(o cache.Options, namespaces []string) cache.Options {
+	if len(namespaces) == 0 {
+		return o
+	}
+	o.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return o
 }

@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,7 +28,7 @@ var _ = Describe("The manager's cache", func() {
 	BeforeEach(func() {
 		ns = newNamespace()
 		rcv = newReceiver()
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
 	})
 	subscribe := func(name, path string) {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, name, rcv.URL+path, fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())

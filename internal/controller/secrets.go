@@ -6,16 +6,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 )
 
-// Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only
-// Secret metadata (a metadata-only watch), and a Secret's data is read from the API server once per
-// resourceVersion and kept here. An operator that watched whole Secrets would hold every credential in the cluster
-// in memory.
+// Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only the
+// metadata of Secrets labelled hookpostv1.LabelSigningSecret=true (a label-selected, metadata-only watch; see
+// CacheOptions), and a Secret's data is read from the API server once per resourceVersion and kept here. An
+// operator that watched whole Secrets would hold every credential in the cluster in memory; one that watched all
+// Secret metadata would still hold every Secret's last-applied-configuration, which kubectl fills with its data.
 type Secrets struct {
 	// Metadata reads PartialObjectMetadata from the manager's cache.
 	Metadata client.Reader
@@ -56,6 +58,29 @@ func (s *Secrets) Get(ctx context.Context, key types.NamespacedName) (*corev1.Se
 	s.values[key] = fresh
 	s.mu.Unlock()
 	return fresh, nil
+}
+
+// Unlabeled reports whether the Secret at key exists without LabelSigningSecret=true, which is why the cache,
+// which watches only labelled Secrets, does not hold it. It reads the metadata only, from the API server: the data
+// of a Secret nobody labelled for Hookpost is not read.
+func (s *Secrets) Unlabeled(ctx context.Context, key types.NamespacedName) (bool, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := s.Direct.Get(ctx, key, m); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return !SigningSecretSelector.Matches(labels.Set(m.Labels)), nil
+}
+
+// GetDirect reads the whole Secret from the API server, bypassing the cache and the kept values. The subscription
+// controller uses it for the Secret it generates, which the cache does not show yet right after its creation, nor
+// at all when it was generated before Hookpost labelled its Secrets.
+func (s *Secrets) GetDirect(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	sec := &corev1.Secret{}
+	if err := s.Direct.Get(ctx, key, sec); err != nil {
+		return nil, err
+	}
+	return sec, nil
 }
 
 // Value returns the signing secret ref names in namespace, "" when the Secret or its key does not exist (yet).

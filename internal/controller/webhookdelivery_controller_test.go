@@ -31,7 +31,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 	BeforeEach(func() {
 		ns = newNamespace()
 		rcv = newReceiver()
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
 	})
 
 	// subscribe creates a Ready subscription delivering to path on the spec's receiver.
@@ -227,7 +227,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		internal.Script("/hook", harness.Response{Status: 200, Body: "internal build 7f3c, db=primary"})
 
 		allowed := newNamespaceWith(map[string]string{hookpostv1.AnnotationTenants: "*", hookpostv1.AnnotationAllowCIDRs: "10.0.0.0/8, 127.0.0.2, nonsense"})
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: allowed, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(allowed, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(allowed, "internal", internal.URL+"/hook", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
 		d := fixtures.Delivery(allowed, "internal", "evt-internal", "order.created", map[string]any{"order_id": 1})
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
@@ -246,7 +246,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 
 	It("names an allow-cidrs entry it could not read in the refusal", func() {
 		bad := newNamespaceWith(map[string]string{hookpostv1.AnnotationTenants: "*", hookpostv1.AnnotationAllowCIDRs: "127.0.0.2/33"})
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: bad, Name: "signing"}, StringData: map[string]string{"secret": testSecret}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(bad, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
 		url := strings.Replace(rcv.URL, "127.0.0.1", "127.0.0.2", 1)
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(bad, "typo", url+"/x", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
 		d := fixtures.Delivery(bad, "typo", "evt-typo", "order.created", map[string]any{"order_id": 1})

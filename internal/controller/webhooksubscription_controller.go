@@ -164,11 +164,26 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 		if key == "" {
 			key = hookpostv1.DefaultSecretKey
 		}
-		s, err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name})
+		secretKey := types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}
+		s, err := r.Secrets.Get(ctx, secretKey)
+		if apierrors.IsNotFound(err) {
+			// The cache holds only labelled Secrets. Rather than read an unlabelled one directly (a read without a
+			// watch would miss its later changes, and would make the label meaningless), say how to label it; the
+			// label brings the Secret into the watch, which brings this subscription back.
+			unlabeled, uerr := r.Secrets.Unlabeled(ctx, secretKey)
+			if uerr != nil {
+				return secretResolution{}, fmt.Errorf("get signing secret %s metadata: %w", ref.Name, uerr)
+			}
+			if unlabeled {
+				return secretResolution{reason: hookpostv1.ReasonSecretNotLabeled,
+					message: fmt.Sprintf("Secret %q named in spec.signing.secretRef lacks the label %s=true, and Hookpost reads only Secrets that carry it; label it: kubectl label secret %s -n %s %s=true",
+						ref.Name, hookpostv1.LabelSigningSecret, ref.Name, sub.Namespace, hookpostv1.LabelSigningSecret)}, nil
+			}
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 			return secretResolution{reason: hookpostv1.ReasonSecretNotFound,
-				message: fmt.Sprintf("Secret %q named in spec.signing.secretRef does not exist in namespace %s; create it with the signing secret under key %q", ref.Name, sub.Namespace, key)}, nil
+				message: fmt.Sprintf("Secret %q named in spec.signing.secretRef does not exist in namespace %s; create it with the signing secret under key %q and the label %s=true", ref.Name, sub.Namespace, key, hookpostv1.LabelSigningSecret)}, nil
 		case err != nil:
 			return secretResolution{}, fmt.Errorf("get signing secret %s: %w", ref.Name, err)
 		}
@@ -187,11 +202,17 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 }
 
 // ensureGeneratedSecret creates (or repairs) the Secret Hookpost owns for a subscription without secretRef. It is
-// owned by the subscription, so it goes when the subscription goes.
+// owned by the subscription, so it goes when the subscription goes, and labelled LabelSigningSecret=true, so the
+// operator's cache sees it.
 func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription, scheme signing.Scheme) (secretResolution, error) {
 	ref := &hookpostv1.SecretKeyRef{Name: hookpostv1.GeneratedSecretName(sub.Name), Key: hookpostv1.DefaultSecretKey}
 	key := types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name}
 	s, err := r.Secrets.Get(ctx, key)
+	if apierrors.IsNotFound(err) {
+		// Not in the cache: absent, just created and not seen yet, or generated before Hookpost labelled the
+		// Secrets it generates (the cache shows only labelled ones). The API server knows which.
+		s, err = r.Secrets.GetDirect(ctx, key)
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return secretResolution{}, fmt.Errorf("get generated signing secret: %w", err)
 	}
@@ -200,26 +221,37 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 			return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
 				message: fmt.Sprintf("Secret %q exists but is not owned by this subscription; delete it, or name it in spec.signing.secretRef", ref.Name)}, nil
 		}
-		if _, keyErr := signing.Key(scheme, string(s.Data[ref.Key])); keyErr == nil {
+		_, keyErr := signing.Key(scheme, string(s.Data[ref.Key]))
+		labelled := s.Labels[hookpostv1.LabelSigningSecret] == "true"
+		if keyErr == nil && labelled {
 			return secretResolution{ref: ref, generated: true}, nil
 		}
-		// The scheme changed since the secret was generated (a hex secret is not a whsec_ one): generate anew.
-	}
-	value, genErr := signing.GenerateSecret(scheme)
-	if genErr != nil {
-		return secretResolution{}, fmt.Errorf("generate signing secret: %w", genErr)
-	}
-	if err == nil {
 		s = s.DeepCopy() // the one Secrets holds is shared
-		s.Data = map[string][]byte{ref.Key: []byte(value)}
+		if keyErr != nil {
+			// The scheme changed since the secret was generated (a hex secret is not a whsec_ one): generate anew.
+			value, genErr := signing.GenerateSecret(scheme)
+			if genErr != nil {
+				return secretResolution{}, fmt.Errorf("generate signing secret: %w", genErr)
+			}
+			s.Data = map[string][]byte{ref.Key: []byte(value)}
+		}
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		s.Labels[hookpostv1.LabelSigningSecret] = "true"
 		if err := r.Update(ctx, s); err != nil {
 			return secretResolution{}, fmt.Errorf("update generated signing secret: %w", err)
 		}
 		return secretResolution{ref: ref, generated: true}, nil
 	}
+	value, genErr := signing.GenerateSecret(scheme)
+	if genErr != nil {
+		return secretResolution{}, fmt.Errorf("generate signing secret: %w", genErr)
+	}
 	s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeOpaque}
+	s.Labels = map[string]string{hookpostv1.LabelSigningSecret: "true"}
 	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
-		s.Labels = map[string]string{hookpostv1.LabelSubscription: v}
+		s.Labels[hookpostv1.LabelSubscription] = v
 	}
 	s.Data = map[string][]byte{ref.Key: []byte(value)}
 	if err := controllerutil.SetControllerReference(sub, s, r.Scheme()); err != nil {

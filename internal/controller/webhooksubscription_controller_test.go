@@ -38,6 +38,38 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Expect(metav1.IsControlledBy(s, sub)).To(BeTrue(), "the secret goes when the subscription goes")
 	})
 
+	It("labels a generated Secret that lost its label (as those generated before the label have), so its cache sees it", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "relabel", "https://example.com/hook"))).To(Succeed())
+		Eventually(readyOf(ns, "relabel")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "relabel-signing-secret"}, s)).To(Succeed())
+		Expect(s.Labels).To(HaveKeyWithValue(hookpostv1.LabelSigningSecret, "true"))
+		value := string(s.Data["secret"])
+
+		delete(s.Labels, hookpostv1.LabelSigningSecret)
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		Eventually(func() map[string]string {
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "relabel-signing-secret"}, s)).To(Succeed())
+			return s.Labels
+		}).Should(HaveKeyWithValue(hookpostv1.LabelSigningSecret, "true"))
+		Expect(string(s.Data["secret"])).To(Equal(value), "the receiver's secret is kept, not generated anew")
+		Expect(readyOf(ns, "relabel")()).To(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("names the kubectl label command for a named Secret without the label, and becomes Ready once it is labelled", func() {
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain"},
+			StringData: map[string]string{"secret": "my own signing secret"}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "unlabelled", "https://example.com/hook", fixtures.SecretRef("plain", "")))).To(Succeed())
+		Eventually(readyOf(ns, "unlabelled")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonSecretNotLabeled)))
+		Expect(readyOf(ns, "unlabelled")().Message).To(ContainSubstring("kubectl label secret plain -n " + ns + " webhooks.hookpost.io/signing-secret=true"))
+
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "plain"}, s)).To(Succeed())
+		s.Labels = map[string]string{hookpostv1.LabelSigningSecret: "true"}
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		Eventually(readyOf(ns, "unlabelled")).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", hookpostv1.ReasonSecretReady)))
+	})
+
 	It("generates a whsec_ secret for StandardWebhooks", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "std", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks)))).To(Succeed())
 		Eventually(readyOf(ns, "std")).Should(HaveField("Status", metav1.ConditionTrue))
@@ -51,7 +83,7 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Eventually(readyOf(ns, "byo")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonSecretNotFound)))
 		Expect(readyOf(ns, "byo")().Message).To(ContainSubstring(`Secret "my-secret" named in spec.signing.secretRef does not exist`))
 
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-secret"}, StringData: map[string]string{"other": "x"}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "my-secret", map[string]string{"other": "x"}))).To(Succeed())
 		Eventually(readyOf(ns, "byo")).Should(HaveField("Reason", hookpostv1.ReasonSecretKeyMissing))
 
 		s := &corev1.Secret{}

@@ -92,8 +92,8 @@ func createMemoryObjects(ctx context.Context, c client.Client, url string, subs,
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: memoryNamespace}}); err != nil {
 		return err
 	}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: memoryNamespace, Name: signingSecret},
-		StringData: map[string]string{"secret": "bench-memory-signing-secret"}}); err != nil {
+	if err := c.Create(ctx, fixtures.SigningSecret(memoryNamespace, signingSecret,
+		map[string]string{"secret": "bench-memory-signing-secret"})); err != nil {
 		return err
 	}
 	owners := make([]*hookpostv1.WebhookSubscription, subs)

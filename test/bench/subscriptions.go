@@ -32,8 +32,7 @@ func (b *bench) subscribe(ctx context.Context, ns string, count, events int) ([]
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: signingSecret},
-		StringData: map[string]string{"secret": secret}}); err != nil {
+	if err := c.Create(ctx, fixtures.SigningSecret(ns, signingSecret, map[string]string{"secret": secret})); err != nil {
 		return nil, err
 	}
 	routes := make([]*route, 0, count)

@@ -22,7 +22,8 @@ func TestManagerAcceptsTheChartsEnvironment(t *testing.T) {
 	objs := renderChart(t, "hookpost-system",
 		"--set", "postgres.enabled=true", "--set", "postgres.dsnSecret.name=outbox-dsn",
 		"--set", "nats.enabled=true", "--set", "nats.url=nats://nats:4222",
-		"--set", "allowCIDRs={10.0.0.0/8,192.168.0.0/16}", "--set", "denyCIDRs={10.0.0.0/24,fd00::/8}")
+		"--set", "allowCIDRs={10.0.0.0/8,192.168.0.0/16}", "--set", "denyCIDRs={10.0.0.0/24,fd00::/8}",
+		"--set", "rbac.scope=namespaced", "--set", "watchNamespaces={shop,billing}")
 	d := convert[appsv1.Deployment](t, find(t, objs, "Deployment"))
 	c := d.Spec.Template.Spec.Containers[0]
 	env := []string{"PATH=/usr/bin:/bin"}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -30,6 +31,8 @@ import (
 var (
 	root      string
 	k8sClient client.Client
+	// restConfig reaches the API server as its admin; tests derive impersonating configs from it.
+	restConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -63,6 +66,7 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "stop envtest:", err)
 		}
 	}()
+	restConfig = cfg
 	if k8sClient, err = client.New(cfg, client.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "create client:", err)
 		return 1
