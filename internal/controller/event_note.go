@@ -34,8 +34,15 @@ type noteFitter struct {
 	events.EventRecorder
 }
 
-// fitNotes wraps r so every note it records is cut to maxEventNote bytes.
-func fitNotes(r events.EventRecorder) events.EventRecorder {
+// FitNotes wraps r so every note it records is cut to maxEventNote bytes. Every recorder of the operator goes
+// through it: the controllers' (Setup) and ingest's (ingest.NewRefusals).
+func FitNotes(r events.EventRecorder) events.EventRecorder {
+	if r == nil {
+		return nil
+	}
+	if _, fitted := r.(noteFitter); fitted {
+		return r
+	}
 	return noteFitter{r}
 }
 

@@ -106,3 +106,16 @@ func attemptsOf(ns, name string) func() int32 {
 func requestsTo(r *harness.Receiver, path string) func() int {
 	return func() int { return len(r.Requests(path)) }
 }
+
+// eventReasons returns a poll of the reasons of every Event recorded in ns.
+func eventReasons(ns string) func() []string {
+	return func() []string {
+		list := &corev1.EventList{}
+		Expect(k8sClient.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range list.Items {
+			reasons = append(reasons, e.Reason)
+		}
+		return reasons
+	}
+}

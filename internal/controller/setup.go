@@ -54,7 +54,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&WebhookSubscriptionReconciler{
 		Secrets:         secrets,
 		Client:          mgr.GetClient(),
-		Recorder:        fitNotes(mgr.GetEventRecorder("hookpost-subscription")),
+		Recorder:        FitNotes(mgr.GetEventRecorder("hookpost-subscription")),
 		Clock:           o.Clock,
 		TenantIsolation: o.TenantIsolation,
 	}).SetupWithManager(mgr); err != nil {
@@ -65,7 +65,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Sealer:                  o.Sealer,
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                fitNotes(mgr.GetEventRecorder("hookpost-delivery")),
+		Recorder:                FitNotes(mgr.GetEventRecorder("hookpost-delivery")),
 		Clock:                   o.Clock,
 		Sender:                  o.Sender,
 		UserAgent:               o.UserAgent,

@@ -129,15 +129,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		c := meta.FindStatusCondition(getDelivery(ns, name)().Status.Conditions, hookpostv1.ConditionDelivered)
 		Expect(c.Reason).To(Equal(hookpostv1.ReasonRetriesExhausted))
 		Expect(c.Message).To(ContainSubstring("all 6 attempts failed"))
-		Eventually(func() []string {
-			list := &corev1.EventList{}
-			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
-			var reasons []string
-			for _, e := range list.Items {
-				reasons = append(reasons, e.Reason)
-			}
-			return reasons
-		}).Should(ContainElement(hookpostv1.ReasonRetriesExhausted))
+		Eventually(eventReasons(ns)).Should(ContainElement(hookpostv1.ReasonRetriesExhausted))
 		Eventually(func() int64 { return getSubscription(ns, "down")().Status.Failed }).WithTimeout(summaryWait).Should(BeEquivalentTo(1))
 		Expect(getSubscription(ns, "down")().Status.ConsecutiveFailures).To(BeEquivalentTo(6))
 	})
@@ -358,15 +350,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		stepAndPoke(ns, name, replayInterval)
 		Consistently(requestsTo(rcv, "/flood"), "1s").Should(Equal(3), "nothing is left to replay")
 		Expect(getDelivery(ns, name)().Status.Attempts).To(BeEquivalentTo(3))
-		Eventually(func() []string {
-			list := &corev1.EventList{}
-			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
-			var reasons []string
-			for _, e := range list.Items {
-				reasons = append(reasons, e.Reason)
-			}
-			return reasons
-		}).Should(ContainElement(hookpostv1.ReasonReplayRateLimited))
+		Eventually(eventReasons(ns)).Should(ContainElement(hookpostv1.ReasonReplayRateLimited))
 	})
 
 	It("defers, not drops, a replay beyond its subscription's replay budget", func() {

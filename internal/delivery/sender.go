@@ -68,8 +68,8 @@ type SenderOptions struct {
 // concurrent use.
 type Sender struct {
 	client     *http.Client
-	hosts      *hostLimiter
-	namespaces *hostLimiter
+	hosts      *slotLimiter
+	namespaces *slotLimiter
 	global     chan struct{}
 	inFlight   atomic.Int64
 
@@ -101,8 +101,8 @@ func NewSender(o SenderOptions) *Sender {
 		}
 	}
 	s := &Sender{
-		hosts:        newHostLimiter(o.MaxPerHost),
-		namespaces:   newHostLimiter(o.MaxPerNamespace),
+		hosts:        newSlotLimiter(o.MaxPerHost),
+		namespaces:   newSlotLimiter(o.MaxPerNamespace),
 		global:       make(chan struct{}, o.MaxConcurrent),
 		guard:        o.Guard,
 		tlsConfig:    tlsConfig,
@@ -324,7 +324,7 @@ func (s *Sender) slots(ctx context.Context, host, namespace string, hostWait tim
 
 // take takes a slot for key from l: without waiting when hostWait is 0, as long as ctx allows when negative, and
 // until wctx (ctx bounded by hostWait) ends otherwise. nil and no error when the wait ran out.
-func take(ctx, wctx context.Context, l *hostLimiter, key string, hostWait time.Duration) (func(), error) {
+func take(ctx, wctx context.Context, l *slotLimiter, key string, hostWait time.Duration) (func(), error) {
 	switch {
 	case hostWait < 0:
 		return l.acquire(ctx, key)

@@ -73,9 +73,9 @@ type FirstAttempt struct {
 // preparedTarget is a subscription translated once per resourceVersion of it and its namespace (whose annotations
 // say what it may reach): Dispatch runs per match, and both change rarely.
 type preparedTarget struct {
-	resourceVersion string
-	target          delivery.Target
-	gate            controller.Gate
+	subscriptionVersion, namespaceVersion string
+	target                                delivery.Target
+	gate                                  controller.Gate
 }
 
 // NewFirstAttempt returns a FirstAttempt configured by o.
@@ -202,15 +202,16 @@ func (f *FirstAttempt) prepare(ctx context.Context, sub *Subscription) (*prepare
 	if err != nil {
 		return nil, err
 	}
-	version := obj.ResourceVersion
+	nsVersion := ""
 	if ns != nil {
-		version += "/" + ns.ResourceVersion
+		nsVersion = ns.ResourceVersion
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.targets[obj.UID]
-	if p == nil || p.resourceVersion != version {
-		p = &preparedTarget{resourceVersion: version, target: controller.TargetFor(obj, ns), gate: controller.GateFor(obj)}
+	if p == nil || p.subscriptionVersion != obj.ResourceVersion || p.namespaceVersion != nsVersion {
+		p = &preparedTarget{subscriptionVersion: obj.ResourceVersion, namespaceVersion: nsVersion,
+			target: controller.TargetFor(obj, ns), gate: controller.GateFor(obj)}
 		f.targets[obj.UID] = p
 	}
 	return p, nil

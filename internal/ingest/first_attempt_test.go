@@ -356,14 +356,7 @@ func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.Events("*"), fixtures.InsecureHTTP())
 	src, table := newOutbox(t, postgres.Options{})
-	w, err := ledgerpg.New(context.Background(), ledgerpg.Options{DSN: pg.DSN(), Table: "ledger_" + table, Retention: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	if err := w.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	w := newLedger(t, table)
 	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w}, src)
 	readySubscription(t, sub)
 	// Without a namespace controller the namespace stays Terminating, and the API server refuses new objects in it.
@@ -373,7 +366,10 @@ func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 
 	ids := insert(t, table, row{"order.created", "", "", `{"order_id":1}`})
 	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
-	var got []ledger.Attempt
+	var (
+		got []ledger.Attempt
+		err error
+	)
 	waitFor(t, "the failed attempt in the ledger", func() bool {
 		if err := w.Flush(context.Background()); err != nil {
 			t.Fatal(err)

@@ -131,38 +131,30 @@ func (i *Ingester) Start(ctx context.Context) error {
 	ctx = ctrl.LoggerInto(ctx, log)
 	defer func() { _ = i.src.Close() }()
 
-	inf, err := i.cache.GetInformer(ctx, &hookpostv1.WebhookSubscription{})
-	if err != nil {
-		return fmt.Errorf("watch subscriptions: %w", err)
+	// Status writes (counters, on every delivery) do not change matching; only spec and deletion do.
+	subscriptionChanged := func(o, n any) bool {
+		old, ok1 := o.(*hookpostv1.WebhookSubscription)
+		cur, ok2 := n.(*hookpostv1.WebhookSubscription)
+		return !ok1 || !ok2 || old.Generation != cur.Generation || (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil)
 	}
-	markDirty := func(any) { i.dirty.Store(true) }
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: markDirty,
-		// Status writes (counters, on every delivery) do not change matching; only spec and deletion do.
-		UpdateFunc: func(o, n any) {
-			old, ok1 := o.(*hookpostv1.WebhookSubscription)
-			cur, ok2 := n.(*hookpostv1.WebhookSubscription)
-			if !ok1 || !ok2 || old.Generation != cur.Generation || (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) {
-				i.dirty.Store(true)
+	forget := func(o any) {
+		if f, ok := i.dispatcher.(interface{ Forget(types.UID) }); ok {
+			if s, ok := o.(*hookpostv1.WebhookSubscription); ok {
+				f.Forget(s.UID)
 			}
-		},
-		DeleteFunc: func(o any) {
-			i.dirty.Store(true)
-			if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-				o = tomb.Obj
-			}
-			if f, ok := i.dispatcher.(interface{ Forget(types.UID) }); ok {
-				if s, ok := o.(*hookpostv1.WebhookSubscription); ok {
-					f.Forget(s.UID)
-				}
-			}
-		},
-	}); err != nil {
+		}
+	}
+	if err := i.rebuildOn(ctx, &hookpostv1.WebhookSubscription{}, subscriptionChanged, forget); err != nil {
 		return fmt.Errorf("watch subscriptions: %w", err)
 	}
 	if i.opts.TenantIsolation {
-		if err := i.watchGrants(ctx); err != nil {
-			return err
+		grantChanged := func(o, n any) bool {
+			old, ok1 := o.(*corev1.Namespace)
+			cur, ok2 := n.(*corev1.Namespace)
+			return !ok1 || !ok2 || old.Annotations[hookpostv1.AnnotationTenants] != cur.Annotations[hookpostv1.AnnotationTenants]
+		}
+		if err := i.rebuildOn(ctx, &corev1.Namespace{}, grantChanged, nil); err != nil {
+			return fmt.Errorf("watch namespaces for tenant grants: %w", err)
 		}
 	}
 	if !i.cache.WaitForCacheSync(ctx) {
@@ -343,27 +335,31 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 	return i.index, nil
 }
 
-// watchGrants rebuilds the index when a namespace's tenant grant may have changed.
-func (i *Ingester) watchGrants(ctx context.Context) error {
-	inf, err := i.cache.GetInformer(ctx, &corev1.Namespace{})
+// rebuildOn marks the index for a rebuild when an object of obj's kind is added or deleted, or updated in a way
+// changed reports; deleted, when set, is also told of each deletion.
+func (i *Ingester) rebuildOn(ctx context.Context, obj client.Object, changed func(old, cur any) bool, deleted func(any)) error {
+	inf, err := i.cache.GetInformer(ctx, obj)
 	if err != nil {
-		return fmt.Errorf("watch namespaces for tenant grants: %w", err)
+		return err
 	}
-	markDirty := func(any) { i.dirty.Store(true) }
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    markDirty,
-		DeleteFunc: markDirty,
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { i.dirty.Store(true) },
 		UpdateFunc: func(o, n any) {
-			old, ok1 := o.(*corev1.Namespace)
-			cur, ok2 := n.(*corev1.Namespace)
-			if !ok1 || !ok2 || old.Annotations[hookpostv1.AnnotationTenants] != cur.Annotations[hookpostv1.AnnotationTenants] {
+			if changed(o, n) {
 				i.dirty.Store(true)
 			}
 		},
-	}); err != nil {
-		return fmt.Errorf("watch namespaces for tenant grants: %w", err)
-	}
-	return nil
+		DeleteFunc: func(o any) {
+			i.dirty.Store(true)
+			if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = tomb.Obj
+			}
+			if deleted != nil {
+				deleted(o)
+			}
+		},
+	})
+	return err
 }
 
 // grants reads every namespace's tenant grant under tenant isolation; nil when isolation is off.

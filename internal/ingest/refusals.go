@@ -34,9 +34,6 @@ const verdictTTL = 10 * time.Second
 // namespacesReviewed bounds the other namespaces whose access is reviewed for one Forbidden namespace.
 const namespacesReviewed = 3
 
-// eventNoteMax keeps an Event's note under the API server's 1 KiB limit, truncation mark included.
-const eventNoteMax = 1000
-
 // refusalMessageMax bounds the API server's message quoted in a condition or Event (an Event note holds 1 KiB).
 const refusalMessageMax = 512
 
@@ -106,6 +103,8 @@ func NewRefusals(o RefusalsOptions) *Refusals {
 	if o.Ledger == nil {
 		o.Ledger = ledger.Discard
 	}
+	// Notes quote the API server's message; cut them to what the events API accepts, as the controllers do.
+	o.Events = controller.FitNotes(o.Events)
 	if o.Direct == nil {
 		o.Direct = o.Reader
 	}
@@ -156,7 +155,7 @@ func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Ev
 		if n > 1 {
 			note = fmt.Sprintf("%d deliveries refused since the last Event; the latest: %s", n, msg)
 		}
-		r.o.Events.Eventf(obj, nil, corev1.EventTypeWarning, conditionReason(reason), "CreateDelivery", "%s", truncate(note, eventNoteMax))
+		r.o.Events.Eventf(obj, nil, corev1.EventTypeWarning, conditionReason(reason), "CreateDelivery", "%s", note)
 	}
 	if c := meta.FindStatusCondition(obj.Status.Conditions, hookpostv1.ConditionDeliveriesRefused); write && (c == nil || c.Status != metav1.ConditionTrue || c.Reason != conditionReason(reason)) {
 		if r.o.Ledger != ledger.Discard {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hookpost/hookpost/test/harness"
 )
 
 // produce publishes events 0..events-1 from producers goroutines and returns when all are published: as fast
@@ -21,7 +23,7 @@ func produce(ctx context.Context, events, producers int, rate float64, publish f
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < events && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				if rate > 0 && !sleepUntil(ctx, start.Add(time.Duration(float64(i)/rate*float64(time.Second)))) {
+				if rate > 0 && !harness.SleepUntil(ctx, start.Add(time.Duration(float64(i)/rate*float64(time.Second)))) {
 					return
 				}
 				if err := publish(ctx, i); err != nil {
@@ -33,20 +35,4 @@ func produce(ctx context.Context, events, producers int, rate float64, publish f
 	}
 	wg.Wait()
 	return context.Cause(ctx)
-}
-
-// sleepUntil waits until t; false when ctx ended first.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return true
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

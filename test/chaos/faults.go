@@ -104,7 +104,7 @@ func (f *faults) restartServers(ctx context.Context, chaosFor time.Duration, pg 
 		}},
 	}
 	for i, s := range steps {
-		if !sleepUntil(ctx, f.start.Add(chaosFor*time.Duration(i+1)/4)) {
+		if !harness.SleepUntil(ctx, f.start.Add(chaosFor*time.Duration(i+1)/4)) {
 			return ctx.Err()
 		}
 		stoppedAt := time.Since(f.start)
@@ -113,7 +113,7 @@ func (f *faults) restartServers(ctx context.Context, chaosFor time.Duration, pg 
 			return fmt.Errorf("stop %s: %w", s.name, err)
 		}
 		f.logf("%s stopped for %s", s.name, s.down)
-		if !sleepUntil(ctx, time.Now().Add(s.down)) {
+		if !harness.SleepUntil(ctx, time.Now().Add(s.down)) {
 			return ctx.Err()
 		}
 		if err := start(); err != nil {

@@ -240,7 +240,7 @@ func chaosRun(ctx context.Context, cfg config, dir string) (result, error) {
 	); err != nil {
 		return result{}, err
 	}
-	if !sleepUntil(ctx, f.start.Add(cfg.chaosFor)) {
+	if !harness.SleepUntil(ctx, f.start.Add(cfg.chaosFor)) {
 		return result{}, ctx.Err()
 	}
 	f.mu.Lock()
@@ -286,7 +286,7 @@ func waitReady(ctx context.Context, cp *harness.ControlPlane, timeout time.Durat
 			return fmt.Errorf("subscription %s/%s not Ready within %s (get error %v, conditions %+v)",
 				namespace, subscription, timeout, err, s.Status.Conditions)
 		}
-		if !sleepUntil(ctx, time.Now().Add(200*time.Millisecond)) {
+		if !harness.SleepUntil(ctx, time.Now().Add(200*time.Millisecond)) {
 			return ctx.Err()
 		}
 	}

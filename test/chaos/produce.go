@@ -22,13 +22,6 @@ import (
 // outboxBatch is how many rows one producer transaction inserts.
 const outboxBatch = 20
 
-// mixedEvent returns the type and tenant of event seq: the subscription takes every type, and the namespace is
-// granted every tenant, so each event is one delivery.
-func mixedEvent(seq int) (eventType, tenant string) {
-	types := [...]string{"order.created", "user.registered", "order.completed"}
-	return types[seq%len(types)], []string{"1", "2"}[seq%2]
-}
-
 // outboxEventID is the event_id of outbox event seq, chosen by the producer rather than the database, so a
 // transaction retried after its commit's answer was lost (PostgreSQL restarting) inserts nothing twice.
 func outboxEventID(seed int64, seq int) string {
@@ -52,14 +45,14 @@ func produceOutbox(ctx context.Context, pool *pgxpool.Pool, seed int64, events i
 		"ON CONFLICT (event_id) DO NOTHING", postgres.DefaultTable)
 	start := time.Now()
 	for first := 0; first < events; first += outboxBatch {
-		if !sleepUntil(ctx, start.Add(spread*time.Duration(first)/time.Duration(events))) {
+		if !harness.SleepUntil(ctx, start.Add(spread*time.Duration(first)/time.Duration(events))) {
 			return ctx.Err()
 		}
 		last := min(first+outboxBatch, events)
 		err := harness.CommitRetrying(ctx, pool, 600, func(tx pgx.Tx) error {
 			b := &pgx.Batch{}
 			for seq := first; seq < last; seq++ {
-				eventType, tenant := mixedEvent(seq)
+				eventType, tenant := harness.MixedEvent(seq)
 				b.Queue(insert, outboxEventID(seed, seq), eventType, tenant, "orders", json.RawMessage(fmt.Sprintf(`{"seq":%d}`, seq)))
 			}
 			return tx.SendBatch(ctx, b).Close()
@@ -77,10 +70,10 @@ func produceOutbox(ctx context.Context, pool *pgxpool.Pool, seed int64, events i
 func produceNATS(ctx context.Context, js jetstream.JetStream, events int, spread time.Duration, published *atomic.Int64) error {
 	start := time.Now()
 	for seq := range events {
-		if !sleepUntil(ctx, start.Add(spread*time.Duration(seq)/time.Duration(events))) {
+		if !harness.SleepUntil(ctx, start.Add(spread*time.Duration(seq)/time.Duration(events))) {
 			return ctx.Err()
 		}
-		eventType, tenant := mixedEvent(seq)
+		eventType, tenant := harness.MixedEvent(seq)
 		ev := source.Event{ID: natsEventID(seq), Type: eventType, TenantID: tenant, Collection: "orders",
 			OccurredAt: time.Now(), Data: []byte(fmt.Sprintf(`{"seq":%d}`, seq))}
 		if err := harness.PublishRetrying(ctx, js, ev); err != nil {
@@ -89,20 +82,4 @@ func produceNATS(ctx context.Context, js jetstream.JetStream, events int, spread
 		published.Add(1)
 	}
 	return nil
-}
-
-// sleepUntil waits until t; false when ctx ended first.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return true
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -70,7 +70,7 @@ func waitDrained(ctx context.Context, timeout time.Duration, recv *receiver, pub
 			step("  still draining: " + why)
 			nextProgress = time.Now().Add(30 * time.Second)
 		}
-		if !sleepUntil(ctx, time.Now().Add(2*time.Second)) {
+		if !harness.SleepUntil(ctx, time.Now().Add(2*time.Second)) {
 			return false, ctx.Err().Error()
 		}
 	}

@@ -34,7 +34,7 @@ func TestNATSRestartedMidRun(t *testing.T) {
 
 	produced := make([]producedEvent, events)
 	for i := range produced {
-		eventType, tenant := mixedEvent(i)
+		eventType, tenant := harness.MixedEvent(i)
 		produced[i] = producedEvent{ID: fmt.Sprintf("%s-%05d", tb.ns, i), Type: eventType, Tenant: tenant}
 	}
 	want := tb.expected(produced)

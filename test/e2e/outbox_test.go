@@ -54,7 +54,7 @@ func (o *outbox) insertMixed(ctx context.Context, first, n int) {
 	o.t.Helper()
 	rows := make([][]any, 0, n)
 	for i := first; i < first+n; i++ {
-		eventType, tenant := mixedEvent(i)
+		eventType, tenant := harness.MixedEvent(i)
 		rows = append(rows, []any{eventType, tenant, "orders", json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i))})
 	}
 	o.inTx(ctx, fmt.Sprintf("insert %d events", n), func(tx pgx.Tx) error {

@@ -187,13 +187,6 @@ func (tb *testbed) expected(events []producedEvent) map[string]map[string]bool {
 	return want
 }
 
-// mixedEvent returns the type and tenant of the i-th generated event: three types, two of them order.*, and
-// two tenants, so "order.*" and "* for tenant 1" overlap on some events and each misses others.
-func mixedEvent(i int) (eventType, tenant string) {
-	types := [...]string{"order.created", "user.registered", "order.completed"}
-	return types[i%len(types)], []string{"1", "2"}[i%2]
-}
-
 // subscribeOverlapping creates the two overlapping subscriptions the tests use: "orders" for order.* and
 // "tenant-one" for every event of tenant 1.
 func (tb *testbed) subscribeOverlapping() {

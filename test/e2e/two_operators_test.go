@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookpost/hookpost/internal/source/postgres"
+	"github.com/hookpost/hookpost/test/harness"
 )
 
 // TestTwoOperatorsShareOneOutbox runs two operators on one outbox: both ingest (leased claims) and make first
@@ -44,7 +45,7 @@ func TestTwoOperatorsShareOneOutbox(t *testing.T) {
 				if m, ok := malformed[i]; ok {
 					b.Queue(insert, m.eventType, "1", malformedCollection, json.RawMessage(m.payload))
 				}
-				eventType, tenant := mixedEvent(i)
+				eventType, tenant := harness.MixedEvent(i)
 				b.Queue(insert, eventType, tenant, "orders", json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i)))
 			}
 			return tx.SendBatch(tb.ctx, b).Close()

@@ -6,39 +6,32 @@ import (
 	"time"
 )
 
-// hostLimiter bounds the attempts in flight to each destination host, so one
-// slow endpoint fills only its own slots. Entries exist only while someone holds
-// or waits for a slot, so the map does not grow with every host ever seen.
-type hostLimiter struct {
+// slotLimiter bounds the attempts in flight per key: the Sender keeps one keyed by destination host, so one slow
+// endpoint fills only its own slots, and one keyed by subscription namespace, so one tenant's endpoints fill only
+// its share. Entries exist only while someone holds or waits for a slot, so the map does not grow with every key
+// ever seen.
+type slotLimiter struct {
 	limit int
 
-	mu    sync.Mutex
-	hosts map[string]*hostSlots
+	mu   sync.Mutex
+	keys map[string]*keySlots
 }
 
-type hostSlots struct {
+type keySlots struct {
 	sem   chan struct{}
 	users int // holders plus waiters; the entry is deleted when it reaches 0
 	// fullSince is when the last free slot was taken; zero while one is free.
 	fullSince time.Time
 }
 
-func newHostLimiter(limit int) *hostLimiter {
-	return &hostLimiter{limit: limit, hosts: map[string]*hostSlots{}}
+func newSlotLimiter(limit int) *slotLimiter {
+	return &slotLimiter{limit: limit, keys: map[string]*keySlots{}}
 }
 
 // acquire blocks until key has a free slot or ctx is done. The returned release
 // must be called exactly once.
-func (l *hostLimiter) acquire(ctx context.Context, key string) (release func(), err error) {
-	l.mu.Lock()
-	h := l.hosts[key]
-	if h == nil {
-		h = &hostSlots{sem: make(chan struct{}, l.limit)}
-		l.hosts[key] = h
-	}
-	h.users++
-	l.mu.Unlock()
-
+func (l *slotLimiter) acquire(ctx context.Context, key string) (release func(), err error) {
+	h := l.enter(key)
 	select {
 	case h.sem <- struct{}{}:
 		l.taken(h)
@@ -50,15 +43,8 @@ func (l *hostLimiter) acquire(ctx context.Context, key string) (release func(), 
 }
 
 // tryAcquire takes a slot for key if one is free, without waiting; nil when none is.
-func (l *hostLimiter) tryAcquire(key string) (release func()) {
-	l.mu.Lock()
-	h := l.hosts[key]
-	if h == nil {
-		h = &hostSlots{sem: make(chan struct{}, l.limit)}
-		l.hosts[key] = h
-	}
-	h.users++
-	l.mu.Unlock()
+func (l *slotLimiter) tryAcquire(key string) (release func()) {
+	h := l.enter(key)
 	select {
 	case h.sem <- struct{}{}:
 		l.taken(h)
@@ -69,8 +55,21 @@ func (l *hostLimiter) tryAcquire(key string) (release func()) {
 	}
 }
 
+// enter counts a holder or waiter of key's slots, making its entry if it has none.
+func (l *slotLimiter) enter(key string) *keySlots {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.keys[key]
+	if h == nil {
+		h = &keySlots{sem: make(chan struct{}, l.limit)}
+		l.keys[key] = h
+	}
+	h.users++
+	return h
+}
+
 // taken notes when a slot taken was the last free one.
-func (l *hostLimiter) taken(h *hostSlots) {
+func (l *slotLimiter) taken(h *keySlots) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(h.sem) >= l.limit && h.fullSince.IsZero() {
@@ -79,7 +78,7 @@ func (l *hostLimiter) taken(h *hostSlots) {
 }
 
 // free gives a slot back.
-func (l *hostLimiter) free(key string, h *hostSlots) {
+func (l *slotLimiter) free(key string, h *keySlots) {
 	<-h.sem
 	l.mu.Lock()
 	h.fullSince = time.Time{}
@@ -89,38 +88,38 @@ func (l *hostLimiter) free(key string, h *hostSlots) {
 
 // fullFor reports how long every slot for key has been taken without one coming free (0 while one is free).
 // A host or namespace full for longer than a caller would wait is hanging, not busy: waiting is pointless.
-func (l *hostLimiter) fullFor(key string) time.Duration {
+func (l *slotLimiter) fullFor(key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h := l.hosts[key]; h != nil && !h.fullSince.IsZero() {
+	if h := l.keys[key]; h != nil && !h.fullSince.IsZero() {
 		return time.Since(h.fullSince)
 	}
 	return 0
 }
 
-func (l *hostLimiter) leave(key string, h *hostSlots) {
+func (l *slotLimiter) leave(key string, h *keySlots) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h.users--
 	if h.users == 0 {
-		delete(l.hosts, key)
+		delete(l.keys, key)
 	}
 }
 
 // users reports holders plus waiters for key.
-func (l *hostLimiter) users(key string) int {
+func (l *slotLimiter) users(key string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h := l.hosts[key]; h != nil {
+	if h := l.keys[key]; h != nil {
 		return h.users
 	}
 	return 0
 }
 
 // full reports whether every slot for key is taken.
-func (l *hostLimiter) full(key string) bool {
+func (l *slotLimiter) full(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	h := l.hosts[key]
+	h := l.keys[key]
 	return h != nil && len(h.sem) >= l.limit
 }
