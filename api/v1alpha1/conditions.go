@@ -24,6 +24,13 @@ const (
 	// after a quiet minute. Negative polarity: True needs attention; absent or False is healthy.
 	ConditionDeliveriesRefused = "DeliveriesRefused"
 
+	// ConditionCircuitOpen is True on a WebhookSubscription while its circuit breaker (spec.circuitBreaker) holds
+	// its deliveries because the endpoint keeps failing: they wait, spending no retry budget, and one probe
+	// attempt tests the endpoint when the open period ends (the message says when). False once a probe succeeded.
+	// Negative polarity: absent or False is healthy. Each replica keeps its own circuit; the condition shows the
+	// circuit of the replica that ran the subscription controller.
+	ConditionCircuitOpen = "CircuitOpen"
+
 	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
 	// limits; its message says until when. Negative polarity: absent (or False) is the normal state.
 	ConditionReplayDeferred = "ReplayDeferred"
@@ -61,6 +68,17 @@ const (
 	ReasonInvalidHeader = "InvalidHeader"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
+)
+
+// Reasons on the CircuitOpen condition of a WebhookSubscription (and of its Events).
+const (
+	// ReasonCircuitOpened: failed attempts opened the circuit (CircuitOpen=True, a Warning Event).
+	ReasonCircuitOpened = "EndpointFailing"
+	// ReasonCircuitClosed: a probe succeeded; the deliveries that waited drain at spec.circuitBreaker.drainPerSecond
+	// (CircuitOpen=False, a Normal Event).
+	ReasonCircuitClosed = "EndpointRecovered"
+	// ReasonCircuitOpen: a delivery waits for its subscription's open circuit (Delivered=False, waits).
+	ReasonCircuitOpen = "CircuitOpen"
 )
 
 // Reasons on the DeliveriesRefused condition of a WebhookSubscription (and of its Warning Events).

@@ -108,6 +108,13 @@ type WebhookSubscriptionSpec struct {
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 
+	// circuitBreaker stops attempts to an endpoint that keeps failing: its deliveries wait (not Failed, no retry
+	// budget spent) while the circuit is open, one probe tests the endpoint when the open period ends, and the
+	// deliveries that waited drain at a bounded rate once a probe succeeds.
+	// +kubebuilder:default={}
+	// +optional
+	CircuitBreaker CircuitBreaker `json:"circuitBreaker,omitempty"`
+
 	// history bounds how many finished WebhookDeliveries are kept for this subscription, so etcd never fills up.
 	// +kubebuilder:default={}
 	// +optional
@@ -183,6 +190,65 @@ type RetryPolicy struct {
 	RetryOn4xx bool `json:"retryOn4xx,omitempty"`
 }
 
+// CircuitBreaker says when a subscription's circuit opens and how it recovers. A failed attempt is one that is
+// retried (no answer, a timeout, a 5xx, a 408 or 429); a success closes the streak; a rejection (a 4xx that is not
+// retried, 410 Gone) says nothing about the endpoint's health and is not counted.
+// +kubebuilder:validation:XValidation:rule="!has(self.maxOpenFor) || !has(self.openFor) || duration(self.maxOpenFor) >= duration(self.openFor)",message="spec.circuitBreaker.maxOpenFor (default 10m) must be at least spec.circuitBreaker.openFor: raise maxOpenFor or lower openFor"
+type CircuitBreaker struct {
+	// consecutiveFailures opens the circuit after this many failed attempts in a row; 0 turns the rule off (and
+	// with failureRatePercent 0 too, the breaker).
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	ConsecutiveFailures *int32 `json:"consecutiveFailures,omitempty"`
+
+	// failureRatePercent opens the circuit when at least this percentage of the attempts of the last window
+	// failed (counted over the current and the previous window), once they number minAttempts; 0 turns the rule off.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	FailureRatePercent int32 `json:"failureRatePercent,omitempty"`
+
+	// window is the period failureRatePercent is measured over, from 10s to 1h.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="spec.circuitBreaker.window must be between 10s and 1h, such as 1m"
+	// +optional
+	Window *metav1.Duration `json:"window,omitempty"`
+
+	// minAttempts is how many attempts the window must hold before failureRatePercent can open the circuit.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MinAttempts int32 `json:"minAttempts,omitempty"`
+
+	// openFor is how long the circuit stays open before one probe attempt is let through, from 1s to 1h; each
+	// failed probe doubles it, up to maxOpenFor.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.circuitBreaker.openFor must be between 1s and 1h, such as 30s"
+	// +optional
+	OpenFor *metav1.Duration `json:"openFor,omitempty"`
+
+	// maxOpenFor bounds the doubling of openFor, from 1s to 24h.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.circuitBreaker.maxOpenFor must be between 1s and 24h, such as 10m"
+	// +optional
+	MaxOpenFor *metav1.Duration `json:"maxOpenFor,omitempty"`
+
+	// drainPerSecond bounds the attempts per second, per replica, after the circuit closes, while the deliveries
+	// that waited catch up; 0 does not bound them.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	DrainPerSecond *int32 `json:"drainPerSecond,omitempty"`
+}
+
 // HistoryLimits bound the finished deliveries kept per subscription.
 type HistoryLimits struct {
 	// succeededLimit is how many Succeeded deliveries to keep; older ones are deleted first. Deliveries that
@@ -209,7 +275,8 @@ type WebhookSubscriptionStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready says whether the subscription can deliver, with a reason when it cannot;
-	// DeliveriesRefused is True while the API server refuses the deliveries of its events, with the reason.
+	// DeliveriesRefused is True while the API server refuses the deliveries of its events, with the reason;
+	// CircuitOpen is True while attempts are stopped because the endpoint keeps failing.
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
@@ -280,6 +347,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`,priority=1
 // +kubebuilder:printcolumn:name="Failing",type=integer,JSONPath=`.status.consecutiveFailures`,priority=1
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
+// +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].reason`,priority=1
 type WebhookSubscription struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

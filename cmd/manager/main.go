@@ -133,6 +133,7 @@ func run() error {
 		MaxPerNamespace: o.maxPerNamespace,
 	})
 	clk := clock.RealClock{}
+	breakers := delivery.NewBreakers()
 	rec, err := o.setupLedger(ctx, mgr)
 	if err != nil {
 		return err
@@ -141,12 +142,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// One Sender and one Secrets serve the first attempt from ingest and the delivery controller's retries.
+	// One Sender, one Secrets and one set of circuits serve the first attempt from ingest and the delivery controller's retries.
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, TenantIsolation: o.tenantIsolation,
-		Sealer: sealer, ReplayLimits: o.replay,
+		Sealer: sealer, ReplayLimits: o.replay, Breakers: breakers,
 	}); err != nil {
 		return err
 	}
@@ -154,9 +155,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	metrics.Register(crmetrics.Registry, sender, backlog.Count)
+	metrics.Register(crmetrics.Registry, sender, backlog.Count, breakers)
 	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
-		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent}); err != nil {
+		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent, breakers: breakers}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

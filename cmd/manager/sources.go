@@ -55,6 +55,8 @@ type dispatchDeps struct {
 	tenantIsolation bool
 	// attemptSlots is the Sender's global slots (--max-concurrent-attempts).
 	attemptSlots int
+	// breakers holds the subscriptions' circuits, shared with the delivery controller.
+	breakers *delivery.Breakers
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -91,6 +93,7 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 	fo := ingest.FirstAttemptOptions{
 		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sealer: deps.sealer, Sender: deps.sender,
 		Ledger: deps.ledger, Refusals: refusals, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
+		Breakers: deps.breakers,
 	}
 	switch o.successObjects {
 	case successObjectsNewest:

@@ -45,6 +45,20 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("no events",
 			fixtures.Subscription("", "empty", "https://example.com/hook", fixtures.Events()),
 			"spec.events"),
+		Entry("a circuit breaker whose maxOpenFor is below openFor",
+			fixtures.Subscription("", "cb-max", "https://example.com/hook", func(s *hookpostv1.WebhookSubscription) {
+				s.Spec.CircuitBreaker.OpenFor = &metav1.Duration{Duration: 5 * time.Minute}
+				s.Spec.CircuitBreaker.MaxOpenFor = &metav1.Duration{Duration: time.Minute}
+			}),
+			"spec.circuitBreaker.maxOpenFor must be at least spec.circuitBreaker.openFor"),
+		Entry("a circuit breaker open for less than 1s",
+			fixtures.Subscription("", "cb-open", "https://example.com/hook", fixtures.CircuitBreaker(3, 100*time.Millisecond, 0)),
+			"spec.circuitBreaker.openFor must be between 1s and 1h"),
+		Entry("a circuit breaker window over 1h",
+			fixtures.Subscription("", "cb-window", "https://example.com/hook", func(s *hookpostv1.WebhookSubscription) {
+				s.Spec.CircuitBreaker.Window = &metav1.Duration{Duration: 2 * time.Hour}
+			}),
+			"spec.circuitBreaker.window must be between 10s and 1h"),
 		Entry("a timeout below 1s",
 			fixtures.Subscription("", "fast", "https://example.com/hook", fixtures.Timeout(500*time.Millisecond)),
 			"spec.timeout must be between 1s and 60s"),
@@ -89,6 +103,12 @@ var _ = Describe("The API's admission rules", func() {
 		Expect(got.Spec.Signing.Scheme).To(Equal(hookpostv1.SigningSchemeHMACSHA256Hex))
 		Expect(*got.Spec.History.SucceededLimit).To(BeEquivalentTo(100))
 		Expect(*got.Spec.History.FailedLimit).To(BeEquivalentTo(1000))
+		cb := got.Spec.CircuitBreaker
+		Expect(cb.ConsecutiveFailures).To(HaveValue(BeEquivalentTo(10)))
+		Expect(cb.FailureRatePercent).To(BeZero())
+		Expect(cb.OpenFor).To(HaveValue(Equal(metav1.Duration{Duration: 30 * time.Second})))
+		Expect(cb.MaxOpenFor).To(HaveValue(Equal(metav1.Duration{Duration: 10 * time.Minute})))
+		Expect(cb.DrainPerSecond).To(HaveValue(BeEquivalentTo(20)))
 	})
 
 	It("refuses any change to a delivery's spec", func() {

@@ -33,6 +33,8 @@ type Options struct {
 	ReplayLimits ReplayLimits
 	// Sealer checks the seal of the deliveries ingest created (required; ingest seals with the same key).
 	Sealer *Sealer
+	// Breakers holds the subscriptions' circuits, shared with ingest's first attempts; nil opens none.
+	Breakers *delivery.Breakers
 }
 
 // Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
@@ -57,6 +59,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Recorder:        FitNotes(mgr.GetEventRecorder("hookpost-subscription")),
 		Clock:           o.Clock,
 		TenantIsolation: o.TenantIsolation,
+		Breakers:        o.Breakers,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}
@@ -73,6 +76,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		MaxConcurrentReconciles: o.DeliveryWorkers,
 		ReplayLimits:            o.ReplayLimits,
 		Ledger:                  o.Ledger,
+		Breakers:                o.Breakers,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)
 	}

@@ -95,7 +95,8 @@ var _ = BeforeSuite(func() {
 	})
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8,
-		TenantIsolation: true, Sealer: testSealer, ReplayLimits: ReplayLimits{Interval: replayInterval, PerMinute: 6, Burst: 3}})).To(Succeed())
+		TenantIsolation: true, Sealer: testSealer, ReplayLimits: ReplayLimits{Interval: replayInterval, PerMinute: 6, Burst: 3},
+		Breakers: delivery.NewBreakers()})).To(Succeed())
 	retryBacklog, err = WatchRetryBacklog(ctx, mgr.GetCache())
 	Expect(err).NotTo(HaveOccurred())
 	go func() {

@@ -32,11 +32,34 @@ func TargetFor(sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace) delive
 		RetryOn4xx:      sub.Spec.Retry.RetryOn4xx,
 		Schedule:        scheduleDurations(sub.Spec.Retry.Schedule),
 		Reach:           ReachOf(ns),
+		Breaker:         breakerPolicy(sub.Spec.CircuitBreaker),
 	}
 	if sub.Spec.Timeout != nil {
 		t.Timeout = sub.Spec.Timeout.Duration
 	}
 	return t
+}
+
+// breakerPolicy translates spec.circuitBreaker; a field the API server did not default (an object built in
+// memory) turns its rule off.
+func breakerPolicy(cb hookpostv1.CircuitBreaker) delivery.BreakerPolicy {
+	p := delivery.BreakerPolicy{FailureRatePercent: int(cb.FailureRatePercent), MinAttempts: int(cb.MinAttempts)}
+	if cb.ConsecutiveFailures != nil {
+		p.ConsecutiveFailures = int(*cb.ConsecutiveFailures)
+	}
+	if cb.Window != nil {
+		p.Window = cb.Window.Duration
+	}
+	if cb.OpenFor != nil {
+		p.OpenFor = cb.OpenFor.Duration
+	}
+	if cb.MaxOpenFor != nil {
+		p.MaxOpenFor = cb.MaxOpenFor.Duration
+	}
+	if cb.DrainPerSecond != nil {
+		p.DrainPerSecond = int(*cb.DrainPerSecond)
+	}
+	return p
 }
 
 // EventOf returns the event a delivery carries.

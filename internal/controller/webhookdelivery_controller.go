@@ -68,6 +68,9 @@ type WebhookDeliveryReconciler struct {
 	MaxConcurrentReconciles int
 	// ReplayLimits bound how often replays are sent (zero: the defaults).
 	ReplayLimits ReplayLimits
+	// Breakers holds each subscription's circuit (spec.circuitBreaker), shared with ingest's first attempts; nil
+	// opens none.
+	Breakers *delivery.Breakers
 
 	replaysOnce sync.Once
 	replays     *replayLimiter
@@ -316,11 +319,20 @@ type pendingAttempt struct {
 // slot and nothing was sent.
 func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (res ctrl.Result, sent bool) {
 	log := ctrl.LoggerFrom(ctx)
+	test := r.sendsAsTest(d)
+	key := p.target.CircuitKey()
+	circuit := r.admit(test, p.target)
+	if !circuit.OK {
+		// The retry budget is not spent: nothing is sent and the status is left as it is. The subscription's
+		// CircuitOpen condition says why; its closing wakes this delivery (subscriptionUnblocks).
+		log.V(1).Info("Circuit open; attempt postponed", "until", circuit.RetryAt)
+		return ctrl.Result{RequeueAfter: max(circuit.RetryAt.Sub(r.Clock.Now()), time.Millisecond)}, false
+	}
 	if r.Sender.HostFull(p.sub.Spec.URL) {
 		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
+		r.Breakers.Unused(key, circuit)
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
-	test := r.sendsAsTest(d)
 	if test && !d.Spec.Test && d.Status.Attempts == d.Status.AttemptsBeforeReplay {
 		r.warnNotSealed(ctx, d, p.sub)
 	}
@@ -329,6 +341,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
+		r.Breakers.Unused(key, circuit)
 		d.Status = invalidRequest(d.Status, err, r.Clock.Now())
 		metrics.DeliveryFinished(false)
 		if r.Recorder != nil {
@@ -341,12 +354,25 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	var out delivery.Outcome
 	out, sent = r.Sender.TrySend(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start)
 	if !sent {
+		r.Breakers.Unused(key, circuit)
 		log.V(1).Info("Destination host busy; attempt postponed")
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
 	metrics.ObserveAttempt(out)
+	if !test {
+		r.Breakers.Record(key, p.target.Breaker, circuit, out.Class, r.Clock.Now())
+	}
 	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), false)
 	return r.afterAttempt(d), true
+}
+
+// admit asks the subscription's circuit whether an attempt may go now. Test deliveries pass an open circuit and
+// are not counted by it: they are how a person checks an endpoint they fixed.
+func (r *WebhookDeliveryReconciler) admit(test bool, t delivery.Target) delivery.Admission {
+	if test {
+		return delivery.Admission{OK: true}
+	}
+	return r.Breakers.Allow(t.CircuitKey(), t.Breaker, r.Clock.Now())
 }
 
 // sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did
@@ -462,7 +488,7 @@ func (r *WebhookDeliveryReconciler) unfinishedDeliveries(ctx context.Context, o 
 }
 
 // subscriptionUnblocks passes subscription changes that can let waiting deliveries go: a new subscription, a
-// spec change (resume, new URL) or a Ready flip (the secret appeared). Counter updates are ignored, or every
+// spec change (resume, new URL), a Ready flip (the secret appeared) or a CircuitOpen flip (the circuit closed). Counter updates are ignored, or every
 // status write would wake every pending delivery.
 type subscriptionUnblocks struct{ predicate.Funcs }
 
@@ -472,6 +498,7 @@ func (subscriptionUnblocks) Update(e event.UpdateEvent) bool {
 	o, n := e.ObjectOld.(*hookpostv1.WebhookSubscription), e.ObjectNew.(*hookpostv1.WebhookSubscription)
 	return o.Generation != n.Generation || o.Status.ObservedGeneration != n.Status.ObservedGeneration ||
 		meta.IsStatusConditionTrue(o.Status.Conditions, hookpostv1.ConditionReady) != meta.IsStatusConditionTrue(n.Status.Conditions, hookpostv1.ConditionReady) ||
+		meta.IsStatusConditionTrue(o.Status.Conditions, hookpostv1.ConditionCircuitOpen) != meta.IsStatusConditionTrue(n.Status.Conditions, hookpostv1.ConditionCircuitOpen) ||
 		!equality.Semantic.DeepEqual(o.Status.SigningSecretRef, n.Status.SigningSecretRef)
 }
 func (subscriptionUnblocks) Generic(event.GenericEvent) bool { return false }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,8 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/signing"
 )
 
@@ -39,6 +42,8 @@ type WebhookSubscriptionReconciler struct {
 	Secrets *Secrets
 	// TenantIsolation sets the TenantsGranted condition from the namespace's AnnotationTenants.
 	TenantIsolation bool
+	// Breakers holds the circuits the CircuitOpen condition reports; nil reports none.
+	Breakers *delivery.Breakers
 
 	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
 	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
@@ -99,6 +104,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.setCircuitOpen(sub, before)
 
 	if prune, err = r.summariseDeliveries(ctx, sub); err != nil {
 		return ctrl.Result{}, err
@@ -151,6 +157,24 @@ func (r *WebhookSubscriptionReconciler) setTenantsGranted(ctx context.Context, s
 		r.Recorder.Eventf(sub, nil, kind, c.Reason, "TenantsGranted", "TenantsGranted is %s: %s", c.Status, c.Message)
 	}
 	return nil
+}
+
+// setCircuitOpen sets CircuitOpen from the subscription's circuit, with an Event when it opens or closes.
+func (r *WebhookSubscriptionReconciler) setCircuitOpen(sub, before *hookpostv1.WebhookSubscription) {
+	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionCircuitOpen)
+	c := circuitCondition(sub, r.Breakers.State(TargetFor(sub, nil).CircuitKey(), r.Clock.Now()), prev)
+	if c == nil || c == prev {
+		return
+	}
+	meta.SetStatusCondition(&sub.Status.Conditions, *c)
+	if r.Recorder == nil || (prev != nil && prev.Status == c.Status) {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if c.Status == metav1.ConditionTrue {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(sub, nil, kind, c.Reason, "CircuitOpen", "CircuitOpen is %s: %s", c.Status, c.Message)
 }
 
 // resolveSecret finds the signing secret, generating one when the spec names none.
@@ -335,11 +359,32 @@ func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error
 		For(&hookpostv1.WebhookSubscription{}).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
 		Watches(&hookpostv1.WebhookDelivery{}, subscriptionOfDeliveryLater())
+	if r.Breakers != nil {
+		b = b.WatchesRawSource(source.Func(r.circuitChanges))
+	}
 	if r.TenantIsolation {
 		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsInNamespace),
 			builder.WithPredicates(tenantGrantChanged))
 	}
 	return b.Named("webhooksubscription").Complete(r)
+}
+
+// circuitChanges enqueues the subscription of every circuit that opened, closed or reopened, so its CircuitOpen
+// condition follows within a reconcile.
+func (r *WebhookSubscriptionReconciler) circuitChanges(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case key := <-r.Breakers.Changed():
+				if ns, name, ok := strings.Cut(key, "/"); ok {
+					q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+				}
+			}
+		}
+	}()
+	return nil
 }
 
 // tenantGrantChanged passes namespace events that can change a grant: creation, deletion, and an update of

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
 )
 
 // secretResolution is what resolving a subscription's signing secret found.
@@ -205,4 +206,28 @@ func tenantsCondition(sub *hookpostv1.WebhookSubscription, grant TenantGrant) me
 			sub.Namespace, strings.Join(grant.names(), ", "))
 	}
 	return c
+}
+
+// circuitCondition computes the CircuitOpen condition from the subscription's circuit; nil leaves it absent (a
+// circuit that never opened). prev is the condition the subscription carries now.
+func circuitCondition(sub *hookpostv1.WebhookSubscription, c delivery.Circuit, prev *metav1.Condition) *metav1.Condition {
+	if c.State == delivery.CircuitClosed {
+		if prev == nil || prev.Status != metav1.ConditionTrue {
+			return prev
+		}
+		msg := "a probe attempt succeeded; the deliveries that waited are sent again"
+		if d := sub.Spec.CircuitBreaker.DrainPerSecond; d != nil && *d > 0 {
+			msg += fmt.Sprintf(", at most %d per second (spec.circuitBreaker.drainPerSecond)", *d)
+		}
+		return &metav1.Condition{Type: hookpostv1.ConditionCircuitOpen, Status: metav1.ConditionFalse,
+			Reason: hookpostv1.ReasonCircuitClosed, Message: msg, ObservedGeneration: sub.Generation}
+	}
+	msg := fmt.Sprintf("circuit open since %s after %s: deliveries wait, spending no retry budget; ", c.Since.UTC().Format(time.RFC3339), c.Reason)
+	if c.State == delivery.CircuitHalfOpen {
+		msg += "a probe attempt tests the endpoint now"
+	} else {
+		msg += fmt.Sprintf("the next probe attempt is at %s", c.Until.UTC().Format(time.RFC3339))
+	}
+	return &metav1.Condition{Type: hookpostv1.ConditionCircuitOpen, Status: metav1.ConditionTrue,
+		Reason: hookpostv1.ReasonCircuitOpened, Message: msg, ObservedGeneration: sub.Generation}
 }

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/delivery"
 )
 
 func TestReadyCondition(t *testing.T) {
@@ -121,5 +122,52 @@ func TestDeliveriesToPruneKeepsTheNewest(t *testing.T) {
 	_, failed = deliveriesToPrune(ds, hookpostv1.HistoryLimits{FailedLimit: &zero})
 	if len(failed) != 1 {
 		t.Fatalf("a zero limit keeps no failed delivery, pruned %d", len(failed))
+	}
+}
+
+func TestCircuitCondition(t *testing.T) {
+	since := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	open := &metav1.Condition{Type: hookpostv1.ConditionCircuitOpen, Status: metav1.ConditionTrue, Reason: hookpostv1.ReasonCircuitOpened}
+	closed := &metav1.Condition{Type: hookpostv1.ConditionCircuitOpen, Status: metav1.ConditionFalse, Reason: hookpostv1.ReasonCircuitClosed}
+	tests := []struct {
+		name        string
+		circuit     delivery.Circuit
+		prev        *metav1.Condition
+		wantStatus  metav1.ConditionStatus // "" wants the condition left absent
+		wantReason  string
+		wantMessage string
+	}{
+		{name: "never opened", circuit: delivery.Circuit{State: delivery.CircuitClosed}},
+		{name: "still closed after a recovery", circuit: delivery.Circuit{State: delivery.CircuitClosed}, prev: closed,
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonCircuitClosed},
+		{name: "open", circuit: delivery.Circuit{State: delivery.CircuitOpen, Since: since, Until: since.Add(30 * time.Second), Reason: "10 consecutive failed attempts"},
+			wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonCircuitOpened,
+			wantMessage: "circuit open since 2030-01-01T12:00:00Z after 10 consecutive failed attempts: deliveries wait, spending no retry budget; the next probe attempt is at 2030-01-01T12:00:30Z"},
+		{name: "half-open", circuit: delivery.Circuit{State: delivery.CircuitHalfOpen, Since: since, Reason: "the probe attempt failed"}, prev: open,
+			wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonCircuitOpened,
+			wantMessage: "circuit open since 2030-01-01T12:00:00Z after the probe attempt failed: deliveries wait, spending no retry budget; a probe attempt tests the endpoint now"},
+		{name: "closed by a probe", circuit: delivery.Circuit{State: delivery.CircuitClosed, Since: since}, prev: open,
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonCircuitClosed,
+			wantMessage: "a probe attempt succeeded; the deliveries that waited are sent again, at most 20 per second (spec.circuitBreaker.drainPerSecond)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+			drain := int32(20)
+			sub.Spec.CircuitBreaker.DrainPerSecond = &drain
+			c := circuitCondition(sub, tc.circuit, tc.prev)
+			if tc.wantStatus == "" {
+				if c != nil {
+					t.Fatalf("got %+v, want no condition", c)
+				}
+				return
+			}
+			if c == nil || c.Status != tc.wantStatus || c.Reason != tc.wantReason {
+				t.Fatalf("got %+v, want %s/%s", c, tc.wantStatus, tc.wantReason)
+			}
+			if tc.wantMessage != "" && c.Message != tc.wantMessage {
+				t.Fatalf("message %q, want %q", c.Message, tc.wantMessage)
+			}
+		})
 	}
 }

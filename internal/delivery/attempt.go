@@ -43,7 +43,12 @@ type Target struct {
 	Schedule []time.Duration
 	// Reach is what the subscription's namespace may reach beyond the SSRF guard.
 	Reach Reach
+	// Breaker says when the subscription's circuit opens (see Breakers); the zero policy never opens.
+	Breaker BreakerPolicy
 }
+
+// CircuitKey names the subscription's circuit in Breakers.
+func (t Target) CircuitKey() string { return t.Namespace + "/" + t.Subscription }
 
 // Attempt returns attempt number (1-based) of ev to t, signed with secret at now: the one place that turns
 // (subscription, event, secret, attempt number, now) into what BuildRequest sends.

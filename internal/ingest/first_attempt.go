@@ -55,12 +55,16 @@ type FirstAttemptOptions struct {
 	Clock clock.PassiveClock
 	// HostWait bounds the wait for a slot for the destination host (default DefaultHostWait).
 	HostWait time.Duration
+	// Breakers holds each subscription's circuit, shared with the delivery controller: a match whose circuit is
+	// open is handed over without an attempt. nil opens none.
+	Breakers *delivery.Breakers
 }
 
 // FirstAttempt dispatches a match by attempting it at once, through the same Sender, signing and envelope as the
 // delivery controller. Only a match that needs an object becomes a WebhookDelivery: one whose first attempt
 // failed (created with the attempt in AnnotationFirstAttempt, for the controller's retries), and one that could
-// not be attempted (subscription paused or not ready, destination host busy), which the controller attempts.
+// not be attempted (subscription paused or not ready, its circuit open, destination host busy), which the
+// controller attempts.
 // Successes go to the SuccessLog. Dispatch returns nil only once the match got a 2xx or a durable object, so a
 // batch acknowledged after it loses nothing; a crash before that re-sends (at least once, same X-Event-Id).
 type FirstAttempt struct {
@@ -110,9 +114,16 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if exists, err := f.delivered(ctx, sub, ev); err != nil || exists {
 		return err
 	}
-	req, start, ok, err := f.request(ctx, sub, ev, p)
-	if err != nil {
-		return err
+	key := p.target.CircuitKey()
+	circuit := f.o.Breakers.Allow(key, p.target.Breaker, f.o.Clock.Now())
+	var req delivery.Request
+	var start time.Time
+	ok := circuit.OK
+	if ok {
+		if req, start, ok, err = f.request(ctx, sub, ev, p); err != nil {
+			f.o.Breakers.Unused(key, circuit)
+			return err
+		}
 	}
 	var out delivery.Outcome
 	if ok {
@@ -121,6 +132,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		out, ok = f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
 	}
 	if !ok {
+		f.o.Breakers.Unused(key, circuit)
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
 		later(func(ctx context.Context) error {
@@ -129,6 +141,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		return nil
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
+	f.o.Breakers.Record(key, p.target.Breaker, circuit, out.Class, first.End)
 	metrics.ObserveAttempt(out)
 	if out.Class == delivery.ClassSucceeded {
 		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)

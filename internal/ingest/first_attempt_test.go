@@ -57,6 +57,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sender := delivery.NewSender(delivery.SenderOptions{MaxPerHost: cfg.maxPerHost})
+	breakers := delivery.NewBreakers()
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	var rec ledger.Recorder = ledger.Discard
 	if cfg.ledger != nil {
@@ -69,7 +70,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 	}
 	sealer := controller.NewSealer(key)
 	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
-		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer}); err != nil {
+		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers}); err != nil {
 		t.Fatal(err)
 	}
 	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: sealer, Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
@@ -77,7 +78,8 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
+		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait,
+		Breakers: breakers})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)
@@ -383,4 +385,51 @@ func TestRefusedDeliveryAfterAFailedFirstAttemptIsInTheLedger(t *testing.T) {
 	if n := len(rcv.Requests("/down")); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
+}
+
+// TestOpenCircuitHoldsFirstAttempts: once two failed first attempts open a subscription's circuit, its next events
+// become Pending deliveries without an attempt (no retry budget spent), while another subscription of the same
+// events gets every one.
+func TestOpenCircuitHoldsFirstAttempts(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/down", harness.Response{Status: 503})
+	ns := namespace(t)
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
+	readySubscription(t, fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.Events("*"), fixtures.InsecureHTTP(),
+		fixtures.Schedule(time.Hour), fixtures.CircuitBreaker(2, 10*time.Minute, 0)))
+	readySubscription(t, fixtures.Subscription(ns, "healthy", rcv.URL+"/ok", fixtures.Events("*"), fixtures.InsecureHTTP()))
+
+	first := insert(t, table, row{"order.created", "7", "", `{"n":1}`}, row{"order.created", "7", "", `{"n":2}`})
+	waitFor(t, "two failed first attempts", func() bool { return len(rcv.Requests("/down")) == 2 })
+	held := insert(t, table, row{"order.created", "7", "", `{"n":3}`}, row{"order.created", "7", "", `{"n":4}`}, row{"order.created", "7", "", `{"n":5}`})
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	waitFor(t, "the healthy subscription got all five", func() bool { return len(rcv.Requests("/ok")) == 5 })
+
+	for _, id := range first {
+		d, ok := getDelivery(t, ns, hookpostv1.DeliveryName("down", id))
+		if !ok {
+			t.Fatalf("no delivery for failed event %s", id)
+		}
+		waitFor(t, "the failed first attempt in status", func() bool {
+			d, _ = getDelivery(t, ns, d.Name)
+			return d.Status.Attempts == 1 && d.Status.Phase == hookpostv1.DeliveryRetrying
+		})
+	}
+	for _, id := range held {
+		d, ok := getDelivery(t, ns, hookpostv1.DeliveryName("down", id))
+		if !ok {
+			t.Fatalf("event %s held by the open circuit has no delivery: it would be lost", id)
+		}
+		if d.Status.Attempts != 0 || d.Annotations[hookpostv1.AnnotationFirstAttempt] != "" {
+			t.Errorf("held delivery %s was attempted: attempts %d, first attempt %q", d.Name, d.Status.Attempts, d.Annotations[hookpostv1.AnnotationFirstAttempt])
+		}
+	}
+	if n := len(rcv.Requests("/down")); n != 2 {
+		t.Errorf("the failing endpoint got %d requests, want 2: the open circuit let attempts through", n)
+	}
+	waitFor(t, "CircuitOpen on the failing subscription", func() bool {
+		return meta.IsStatusConditionTrue(getSubscription(t, ns, "down").Status.Conditions, hookpostv1.ConditionCircuitOpen)
+	})
 }

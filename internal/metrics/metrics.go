@@ -34,9 +34,9 @@ var (
 	}, []string{"result"})
 )
 
-// Register registers the collectors with reg, plus gauges read from the sender (attempts in flight) and from
-// retryBacklog (deliveries waiting for a retry).
-func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64) {
+// Register registers the collectors with reg, plus gauges read from the sender (attempts in flight), from
+// retryBacklog (deliveries waiting for a retry) and from breakers (the subscriptions' circuits).
+func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64, breakers *delivery.Breakers) {
 	reg.MustRegister(ingestCollectors()...)
 	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -47,6 +47,18 @@ func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog f
 			Name: "hookpost_retry_backlog",
 			Help: "Deliveries waiting for a retry (phase Retrying).",
 		}, retryBacklog),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookpost_circuits_open",
+			Help: "Subscriptions whose circuit (spec.circuitBreaker) is open or half-open in this replica: their deliveries wait.",
+		}, func() float64 { open, _, _ := breakers.Counts(); return float64(open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hookpost_circuits_opened_total",
+			Help: "Times a subscription's circuit opened in this replica after failed attempts.",
+		}, func() float64 { _, opened, _ := breakers.Counts(); return float64(opened) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hookpost_circuits_closed_total",
+			Help: "Times a subscription's circuit closed in this replica after a probe attempt succeeded.",
+		}, func() float64 { _, _, closed := breakers.Counts(); return float64(closed) }),
 	)
 }
 

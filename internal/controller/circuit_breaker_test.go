@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/test/fixtures"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+var _ = Describe("Circuit breaker", func() {
+	ctx := context.Background()
+	var (
+		ns  string
+		rcv *harness.Receiver
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		rcv = newReceiver()
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
+	})
+	circuitOf := func(name string) func() *metav1.Condition {
+		return func() *metav1.Condition {
+			return meta.FindStatusCondition(getSubscription(ns, name)().Status.Conditions, hookpostv1.ConditionCircuitOpen)
+		}
+	}
+	// deliver creates n sealed deliveries of sub, as ingest does, and returns their names.
+	deliver := func(sub, prefix string, n int, opts ...fixtures.DeliveryOption) []string {
+		var names []string
+		for i := range n {
+			d := fixtures.Delivery(ns, sub, fmt.Sprintf("%s-%d", prefix, i), "order.created", map[string]any{"n": i}, opts...)
+			testSealer.Seal(d)
+			Expect(k8sClient.Create(ctx, d)).To(Succeed())
+			names = append(names, d.Name)
+		}
+		return names
+	}
+
+	It("holds a failing endpoint's deliveries without spending their retry budget, probes once, and sends them after a probe succeeds", func() {
+		rcv.Script("/cb", harness.Response{Status: 503})
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "cb", rcv.URL+"/cb", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"),
+			fixtures.Schedule(time.Hour), fixtures.CircuitBreaker(3, time.Minute, 0)))).To(Succeed())
+		Eventually(readyOf(ns, "cb")).Should(HaveField("Status", metav1.ConditionTrue))
+
+		By("opening after three failed attempts in a row")
+		failing := deliver("cb", "fail", 3)
+		for _, name := range failing {
+			Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryRetrying))
+		}
+		Eventually(circuitOf("cb")).WithTimeout(summaryWait).Should(And(Not(BeNil()),
+			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", hookpostv1.ReasonCircuitOpened),
+			HaveField("Message", ContainSubstring("3 consecutive failed attempts"))))
+		Eventually(eventReasons(ns)).Should(ContainElement(hookpostv1.ReasonCircuitOpened))
+
+		By("holding new deliveries Pending, with no attempt made")
+		held := deliver("cb", "held", 5)
+		Consistently(requestsTo(rcv, "/cb"), "1s").Should(Equal(3))
+		for _, name := range held {
+			Expect(getDelivery(ns, name)().Status.Attempts).To(BeZero(), "a held delivery spends no attempt")
+		}
+
+		By("sending test deliveries through the open circuit")
+		probe := deliver("cb", "test", 1, fixtures.Test())[0]
+		Eventually(attemptsOf(ns, probe)).Should(BeEquivalentTo(1))
+		Expect(circuitOf("cb")()).To(HaveField("Status", metav1.ConditionTrue), "a test delivery does not count for the circuit")
+
+		By("letting one probe through once the open period ends, and closing on its success")
+		rcv.Script("/cb", harness.Response{Status: 200})
+		fakeClock.Step(time.Minute)
+		poke(getDelivery(ns, held[0])())
+		Eventually(circuitOf("cb")).WithTimeout(summaryWait).Should(And(
+			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonCircuitClosed)))
+		Eventually(eventReasons(ns)).Should(ContainElement(hookpostv1.ReasonCircuitClosed))
+
+		By("sending every held delivery with its first attempt, none lost or failed")
+		for _, name := range held {
+			Eventually(phaseOf(ns, name)).WithTimeout(summaryWait).Should(Equal(hookpostv1.DeliverySucceeded))
+			Expect(getDelivery(ns, name)().Status.Attempts).To(BeEquivalentTo(1))
+		}
+		for _, name := range failing {
+			Expect(getDelivery(ns, name)()).To(And(HaveField("Status.Phase", hookpostv1.DeliveryRetrying), HaveField("Status.Attempts", BeEquivalentTo(1))),
+				"deliveries that failed before the circuit opened keep their schedule")
+		}
+	})
+
+	It("reopens for twice as long when the probe fails", func() {
+		rcv.Script("/down", harness.Response{Status: 500})
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"),
+			fixtures.Schedule(time.Hour), fixtures.CircuitBreaker(2, time.Minute, 0)))).To(Succeed())
+		Eventually(readyOf(ns, "down")).Should(HaveField("Status", metav1.ConditionTrue))
+		deliver("down", "fail", 2)
+		Eventually(circuitOf("down")).WithTimeout(summaryWait).Should(HaveField("Status", metav1.ConditionTrue))
+		held := deliver("down", "held", 1)[0]
+
+		fakeClock.Step(time.Minute)
+		probedAt := fakeClock.Now()
+		poke(getDelivery(ns, held)())
+		Eventually(attemptsOf(ns, held)).Should(BeEquivalentTo(1))
+		want := "the next probe attempt is at " + probedAt.Add(2*time.Minute).UTC().Format(time.RFC3339)
+		Eventually(circuitOf("down")).WithTimeout(summaryWait).Should(And(HaveField("Status", metav1.ConditionTrue),
+			HaveField("Message", ContainSubstring(want))))
+		Expect(requestsTo(rcv, "/down")()).To(Equal(3))
+	})
+})
