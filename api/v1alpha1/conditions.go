@@ -68,6 +68,9 @@ const (
 	ReasonInvalidHeader = "InvalidHeader"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
+	// ReasonEndpointGone: the endpoint answered 410 Gone and spec.circuitBreaker.disableOnGone is set: deliveries
+	// wait, nothing is dropped, until the spec changes (Ready=False, a Warning Event).
+	ReasonEndpointGone = "EndpointGone"
 )
 
 // Reasons on the CircuitOpen condition of a WebhookSubscription (and of its Events).

@@ -247,6 +247,13 @@ type CircuitBreaker struct {
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
 	DrainPerSecond *int32 `json:"drainPerSecond,omitempty"`
+
+	// disableOnGone disables the subscription when its endpoint answers 410 Gone: Ready turns False with reason
+	// EndpointGone and its deliveries wait, as if paused, until the spec changes (fix the url, or set paused true
+	// and back to false). Without it a 410 fails only the delivery that got it.
+	// +kubebuilder:default=false
+	// +optional
+	DisableOnGone bool `json:"disableOnGone,omitempty"`
 }
 
 // HistoryLimits bound the finished deliveries kept per subscription.

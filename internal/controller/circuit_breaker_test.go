@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/test/fixtures"
@@ -107,5 +108,38 @@ var _ = Describe("Circuit breaker", func() {
 		Eventually(circuitOf("down")).WithTimeout(summaryWait).Should(And(HaveField("Status", metav1.ConditionTrue),
 			HaveField("Message", ContainSubstring(want))))
 		Expect(requestsTo(rcv, "/down")()).To(Equal(3))
+	})
+
+	It("disables the subscription on 410 Gone when disableOnGone is set, until its spec changes", func() {
+		rcv.Script("/gone", harness.Response{Status: 410})
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "gone", rcv.URL+"/gone", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"),
+			func(s *hookpostv1.WebhookSubscription) { s.Spec.CircuitBreaker.DisableOnGone = true }))).To(Succeed())
+		Eventually(readyOf(ns, "gone")).Should(HaveField("Status", metav1.ConditionTrue))
+
+		first := deliver("gone", "gone", 1)[0]
+		Eventually(phaseOf(ns, first)).Should(Equal(hookpostv1.DeliveryFailed))
+		Eventually(readyOf(ns, "gone")).WithTimeout(summaryWait).Should(And(HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", hookpostv1.ReasonEndpointGone), HaveField("Message", ContainSubstring("410 Gone"))))
+		Eventually(eventReasons(ns)).Should(ContainElement(hookpostv1.ReasonEndpointGone))
+
+		By("holding the next deliveries, with a message that says why")
+		next := deliver("gone", "next", 1)[0]
+		Eventually(func() string {
+			c := meta.FindStatusCondition(getDelivery(ns, next)().Status.Conditions, hookpostv1.ConditionDelivered)
+			if c == nil {
+				return ""
+			}
+			return c.Message
+		}).Should(ContainSubstring("disabled: its endpoint answered 410 Gone"))
+		Consistently(requestsTo(rcv, "/gone"), "500ms").Should(Equal(1))
+
+		By("enabling it again when the spec changes")
+		sub := getSubscription(ns, "gone")()
+		patch := client.MergeFrom(sub.DeepCopy())
+		sub.Spec.URL = rcv.URL + "/moved"
+		Expect(k8sClient.Patch(ctx, sub, patch)).To(Succeed())
+		Eventually(readyOf(ns, "gone")).WithTimeout(summaryWait).Should(HaveField("Status", metav1.ConditionTrue))
+		Eventually(phaseOf(ns, next)).WithTimeout(summaryWait).Should(Equal(hookpostv1.DeliverySucceeded))
+		Expect(rcv.Requests("/moved")).To(HaveLen(1))
 	})
 })

@@ -43,7 +43,7 @@ func TargetFor(sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace) delive
 // breakerPolicy translates spec.circuitBreaker; a field the API server did not default (an object built in
 // memory) turns its rule off.
 func breakerPolicy(cb hookpostv1.CircuitBreaker) delivery.BreakerPolicy {
-	p := delivery.BreakerPolicy{FailureRatePercent: int(cb.FailureRatePercent), MinAttempts: int(cb.MinAttempts)}
+	p := delivery.BreakerPolicy{FailureRatePercent: int(cb.FailureRatePercent), MinAttempts: int(cb.MinAttempts), DisableOnGone: cb.DisableOnGone}
 	if cb.ConsecutiveFailures != nil {
 		p.ConsecutiveFailures = int(*cb.ConsecutiveFailures)
 	}
@@ -106,6 +106,10 @@ func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
 	}
 	ref := sub.Status.SigningSecretRef
 	ready := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady)
+	if ready != nil && ready.Reason == hookpostv1.ReasonEndpointGone && ready.ObservedGeneration == sub.Generation {
+		return Gate{Reason: hookpostv1.ReasonSubscriptionNotReady,
+			Message: fmt.Sprintf("subscription %s is disabled: its endpoint answered 410 Gone (spec.circuitBreaker.disableOnGone); the delivery waits until its spec changes", sub.Name)}
+	}
 	if ref == nil || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != sub.Generation || sub.Status.ObservedGeneration != sub.Generation {
 		return Gate{Reason: hookpostv1.ReasonSubscriptionNotReady,
 			Message: fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name)}

@@ -70,6 +70,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	}
 	before := sub.DeepCopy()
 	var prune []hookpostv1.WebhookDelivery
+	var clearGone bool
 	defer func() {
 		if retErr == nil {
 			sub.Status.ObservedGeneration = sub.Generation
@@ -91,6 +92,9 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 				return
 			}
 		}
+		if clearGone && goneRecorded(sub) {
+			r.Breakers.ClearGone(TargetFor(sub, nil).CircuitKey())
+		}
 		// Deletions follow the status write that counts them.
 		retErr = errors.Join(retErr, r.deletePruned(ctx, prune))
 	}()
@@ -100,7 +104,11 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 	sub.Status.SigningSecretRef = secret.ref
-	r.setReady(sub, before, readyCondition(sub, secret))
+	key := TargetFor(sub, nil).CircuitKey()
+	gone := r.Breakers.State(key, r.Clock.Now()).Gone
+	r.setReady(sub, before, readyCondition(sub, secret, gone || goneRecorded(before)))
+	// Once the status write records the 410 in Ready, the condition keeps it (for this generation).
+	clearGone = gone
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
 		return ctrl.Result{}, err
 	}

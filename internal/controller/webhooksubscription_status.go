@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -40,11 +41,15 @@ func invalidHeader(headers map[string]string) string {
 	return ""
 }
 
-// readyCondition computes the subscription's Ready condition.
-func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution) metav1.Condition {
+// readyCondition computes the subscription's Ready condition; gone says its endpoint answered 410 Gone under
+// spec.circuitBreaker.disableOnGone (now, or as the current Ready condition, of this generation, records).
+func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution, gone bool) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
 	bad := invalidHeader(sub.Spec.Headers)
 	switch {
+	case gone && sub.Spec.CircuitBreaker.DisableOnGone:
+		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonEndpointGone
+		c.Message = "the endpoint answered 410 Gone and spec.circuitBreaker.disableOnGone is true: deliveries wait; change the spec (fix spec.url, or set spec.paused to true and back to false) to send them"
 	case bad != "":
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonInvalidHeader
 		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
@@ -206,6 +211,12 @@ func tenantsCondition(sub *hookpostv1.WebhookSubscription, grant TenantGrant) me
 			sub.Namespace, strings.Join(grant.names(), ", "))
 	}
 	return c
+}
+
+// goneRecorded reports whether the subscription's Ready condition records a 410 Gone for its current generation.
+func goneRecorded(sub *hookpostv1.WebhookSubscription) bool {
+	c := meta.FindStatusCondition(sub.Status.Conditions, hookpostv1.ConditionReady)
+	return c != nil && c.Reason == hookpostv1.ReasonEndpointGone && c.ObservedGeneration == sub.Generation
 }
 
 // circuitCondition computes the CircuitOpen condition from the subscription's circuit; nil leaves it absent (a

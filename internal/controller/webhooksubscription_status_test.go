@@ -27,14 +27,14 @@ func TestReadyCondition(t *testing.T) {
 	}
 	bad := &hookpostv1.WebhookSubscription{}
 	bad.Spec.Headers = map[string]string{"X-Ok": "fine", "X-Team": "a\r\nX-Injected: 1"}
-	if c := readyCondition(bad, secretResolution{ref: ref}); c.Reason != hookpostv1.ReasonInvalidHeader || c.Status != metav1.ConditionFalse {
+	if c := readyCondition(bad, secretResolution{ref: ref}, false); c.Reason != hookpostv1.ReasonInvalidHeader || c.Status != metav1.ConditionFalse {
 		t.Errorf("a header value with CRLF: got %s/%s, want False/InvalidHeader", c.Status, c.Reason)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
 			sub.Spec.Paused = tc.paused
-			c := readyCondition(sub, tc.secret)
+			c := readyCondition(sub, tc.secret, false)
 			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.ObservedGeneration != 3 || c.Message == "" {
 				t.Fatalf("got %+v, want %s/%s with a message", c, tc.wantStatus, tc.wantReason)
 			}

@@ -21,10 +21,15 @@ type BreakerPolicy struct {
 	// DrainPerSecond bounds the attempts let through per second after the circuit closes, while the deliveries
 	// that waited drain; 0 does not bound them.
 	DrainPerSecond int
+	// DisableOnGone marks the circuit Gone on a 410 answer, for the subscription controller to disable the
+	// subscription.
+	DisableOnGone bool
 }
 
-// Enabled reports whether the policy can open a circuit.
-func (p BreakerPolicy) Enabled() bool { return p.ConsecutiveFailures > 0 || p.FailureRatePercent > 0 }
+// Enabled reports whether the policy can open a circuit or mark it Gone.
+func (p BreakerPolicy) Enabled() bool {
+	return p.ConsecutiveFailures > 0 || p.FailureRatePercent > 0 || p.DisableOnGone
+}
 
 // CircuitState is where a subscription's circuit is.
 type CircuitState string
@@ -71,6 +76,8 @@ type Circuit struct {
 	Failures int
 	// Reason is what opened it, such as "10 consecutive failed attempts".
 	Reason string
+	// Gone: the endpoint answered 410 Gone under a policy that disables on it; cleared by ClearGone.
+	Gone bool
 }
 
 // probeLease is how long a half-open circuit waits for its probe's outcome before it lets another through: longer
@@ -105,6 +112,7 @@ type circuit struct {
 	probeOut                   time.Time // when the half-open circuit's probe went out; zero when none is out
 	reason                     string
 	drain                      drain
+	gone                       bool
 }
 
 // drain is a closed circuit's bound on the attempts of the deliveries that waited while it was open: a token
@@ -201,6 +209,9 @@ func (b *Breakers) Record(key string, p BreakerPolicy, a Admission, class Class,
 	if b == nil || !p.Enabled() {
 		return
 	}
+	if class == ClassGone && p.DisableOnGone {
+		b.markGone(key)
+	}
 	failed, counts := breakerVerdict(class)
 	if !counts {
 		b.Unused(key, a)
@@ -238,8 +249,34 @@ func (b *Breakers) Record(key string, p BreakerPolicy, a Admission, class Class,
 		b.notify(key)
 		return
 	}
-	if !failed && c.consecutive == 0 && c.failures == 0 && c.prevFailures == 0 && c.drain.start.IsZero() {
+	if !failed && c.consecutive == 0 && c.failures == 0 && c.prevFailures == 0 && c.drain.start.IsZero() && !c.gone {
 		delete(b.circuits, key)
+	}
+}
+
+// markGone records a 410 Gone for key and says so.
+func (b *Breakers) markGone(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.circuits[key]
+	if c == nil {
+		c = &circuit{state: CircuitClosed}
+		b.circuits[key] = c
+	}
+	c.gone = true
+	b.notify(key)
+}
+
+// ClearGone forgets key's 410 Gone once the subscription controller has recorded it in the subscription's status,
+// which keeps it from then on.
+func (b *Breakers) ClearGone(key string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.circuits[key]; c != nil {
+		c.gone = false
 	}
 }
 
@@ -313,7 +350,7 @@ func (b *Breakers) State(key string, now time.Time) Circuit {
 	if c == nil {
 		return Circuit{State: CircuitClosed}
 	}
-	out := Circuit{State: c.state, Since: c.since, Until: c.until, Failures: c.consecutive, Reason: c.reason}
+	out := Circuit{State: c.state, Since: c.since, Until: c.until, Failures: c.consecutive, Reason: c.reason, Gone: c.gone}
 	if c.state == CircuitOpen && !now.Before(c.until) {
 		out.State = CircuitHalfOpen
 	}

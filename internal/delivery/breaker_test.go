@@ -260,3 +260,24 @@ func TestBreakerDisabledPolicyNeverHolds(t *testing.T) {
 		t.Fatalf("no breakers held an attempt: %+v", a)
 	}
 }
+
+func TestBreakerMarksGoneOnlyWhenAsked(t *testing.T) {
+	b := NewBreakers()
+	b.Record("ns/keep", streakPolicy(), Admission{OK: true}, ClassGone, t0)
+	if st := b.State("ns/keep", t0); st.Gone {
+		t.Fatalf("a 410 marked a subscription without disableOnGone: %+v", st)
+	}
+	p := streakPolicy()
+	p.DisableOnGone = true
+	b.Record("ns/gone", p, Admission{OK: true}, ClassGone, t0)
+	if st := b.State("ns/gone", t0); !st.Gone || st.State != CircuitClosed {
+		t.Fatalf("after a 410 under disableOnGone = %+v, want Gone", st)
+	}
+	if keys := drainChanged(b); len(keys) != 1 || keys[0] != "ns/gone" {
+		t.Fatalf("Changed after a 410 = %v", keys)
+	}
+	b.ClearGone("ns/gone")
+	if st := b.State("ns/gone", t0); st.Gone {
+		t.Fatalf("ClearGone left %+v", st)
+	}
+}
