@@ -108,7 +108,7 @@ func run() error {
 	// is the bottleneck, so client-go's default of 20 requests/s would be.
 	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
 	ctx := ctrl.SetupSignalHandler()
-	if err := waitFor(ctx, "the Kubernetes API server", always, apiServerAnswers(cfg)); err != nil {
+	if err := waitFor(ctx, "the Kubernetes API server and Hookpost's CRDs", always, apiServerAnswers(cfg)); err != nil {
 		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/backoff"
 )
 
@@ -60,14 +61,37 @@ func unreachable(err error) bool {
 	return errors.Is(err, nats.ErrNoServers)
 }
 
-// apiServerAnswers asks the API server its version, which every identity may.
+// apiServerAnswers asks the API server its version, which every identity may, and whether it serves Hookpost's
+// kinds: the manager cannot start without their REST mappings, and right after an API server (re)starts, or
+// while an install applies the CRDs after the operator, they may not be served yet.
 func apiServerAnswers(cfg *rest.Config) func(context.Context) error {
 	return func(context.Context) error {
 		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 		if err != nil {
 			return err
 		}
-		_, err = dc.ServerVersion()
-		return err
+		if _, err = dc.ServerVersion(); err != nil {
+			return err
+		}
+		return servesKinds(dc)
 	}
+}
+
+// servesKinds returns an error naming the first of Hookpost's resources the API server does not serve.
+func servesKinds(dc discovery.DiscoveryInterface) error {
+	gv := hookpostv1.GroupVersion.String()
+	list, err := dc.ServerResourcesForGroupVersion(gv)
+	if err != nil {
+		return fmt.Errorf("%s not served (are the CRDs installed? the Helm chart installs them, or `kubectl apply --server-side -f charts/hookpost/crds/`): %w", gv, err)
+	}
+	served := map[string]bool{}
+	for _, r := range list.APIResources {
+		served[r.Name] = true
+	}
+	for _, name := range []string{"webhooksubscriptions", "webhookdeliveries"} {
+		if !served[name] {
+			return fmt.Errorf("%s.%s not served yet (are the CRDs installed?)", name, hookpostv1.GroupVersion.Group)
+		}
+	}
+	return nil
 }

@@ -142,4 +142,66 @@ var _ = Describe("Circuit breaker", func() {
 		Eventually(phaseOf(ns, next)).WithTimeout(summaryWait).Should(Equal(hookpostv1.DeliverySucceeded))
 		Expect(rcv.Requests("/moved")).To(HaveLen(1))
 	})
+
+	It("loses nothing and fails nothing while an endpoint is down for 10 minutes with 500 events, then drains them at the bounded rate", func() {
+		const events = 500
+		rcv.Script("/outage", harness.Response{Status: 503})
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "outage", rcv.URL+"/outage", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret"),
+			fixtures.CircuitBreaker(10, 30*time.Second, 50), fixtures.HistoryLimits(1000, 1000)))).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "healthy", rcv.URL+"/healthy", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
+		Eventually(readyOf(ns, "outage")).Should(HaveField("Status", metav1.ConditionTrue))
+		Eventually(readyOf(ns, "healthy")).Should(HaveField("Status", metav1.ConditionTrue))
+		start := fakeClock.Now()
+
+		names := deliver("outage", "ev", events)
+		healthy := deliver("healthy", "ev", 20)
+		Eventually(circuitOf("outage")).WithTimeout(summaryWait).Should(HaveField("Status", metav1.ConditionTrue))
+		for _, name := range healthy {
+			Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded), "the healthy subscription is not held")
+		}
+
+		By("stepping through 10 minutes of outage: only probes reach the endpoint")
+		for fakeClock.Since(start) < 10*time.Minute {
+			fakeClock.Step(30 * time.Second)
+			poke(getDelivery(ns, names[0])())
+			time.Sleep(50 * time.Millisecond)
+		}
+		sentDuringOutage := requestsTo(rcv, "/outage")()
+		Expect(sentDuringOutage).To(BeNumerically("<", 10+15), "beyond the 10 failures that opened it, only probes were sent")
+
+		By("recovering: every delivery succeeds, none Failed")
+		rcv.Script("/outage", harness.Response{Status: 200})
+		Eventually(func() int {
+			// The workqueue waits in real time: step the clock and wake what waits on it (the retries scheduled by
+			// the failed probes, and one held delivery for the probe); the circuit's closing wakes the rest.
+			fakeClock.Step(30 * time.Second)
+			list := &hookpostv1.WebhookDeliveryList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			succeeded, pokedPending := 0, false
+			for i := range list.Items {
+				d := &list.Items[i]
+				if d.Spec.SubscriptionName != "outage" {
+					continue
+				}
+				Expect(d.Status.Phase).NotTo(Equal(hookpostv1.DeliveryFailed), "delivery %s failed during the outage", d.Name)
+				switch {
+				case d.Status.Phase == hookpostv1.DeliverySucceeded:
+					succeeded++
+				case d.Status.Phase == hookpostv1.DeliveryRetrying:
+					poke(d)
+				case !pokedPending:
+					poke(d)
+					pokedPending = true
+				}
+			}
+			return succeeded
+		}).WithTimeout(2 * time.Minute).WithPolling(300 * time.Millisecond).Should(Equal(events))
+		got := map[string]bool{}
+		for _, r := range rcv.Requests("/outage") {
+			if r.Header.Get("X-Hookpost-Attempt") != "" {
+				got[r.Header.Get("X-Event-Id")] = true
+			}
+		}
+		Expect(got).To(HaveLen(events), "every event reached the receiver")
+	})
 })
