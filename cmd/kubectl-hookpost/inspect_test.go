@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,13 @@ func TestOneRequestVerifiesWithHexHMACAndStandardWebhooks(t *testing.T) {
 		"--event", "insert", "--collection", "posts")
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("generated secret is not in whsec_ form, so StandardWebhooks cannot use it")
+	}
+	var asJSON secretOutput
+	if err := json.Unmarshal([]byte(mustRun(t, "secret", "migrating", "-n", ns, "-o", "json")), &asJSON); err != nil {
+		t.Fatal(err)
+	}
+	if asJSON.Scheme != hookpostv1.SigningSchemeHMACSHA256Hex || !slices.Equal(asJSON.AdditionalSchemes, []hookpostv1.SigningScheme{hookpostv1.SigningSchemeStandardWebhooks}) {
+		t.Errorf("secret -o json names schemes %s and %v, want HMACSHA256Hex and [StandardWebhooks]", asJSON.Scheme, asJSON.AdditionalSchemes)
 	}
 
 	body := filepath.Join(t.TempDir(), "body.json")
