@@ -43,6 +43,7 @@ type HeaderName string
 // WebhookSubscriptionSpec says where events go, which events, and how they are signed and retried.
 // +kubebuilder:validation:XValidation:rule="!isURL(self.url) || url(self.url).getScheme() == 'https' || (url(self.url).getScheme() == 'http' && has(self.allowInsecureHTTP) && self.allowInsecureHTTP)",message="spec.url must start with https://; to deliver over plain http set spec.allowInsecureHTTP: true"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.header) || !self.headers.exists(k, k.lowerAscii() == self.signing.header.lowerAscii())",message="spec.headers must not set the signature header named in spec.signing.header; Hookpost writes it"
+// +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.additional) || !self.signing.additional.exists(a, has(a.header) && self.headers.exists(k, k.lowerAscii() == a.header.lowerAscii()))",message="spec.headers must not set a signature header named in spec.signing.additional; Hookpost writes it"
 type WebhookSubscriptionSpec struct {
 	// url is the endpoint that receives a POST for every matching event. It must be https:// unless
 	// allowInsecureHTTP is true.
@@ -138,8 +139,12 @@ type EventFilter struct {
 	Collections []string `json:"collections,omitempty"`
 }
 
-// Signing selects the signature scheme and its secret.
+// Signing selects the signature schemes and their one secret.
 // +kubebuilder:validation:XValidation:rule="!has(self.header) || self.scheme == 'HMACSHA256Hex'",message="spec.signing.header applies only to scheme HMACSHA256Hex; StandardWebhooks always uses the webhook-* headers"
+// +kubebuilder:validation:XValidation:rule="!has(self.additional) || self.additional.filter(a, a.scheme == 'StandardWebhooks').size() + (self.scheme == 'StandardWebhooks' ? 1 : 0) <= 1",message="spec.signing may use scheme StandardWebhooks once (in spec.signing.scheme or one spec.signing.additional entry): it always writes the webhook-* headers; remove the duplicate"
+// +kubebuilder:validation:XValidation:rule="!has(self.additional) || self.scheme != 'HMACSHA256Hex' || !self.additional.exists(a, a.scheme == 'HMACSHA256Hex' && (has(a.header) ? a.header : 'X-Webhook-Signature').lowerAscii() == (has(self.header) ? self.header : 'X-Webhook-Signature').lowerAscii())",message="spec.signing.additional HMACSHA256Hex entries must use a header other than spec.signing.header (X-Webhook-Signature when unset): two signatures cannot share a header; set spec.signing.additional[].header"
+// +kubebuilder:validation:XValidation:rule="!has(self.additional) || self.additional.all(a, a.scheme != 'HMACSHA256Hex' || self.additional.filter(b, b.scheme == 'HMACSHA256Hex' && (has(b.header) ? b.header : 'X-Webhook-Signature').lowerAscii() == (has(a.header) ? a.header : 'X-Webhook-Signature').lowerAscii()).size() == 1)",message="spec.signing.additional HMACSHA256Hex entries must each use a different header (X-Webhook-Signature when unset): two signatures cannot share a header"
+// +kubebuilder:validation:XValidation:rule="!has(self.additional) || !has(self.header) || !(self.header.lowerAscii() in ['content-type', 'content-length', 'host', 'user-agent', 'x-event-id'] || self.header.lowerAscii().startsWith('webhook-') || self.header.lowerAscii().startsWith('x-hookpost-'))",message="spec.signing.header must not name a header Hookpost owns (Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-*) when spec.signing.additional is set; choose another header"
 type Signing struct {
 	// scheme is HMACSHA256Hex (hex HMAC-SHA256 of the body in header) or StandardWebhooks
 	// (webhook-id, webhook-timestamp, webhook-signature; secret in whsec_ form).
@@ -151,10 +156,34 @@ type Signing struct {
 	// +optional
 	Header HeaderName `json:"header,omitempty"`
 
+	// additional are more signatures sent on every request besides the one of scheme, each in its own header,
+	// for receivers migrating from one scheme to another (such as from HMACSHA256Hex to StandardWebhooks). All
+	// are keyed with the one secret: with StandardWebhooks among the schemes it must have the whsec_ form, and
+	// HMACSHA256Hex signs with that whole string as text, as the receivers' recipes pass it (docs/receivers.md).
+	// No two signatures may write the same header.
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=atomic
+	// +optional
+	Additional []AdditionalSignature `json:"additional,omitempty"`
+
 	// secretRef names a Secret in the subscription's namespace holding the signing secret. When absent,
 	// Hookpost generates one into a Secret it owns.
 	// +optional
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+}
+
+// AdditionalSignature is one more signature a request carries, keyed with the subscription's signing secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || self.scheme == 'HMACSHA256Hex'",message="spec.signing.additional[].header applies only to scheme HMACSHA256Hex; StandardWebhooks always uses the webhook-* headers"
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || !(self.header.lowerAscii() in ['content-type', 'content-length', 'host', 'user-agent', 'x-event-id'] || self.header.lowerAscii().startsWith('webhook-') || self.header.lowerAscii().startsWith('x-hookpost-'))",message="spec.signing.additional[].header must not name a header Hookpost owns (Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-*); choose another header such as X-urBackend-Signature"
+type AdditionalSignature struct {
+	// scheme is HMACSHA256Hex (hex HMAC-SHA256 of the body in header) or StandardWebhooks (webhook-id,
+	// webhook-timestamp, webhook-signature).
+	// +required
+	Scheme SigningScheme `json:"scheme"`
+
+	// header carries the HMACSHA256Hex signature; X-Webhook-Signature when unset.
+	// +optional
+	Header HeaderName `json:"header,omitempty"`
 }
 
 // SecretKeyRef points at one key of a Secret in the same namespace.

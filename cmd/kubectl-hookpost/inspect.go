@@ -64,12 +64,14 @@ type inspection struct {
 
 // inspectedRequest is the request as attempt Attempt would send it at SignedAt.
 type inspectedRequest struct {
-	Attempt  int         `json:"attempt"`
-	SignedAt time.Time   `json:"signedAt"`
-	Scheme   string      `json:"scheme"`
-	Method   string      `json:"method"`
-	URL      string      `json:"url"`
-	Headers  http.Header `json:"headers"`
+	Attempt  int       `json:"attempt"`
+	SignedAt time.Time `json:"signedAt"`
+	// Scheme is spec.signing.scheme; AdditionalSchemes are those of spec.signing.additional, also signed.
+	Scheme            string      `json:"scheme"`
+	AdditionalSchemes []string    `json:"additionalSchemes,omitempty"`
+	Method            string      `json:"method"`
+	URL               string      `json:"url"`
+	Headers           http.Header `json:"headers"`
 	// Body is the body's bytes; they are JSON, so the string holds them exactly.
 	Body string `json:"body"`
 }
@@ -122,10 +124,14 @@ func buildRequest(ctx context.Context, c client.Client, d *hookpostv1.WebhookDel
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the request: %w", err)
 	}
-	return &inspectedRequest{
-		Attempt: att.Number, SignedAt: now.UTC().Truncate(time.Second), Scheme: string(att.Scheme),
+	in := &inspectedRequest{
+		Attempt: att.Number, SignedAt: now.UTC().Truncate(time.Second), Scheme: string(att.Signatures[0].Scheme),
 		Method: r.Method, URL: r.URL, Headers: r.Header, Body: string(r.Body),
-	}, nil
+	}
+	for _, s := range att.Signatures[1:] {
+		in.AdditionalSchemes = append(in.AdditionalSchemes, string(s.Scheme))
+	}
+	return in, nil
 }
 
 func printInspection(w io.Writer, in inspection) {
@@ -154,7 +160,7 @@ func printInspection(w io.Writer, in inspection) {
 	} else {
 		r := in.Request
 		varies := "X-Hookpost-Attempt"
-		if r.Scheme == string(signing.SchemeStandardWebhooks) {
+		if r.Scheme == string(signing.SchemeStandardWebhooks) || slices.Contains(r.AdditionalSchemes, string(signing.SchemeStandardWebhooks)) {
 			varies += ", webhook-timestamp and webhook-signature"
 		}
 		fmt.Fprintf(w, "Request, as attempt %d would send it now (%s). Each attempt signs at its own time: %s differ per attempt.\n",

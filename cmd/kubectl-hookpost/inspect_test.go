@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +22,9 @@ func TestInspectStandardWebhooksSignsAsOfNow(t *testing.T) {
 	ns := newNamespace(t)
 	recv := harness.NewReceiver()
 	defer recv.Close()
-	createReadySubscription(t, fixtures.Subscription(ns, "users", recv.URL+"/users", fixtures.InsecureHTTP(),
-		fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.Headers(map[string]string{"X-Team": "growth"})))
-	name := strings.Split(mustRun(t, "test", "users", "--event", "user.registered", "--tenant", "123", "--wait", "-n", ns), "\n")[0]
-	got := recv.Requests("/users")
-	if len(got) != 1 {
-		t.Fatalf("receiver got %d requests", len(got))
-	}
-	received := got[0]
-	secret := strings.TrimSpace(mustRun(t, "secret", "users", "-n", ns))
+	name, received, secret := sendTestEvent(t, recv, fixtures.Subscription(ns, "users", recv.URL+"/users", fixtures.InsecureHTTP(),
+		fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.Headers(map[string]string{"X-Team": "growth"})),
+		"--event", "user.registered", "--tenant", "123")
 
 	var in inspection
 	if err := yaml.Unmarshal([]byte(mustRun(t, "inspect", name, "-n", ns, "-o", "yaml")), &in); err != nil {
@@ -102,6 +97,75 @@ func TestInspectExplainsWhyItCannotBuildTheRequest(t *testing.T) {
 	if !strings.Contains(out, "cannot build the request") || !strings.Contains(out, "History: no attempts yet") {
 		t.Errorf("inspect of a delivery without subscription:\n%s", out)
 	}
+}
+
+// TestOneRequestVerifiesWithHexHMACAndStandardWebhooks is a receiver migrating from hex HMAC to Standard Webhooks:
+// the request it gets verifies with `verify` under both schemes and the one secret `secret` prints, and inspect
+// shows every signature header the receiver got.
+func TestOneRequestVerifiesWithHexHMACAndStandardWebhooks(t *testing.T) {
+	ns := newNamespace(t)
+	recv := harness.NewReceiver()
+	defer recv.Close()
+	name, received, secret := sendTestEvent(t, recv, fixtures.Subscription(ns, "migrating", recv.URL+"/migrating", fixtures.InsecureHTTP(),
+		fixtures.SignatureHeader("X-urBackend-Signature"), fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "")),
+		"--event", "insert", "--collection", "posts")
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("generated secret is not in whsec_ form, so StandardWebhooks cannot use it")
+	}
+	var asJSON secretOutput
+	if err := json.Unmarshal([]byte(mustRun(t, "secret", "migrating", "-n", ns, "-o", "json")), &asJSON); err != nil {
+		t.Fatal(err)
+	}
+	if asJSON.Scheme != hookpostv1.SigningSchemeHMACSHA256Hex || !slices.Equal(asJSON.AdditionalSchemes, []hookpostv1.SigningScheme{hookpostv1.SigningSchemeStandardWebhooks}) {
+		t.Errorf("secret -o json names schemes %s and %v, want HMACSHA256Hex and [StandardWebhooks]", asJSON.Scheme, asJSON.AdditionalSchemes)
+	}
+
+	body := filepath.Join(t.TempDir(), "body.json")
+	if err := os.WriteFile(body, received.Body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hmacArgs := append([]string{"verify", "--secret", secret, "--body", body, "--signature-header", "X-urBackend-Signature"},
+		headerFlags(received.Header, "X-urBackend-Signature")...)
+	stdArgs := append([]string{"verify", "--scheme", "StandardWebhooks", "--secret", secret, "--body", body},
+		headerFlags(received.Header, "webhook-id", "webhook-timestamp", "webhook-signature")...)
+	for _, args := range [][]string{hmacArgs, stdArgs} {
+		if r := run(t, "", args...); r.code != 0 || !strings.HasPrefix(r.stdout, "VALID") {
+			t.Errorf("kubectl hookpost %s: exit %d: %s", strings.Join(args[:3], " "), r.code, r.stdout)
+		}
+	}
+
+	var in inspection
+	if err := yaml.Unmarshal([]byte(mustRun(t, "inspect", name, "-n", ns, "-o", "yaml")), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Request == nil || in.Request.Scheme != "HMACSHA256Hex" || len(in.Request.AdditionalSchemes) != 1 || in.Request.AdditionalSchemes[0] != "StandardWebhooks" {
+		t.Fatalf("inspect's request = %+v, want scheme HMACSHA256Hex and additional StandardWebhooks", in.Request)
+	}
+	// The hex signature covers only the body, so inspect's equals the received one; Standard Webhooks' is as of now.
+	if g, w := in.Request.Headers.Get("X-urBackend-Signature"), received.Header.Get("X-urBackend-Signature"); g != w {
+		t.Errorf("inspect's X-urBackend-Signature = %q, received %q", g, w)
+	}
+	if err := signing.VerifyStandard(secret, in.Request.Headers, []byte(in.Request.Body), time.Now(), 5*time.Minute); err != nil {
+		t.Errorf("inspect's webhook-signature does not verify now: %v", err)
+	}
+	if text := mustRun(t, "inspect", name, "-n", ns); !strings.Contains(text, "webhook-timestamp and webhook-signature differ per attempt") {
+		t.Errorf("inspect does not say the Standard Webhooks signature is per attempt:\n%s", text)
+	}
+}
+
+// sendTestEvent creates sub, Ready, sends it a test event with `test --wait` and testArgs, and returns the delivery's
+// name, the one request recv got on sub's URL path, and the secret `secret` prints.
+func sendTestEvent(t *testing.T, recv *harness.Receiver, sub *hookpostv1.WebhookSubscription, testArgs ...string) (string, harness.Received, string) {
+	t.Helper()
+	createReadySubscription(t, sub)
+	args := append([]string{"test", sub.Name, "--wait", "-n", sub.Namespace}, testArgs...)
+	name := strings.Split(mustRun(t, args...), "\n")[0]
+	path := strings.TrimPrefix(sub.Spec.URL, recv.URL)
+	got := recv.Requests(path)
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d requests on %s", len(got), path)
+	}
+	return name, got[0], strings.TrimSpace(mustRun(t, "secret", sub.Name, "-n", sub.Namespace))
 }
 
 // headerFlags turns headers into --header flags.

@@ -37,8 +37,10 @@ whether Hookpost generated it or you supplied it, so you can configure your rece
 type secretOutput struct {
 	Subscription string                   `json:"subscription"`
 	Scheme       hookpostv1.SigningScheme `json:"scheme"`
-	SecretRef    hookpostv1.SecretKeyRef  `json:"secretRef"`
-	Secret       string                   `json:"secret"`
+	// AdditionalSchemes are those of spec.signing.additional: the one secret keys them too.
+	AdditionalSchemes []hookpostv1.SigningScheme `json:"additionalSchemes,omitempty"`
+	SecretRef         hookpostv1.SecretKeyRef    `json:"secretRef"`
+	Secret            string                     `json:"secret"`
 }
 
 func (o *secretOptions) run(ctx context.Context, subscription string) error {
@@ -61,12 +63,16 @@ func (o *secretOptions) run(ctx context.Context, subscription string) error {
 		fmt.Fprintln(o.streams.Out, secret)
 		return nil
 	}
-	return printStructured(o.streams.Out, o.output, secretOutput{
+	out := secretOutput{
 		Subscription: sub.Name,
 		Scheme:       sub.Spec.Signing.Scheme,
 		SecretRef:    *sub.Status.SigningSecretRef,
 		Secret:       secret,
-	})
+	}
+	for _, a := range sub.Spec.Signing.Additional {
+		out.AdditionalSchemes = append(out.AdditionalSchemes, a.Scheme)
+	}
+	return printStructured(o.streams.Out, o.output, out)
 }
 
 // signingSecret reads the secret the subscription's status names, as the delivery controller does, and says

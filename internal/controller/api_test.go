@@ -50,7 +50,7 @@ var _ = Describe("The API's admission rules", func() {
 				s.Spec.CircuitBreaker.OpenFor = &metav1.Duration{Duration: 5 * time.Minute}
 				s.Spec.CircuitBreaker.MaxOpenFor = &metav1.Duration{Duration: time.Minute}
 			}),
-			"spec.circuitBreaker.maxOpenFor must be at least spec.circuitBreaker.openFor"),
+			"spec.circuitBreaker.maxOpenFor (default 10m) must be at least spec.circuitBreaker.openFor: raise maxOpenFor or lower openFor"),
 		Entry("a circuit breaker open for less than 1s",
 			fixtures.Subscription("", "cb-open", "https://example.com/hook", fixtures.CircuitBreaker(3, 100*time.Millisecond, 0)),
 			"spec.circuitBreaker.openFor must be between 1s and 1h"),
@@ -89,7 +89,47 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("a signature header with StandardWebhooks",
 			fixtures.Subscription("", "stdhdr", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.SignatureHeader("X-Sig")),
 			"spec.signing.header applies only to scheme HMACSHA256Hex"),
+		Entry("a header on an additional StandardWebhooks signature",
+			fixtures.Subscription("", "addstdhdr", "https://example.com/hook", fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "X-Sig")),
+			"spec.signing.additional[].header applies only to scheme HMACSHA256Hex"),
+		Entry("StandardWebhooks twice",
+			fixtures.Subscription("", "twostd", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks),
+				fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "")),
+			"spec.signing may use scheme StandardWebhooks once"),
+		Entry("an additional HMAC signature in the primary's default header",
+			fixtures.Subscription("", "samehdr", "https://example.com/hook", fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "x-webhook-signature")),
+			"spec.signing.additional HMACSHA256Hex entries must use a header other than spec.signing.header"),
+		Entry("an additional HMAC signature in the primary's configured header",
+			fixtures.Subscription("", "samehdr2", "https://example.com/hook", fixtures.SignatureHeader("X-urBackend-Signature"),
+				fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-URBACKEND-SIGNATURE")),
+			"spec.signing.additional HMACSHA256Hex entries must use a header other than spec.signing.header"),
+		Entry("two additional HMAC signatures in one header",
+			fixtures.Subscription("", "twohmac", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks),
+				fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, ""), fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-Webhook-Signature")),
+			"spec.signing.additional HMACSHA256Hex entries must each use a different header"),
+		Entry("an additional HMAC signature in a header Hookpost owns",
+			fixtures.Subscription("", "addowned", "https://example.com/hook", fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "Webhook-Signature")),
+			"spec.signing.additional[].header must not name a header Hookpost owns"),
+		Entry("a primary signature header Hookpost owns next to additional signatures",
+			fixtures.Subscription("", "primowned", "https://example.com/hook", fixtures.SignatureHeader("X-Event-Id"),
+				fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "")),
+			"spec.signing.header must not name a header Hookpost owns (Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-*) when spec.signing.additional is set"),
+		Entry("an additional signature header as a static header",
+			fixtures.Subscription("", "addstatic", "https://example.com/hook", fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-Sig"),
+				fixtures.Headers(map[string]string{"x-sig": "forged"})),
+			"spec.headers must not set a signature header named in spec.signing.additional"),
 	)
+
+	It("accepts hex HMAC and StandardWebhooks signatures on one subscription, and existing YAML unchanged", func() {
+		sub := fixtures.Subscription(ns, "migrating", "https://example.com/hook", fixtures.SignatureHeader("X-urBackend-Signature"),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, ""), fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, ""))
+		Expect(k8sClient.Create(ctx, sub)).To(Succeed())
+		got := getSubscription(ns, "migrating")()
+		Expect(got.Spec.Signing.Additional).To(Equal([]hookpostv1.AdditionalSignature{
+			{Scheme: hookpostv1.SigningSchemeStandardWebhooks}, {Scheme: hookpostv1.SigningSchemeHMACSHA256Hex}}))
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "single", "https://example.com/hook", fixtures.SignatureHeader("X-urBackend-Signature")))).To(Succeed())
+		Expect(getSubscription(ns, "single")().Spec.Signing.Additional).To(BeEmpty())
+	})
 
 	It("accepts http with allowInsecureHTTP and fills in the defaults", func() {
 		sub := fixtures.Subscription(ns, "defaults", "http://127.0.0.1:1/hook", fixtures.InsecureHTTP(), fixtures.Events("order.*", "user.registered"))

@@ -22,17 +22,16 @@ import (
 // annotations say what it may reach beyond the SSRF guard (ReachOf); nil when it cannot be read.
 func TargetFor(sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace) delivery.Target {
 	t := delivery.Target{
-		Namespace:       sub.Namespace,
-		Subscription:    sub.Name,
-		URL:             sub.Spec.URL,
-		Format:          envelope.Format(sub.Spec.PayloadFormat),
-		Scheme:          signing.Scheme(sub.Spec.Signing.Scheme),
-		SignatureHeader: string(sub.Spec.Signing.Header),
-		StaticHeaders:   sub.Spec.Headers,
-		RetryOn4xx:      sub.Spec.Retry.RetryOn4xx,
-		Schedule:        scheduleDurations(sub.Spec.Retry.Schedule),
-		Reach:           ReachOf(ns),
-		Breaker:         breakerPolicy(sub.Spec.CircuitBreaker),
+		Namespace:     sub.Namespace,
+		Subscription:  sub.Name,
+		URL:           sub.Spec.URL,
+		Format:        envelope.Format(sub.Spec.PayloadFormat),
+		Signatures:    SignaturesOf(sub.Spec.Signing),
+		StaticHeaders: sub.Spec.Headers,
+		RetryOn4xx:    sub.Spec.Retry.RetryOn4xx,
+		Schedule:      scheduleDurations(sub.Spec.Retry.Schedule),
+		Reach:         ReachOf(ns),
+		Breaker:       breakerPolicy(sub.Spec.CircuitBreaker),
 	}
 	if sub.Spec.Timeout != nil {
 		t.Timeout = sub.Spec.Timeout.Duration
@@ -60,6 +59,18 @@ func breakerPolicy(cb hookpostv1.CircuitBreaker) delivery.BreakerPolicy {
 		p.DrainPerSecond = int(*cb.DrainPerSecond)
 	}
 	return p
+}
+
+// SignaturesOf lists every signature a subscription's requests carry: spec.signing.scheme (with its header) first,
+// then spec.signing.additional in order. The subscription controller picks the secret's form from the same list
+// (signing.SecretScheme), so the secret it generates or accepts signs every one of them.
+func SignaturesOf(s hookpostv1.Signing) []signing.Signature {
+	sigs := make([]signing.Signature, 0, 1+len(s.Additional))
+	sigs = append(sigs, signing.Signature{Scheme: signing.Scheme(s.Scheme), Header: string(s.Header)})
+	for _, a := range s.Additional {
+		sigs = append(sigs, signing.Signature{Scheme: signing.Scheme(a.Scheme), Header: string(a.Header)})
+	}
+	return sigs
 }
 
 // EventOf returns the event a delivery carries.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ledger"
+	"github.com/hookpost/hookpost/internal/signing"
 )
 
 // readySubscription is a subscription whose status describes its spec and names a secret: one that may send.
@@ -62,14 +64,16 @@ func TestTargetForUsesTheStoredSpec(t *testing.T) {
 	sub := readySubscription()
 	sub.Spec = hookpostv1.WebhookSubscriptionSpec{
 		URL: "https://receiver.example/hooks", PayloadFormat: hookpostv1.PayloadFormatCollection,
-		Signing: hookpostv1.Signing{Scheme: hookpostv1.SigningSchemeHMACSHA256Hex, Header: "X-urBackend-Signature"},
+		Signing: hookpostv1.Signing{Scheme: hookpostv1.SigningSchemeHMACSHA256Hex, Header: "X-urBackend-Signature",
+			Additional: []hookpostv1.AdditionalSignature{{Scheme: hookpostv1.SigningSchemeStandardWebhooks}, {Scheme: hookpostv1.SigningSchemeHMACSHA256Hex}}},
 		Headers: map[string]string{"Authorization": "Bearer t"},
 		Timeout: &metav1.Duration{Duration: 7 * time.Second},
 		Retry:   hookpostv1.RetryPolicy{Schedule: []metav1.Duration{{Duration: time.Second}, {Duration: time.Minute}}, RetryOn4xx: true},
 	}
 	got := TargetFor(sub, nil)
 	if got.Namespace != "shop" || got.Subscription != "orders" || got.URL != sub.Spec.URL || got.Format != "Collection" ||
-		got.Scheme != "HMACSHA256Hex" || got.SignatureHeader != "X-urBackend-Signature" || got.StaticHeaders["Authorization"] != "Bearer t" ||
+		!slices.Equal(got.Signatures, []signing.Signature{{Scheme: "HMACSHA256Hex", Header: "X-urBackend-Signature"}, {Scheme: "StandardWebhooks"}, {Scheme: "HMACSHA256Hex"}}) ||
+		got.StaticHeaders["Authorization"] != "Bearer t" ||
 		got.Timeout != 7*time.Second || !got.RetryOn4xx || len(got.Schedule) != 2 || got.Schedule[1] != time.Minute {
 		t.Fatalf("target = %+v", got)
 	}

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/signing"
 	"github.com/hookpost/hookpost/test/fixtures"
@@ -489,6 +491,27 @@ var _ = Describe("WebhookDelivery controller", func() {
 		sr := rcv.Requests("/std")[0]
 		Expect(sr.Header.Get("webhook-id")).To(Equal("evt-std"))
 		Expect(signing.VerifyStandard(string(s.Data["secret"]), sr.Header, sr.Body, time.Now(), 24*365*time.Hour*10)).To(Succeed())
+	})
+
+	It("sends hex HMAC and StandardWebhooks signatures on one request, keyed with one generated secret", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "migrating", rcv.URL+"/migrating", fixtures.InsecureHTTP(),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, ""),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-urBackend-Signature")))).To(Succeed())
+		Eventually(readyOf(ns, "migrating")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		name := deliver("migrating", "evt-both")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliverySucceeded))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "migrating-signing-secret"}, s)).To(Succeed())
+		secret := string(s.Data["secret"])
+
+		r := rcv.Requests("/migrating")[0]
+		// What a receiver following docs/receivers.md does with WEBHOOK_SECRET set to this one string.
+		Expect(signing.VerifyHMACHex([]byte(secret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(signing.VerifyHMACHex([]byte(secret), r.Body, r.Header.Get("X-urBackend-Signature"))).To(Succeed())
+		wh, err := standardwebhooks.NewWebhook(secret)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(wh.VerifyIgnoringTimestamp(r.Body, r.Header)).To(Succeed(), "the fake clock signs webhook-timestamp")
+		Expect(r.Header.Get("webhook-id")).To(Equal("evt-both"))
 	})
 
 	It("deletes the oldest finished deliveries beyond the history limits and keeps counting them", func() {

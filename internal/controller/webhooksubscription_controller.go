@@ -187,10 +187,8 @@ func (r *WebhookSubscriptionReconciler) setCircuitOpen(sub, before *hookpostv1.W
 
 // resolveSecret finds the signing secret, generating one when the spec names none.
 func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *hookpostv1.WebhookSubscription) (secretResolution, error) {
-	scheme := signing.Scheme(sub.Spec.Signing.Scheme)
-	if scheme == "" {
-		scheme = signing.SchemeHMACSHA256Hex
-	}
+	// One secret keys every signature; its form is the strictest scheme's (whsec_ when StandardWebhooks is among them).
+	scheme := signing.SecretScheme(SignaturesOf(sub.Spec.Signing))
 	if ref := sub.Spec.Signing.SecretRef; ref != nil {
 		key := ref.Key
 		if key == "" {
@@ -226,11 +224,20 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 		}
 		if _, err := signing.Key(scheme, string(value)); err != nil {
 			return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
-				message: fmt.Sprintf("Secret %q key %q cannot sign with scheme %s: %v", ref.Name, key, scheme, err)}, nil
+				message: fmt.Sprintf("Secret %q key %q cannot sign with scheme %s: %v%s", ref.Name, key, scheme, err, secretFormHint(sub.Spec.Signing, scheme))}, nil
 		}
 		return secretResolution{ref: &hookpostv1.SecretKeyRef{Name: ref.Name, Key: key}}, nil
 	}
 	return r.ensureGeneratedSecret(ctx, sub, scheme)
+}
+
+// secretFormHint explains, when StandardWebhooks is only an additional scheme, why a secret the primary scheme would
+// accept is refused: the one secret keys every signature, so it needs the whsec_ form.
+func secretFormHint(s hookpostv1.Signing, scheme signing.Scheme) string {
+	if scheme != signing.SchemeStandardWebhooks || s.Scheme == hookpostv1.SigningSchemeStandardWebhooks {
+		return ""
+	}
+	return "; spec.signing.additional includes StandardWebhooks and one secret keys every signature, so it needs the whsec_<base64> form (HMACSHA256Hex signs with that same string)"
 }
 
 // ensureGeneratedSecret creates (or repairs) the Secret Hookpost owns for a subscription without secretRef. It is

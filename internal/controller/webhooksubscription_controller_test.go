@@ -78,6 +78,22 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Expect(string(s.Data["secret"])).To(HavePrefix("whsec_"))
 	})
 
+	It("keys hex HMAC and an additional StandardWebhooks signature with one whsec_ secret, generated or supplied", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "migrating", "https://example.com/hook",
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "")))).To(Succeed())
+		Eventually(readyOf(ns, "migrating")).Should(HaveField("Status", metav1.ConditionTrue))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "migrating-signing-secret"}, s)).To(Succeed())
+		Expect(string(s.Data["secret"])).To(HavePrefix("whsec_"))
+
+		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "hex", map[string]string{"secret": "8f3c2a7d9e1b4f6a0c5d8e2b7a9f1c3e"}))).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "hexsecret", "https://example.com/hook", fixtures.SecretRef("hex", ""),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, "")))).To(Succeed())
+		Eventually(readyOf(ns, "hexsecret")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonSecretInvalid)))
+		Expect(readyOf(ns, "hexsecret")().Message).To(And(ContainSubstring(`cannot sign with scheme StandardWebhooks`),
+			ContainSubstring("spec.signing.additional includes StandardWebhooks and one secret keys every signature, so it needs the whsec_<base64> form")))
+	})
+
 	It("waits with SecretNotFound, then becomes Ready as soon as the secret is created", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "byo", "https://example.com/hook", fixtures.SecretRef("my-secret", "")))).To(Succeed())
 		Eventually(readyOf(ns, "byo")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonSecretNotFound)))

@@ -2,11 +2,12 @@ package delivery
 
 import (
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookpost/hookpost/internal/envelope"
 	"github.com/hookpost/hookpost/internal/signing"
@@ -32,9 +33,10 @@ type Target struct {
 	Namespace, Subscription string
 	URL                     string
 	Format                  envelope.Format
-	Scheme                  signing.Scheme
-	SignatureHeader         string
-	StaticHeaders           map[string]string
+	// Signatures are every signature a request carries, all keyed with the subscription's one secret; the
+	// subscription's spec.signing.scheme first, then spec.signing.additional.
+	Signatures    []signing.Signature
+	StaticHeaders map[string]string
 	// Timeout bounds one attempt; zero means DefaultTimeout.
 	Timeout time.Duration
 	// RetryOn4xx makes 4xx answers (other than 410) retry, for receivers that use them for transient failures.
@@ -94,15 +96,15 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 
 	// The message id is the event id, so Standard Webhooks' webhook-id is the
 	// same idempotency key as X-Event-Id, stable across retries.
-	sig, err := signing.Headers(a.Scheme, a.SignatureHeader, a.Secret, signing.Message{ID: a.Event.ID, Timestamp: a.Now, Body: body})
+	sig, err := signing.HeadersAll(a.Signatures, a.Secret, signing.Message{ID: a.Event.ID, Timestamp: a.Now, Body: body})
 	if err != nil {
 		// signing's errors name what is wrong with a secret, never the secret.
 		return Request{}, fmt.Errorf("%w: signing: %w", ErrInvalidRequest, err)
 	}
-	owned := map[string]bool{canonical(a.SignatureHeader): a.SignatureHeader != ""}
 	for k, vs := range sig {
 		h[canonical(k)] = slices.Clone(vs)
 	}
+	owned := make(map[string]bool, len(h))
 	for k := range h {
 		owned[k] = true
 	}

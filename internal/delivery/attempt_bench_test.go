@@ -38,7 +38,7 @@ func BenchmarkEncodeSignSend(b *testing.B) {
 
 	for _, size := range []int{1 << 10, 16 << 10} {
 		a := testAttempt(srv.URL)
-		a.Scheme = signing.SchemeStandardWebhooks
+		a.Signatures = []signing.Signature{{Scheme: signing.SchemeStandardWebhooks}}
 		a.Event.Data = jsonData(size)
 		b.Run(fmt.Sprintf("%dKB", size>>10), func(b *testing.B) {
 			b.ReportAllocs()

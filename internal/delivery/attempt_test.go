@@ -20,13 +20,12 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func testAttempt(url string) delivery.Attempt {
 	target := delivery.Target{
-		Namespace:       "shop",
-		Subscription:    "orders",
-		URL:             url,
-		Format:          envelope.FormatEnvelope,
-		Scheme:          signing.SchemeHMACSHA256Hex,
-		SignatureHeader: "X-Webhook-Signature",
-		Timeout:         5 * time.Second,
+		Namespace:    "shop",
+		Subscription: "orders",
+		URL:          url,
+		Format:       envelope.FormatEnvelope,
+		Signatures:   []signing.Signature{{Scheme: signing.SchemeHMACSHA256Hex, Header: "X-Webhook-Signature"}},
+		Timeout:      5 * time.Second,
 	}
 	return target.Attempt(envelope.Event{
 		ID:         "evt_2f1c",
@@ -99,7 +98,7 @@ func TestBuildRequestOnlyMarksTestEvents(t *testing.T) {
 
 func TestBuildRequestEventIDStableAcrossAttempts(t *testing.T) {
 	a := testAttempt("https://receiver.example/hooks")
-	a.Scheme = signing.SchemeStandardWebhooks
+	a.Signatures = []signing.Signature{{Scheme: signing.SchemeStandardWebhooks}}
 	first, err := delivery.BuildRequest(a, "Hookpost/1.2.3")
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +127,15 @@ func TestBuildRequestErrorsArePermanent(t *testing.T) {
 		"unsendable URL": func(a *delivery.Attempt) { a.URL = "ftp://receiver.example/hooks" },
 		"malformed data": func(a *delivery.Attempt) { a.Event.Data = []byte(`{"order_id":`) },
 		"unknown format": func(a *delivery.Attempt) { a.Format = "Protobuf" },
-		"unknown scheme": func(a *delivery.Attempt) { a.Scheme = "md5" },
+		"unknown scheme": func(a *delivery.Attempt) { a.Signatures = []signing.Signature{{Scheme: "md5"}} },
+		"no scheme":      func(a *delivery.Attempt) { a.Signatures = nil },
+		"two signatures in one header": func(a *delivery.Attempt) {
+			a.Signatures = []signing.Signature{{Scheme: signing.SchemeHMACSHA256Hex}, {Scheme: signing.SchemeHMACSHA256Hex, Header: "x-webhook-signature"}}
+		},
+		"a StandardWebhooks signature with a hex secret": func(a *delivery.Attempt) {
+			a.Signatures = append(a.Signatures, signing.Signature{Scheme: signing.SchemeStandardWebhooks})
+			a.Secret = "5d41402abc4b2a76b9719d911017c592"
+		},
 		"header value with CRLF": func(a *delivery.Attempt) {
 			a.StaticHeaders = map[string]string{"X-Team": "a\r\nX-Injected: 1"}
 		},
@@ -164,7 +171,7 @@ func TestReceiverSeesVerifiableRequest(t *testing.T) {
 			})
 			s := newSender(delivery.SenderOptions{})
 			a := testAttempt(srv.URL + "/hooks")
-			a.Scheme = scheme
+			a.Signatures = []signing.Signature{{Scheme: scheme, Header: "X-Webhook-Signature"}}
 			for n := 1; n <= 2; n++ {
 				a.Number = n
 				a.Now = testNow.Add(time.Duration(n) * time.Minute)
@@ -191,9 +198,41 @@ func TestReceiverSeesVerifiableRequest(t *testing.T) {
 func verify(scheme signing.Scheme, a delivery.Attempt, h http.Header, body []byte) error {
 	switch scheme {
 	case signing.SchemeHMACSHA256Hex:
-		return signing.VerifyHMACHex([]byte(a.Secret), body, h.Get(a.SignatureHeader))
+		return signing.VerifyHMACHex([]byte(a.Secret), body, h.Get("X-Webhook-Signature"))
 	case signing.SchemeStandardWebhooks:
 		return signing.VerifyStandard(a.Secret, h, body, a.Now, 5*time.Minute)
 	}
 	return errors.New("unknown scheme " + string(scheme))
+}
+
+// TestBuildRequestCarriesEverySignature is a receiver migrating from hex HMAC to Standard Webhooks: one request
+// carries both, plus a second hex header, each keyed with the one whsec_ secret, and a static header cannot forge
+// any of them.
+func TestBuildRequestCarriesEverySignature(t *testing.T) {
+	a := testAttempt("https://receiver.example/hooks")
+	a.Signatures = []signing.Signature{
+		{Scheme: signing.SchemeHMACSHA256Hex},
+		{Scheme: signing.SchemeStandardWebhooks},
+		{Scheme: signing.SchemeHMACSHA256Hex, Header: "X-urBackend-Signature"},
+	}
+	a.StaticHeaders = map[string]string{"x-urbackend-signature": "forged", "X-Team": "growth"}
+	req, err := delivery.BuildRequest(a, "Hookpost/1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, header := range []string{"X-Webhook-Signature", "X-urBackend-Signature"} {
+		if got := req.Header.Values(header); len(got) != 1 {
+			t.Errorf("%s = %q, want one signature", header, got)
+		}
+		// The hex HMAC key is the secret string as the receiver stores it, whsec_ prefix and all.
+		if err := signing.VerifyHMACHex([]byte(testSecret), req.Body, req.Header.Get(header)); err != nil {
+			t.Errorf("%s does not verify: %v", header, err)
+		}
+	}
+	if err := signing.VerifyStandard(testSecret, req.Header, req.Body, a.Now, 5*time.Minute); err != nil {
+		t.Errorf("webhook-signature does not verify: %v", err)
+	}
+	if req.Header.Get("X-Team") != "growth" {
+		t.Errorf("X-Team = %q, want the static header", req.Header.Get("X-Team"))
+	}
 }

@@ -192,6 +192,36 @@ func TestFirstAttemptSuccessesNeedNoObjectEach(t *testing.T) {
 
 // TestFailedFirstAttemptBecomesADeliveryThatRetries: the first attempt's 500 is attempt 1 of a WebhookDelivery,
 // whose retry (attempt 2) the delivery controller makes; nothing is sent a third time.
+// TestFirstAttemptCarriesEverySignature: a subscription migrating from hex HMAC to Standard Webhooks gets both hex
+// headers and the Standard Webhooks headers on the first attempt made straight from ingest, all keyed with its one
+// generated whsec_ secret.
+func TestFirstAttemptCarriesEverySignature(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "migrating", rcv.URL+"/migrating", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
+		fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, ""),
+		fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-urBackend-Signature"))
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
+	secret := readySubscription(t, sub)
+
+	insert(t, table, row{"order.created", "7", "", `{"order_id":1}`})
+	waitFor(t, "the first attempt", func() bool { return len(rcv.Requests("/migrating")) >= 1 })
+	r := rcv.Requests("/migrating")[0]
+	if a := r.Header.Get(delivery.HeaderAttempt); a != "1" {
+		t.Errorf("X-Hookpost-Attempt = %q, want 1", a)
+	}
+	for _, h := range []string{"X-Webhook-Signature", "X-urBackend-Signature"} {
+		if err := signing.VerifyHMACHex([]byte(secret), r.Body, r.Header.Get(h)); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	if err := signing.VerifyStandard(secret, r.Header, r.Body, time.Now(), 5*time.Minute); err != nil {
+		t.Errorf("webhook-signature: %v", err)
+	}
+}
+
 func TestFailedFirstAttemptBecomesADeliveryThatRetries(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,10 +35,7 @@ func TestStandardWebhooksLibraryAcceptsOurHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wh := officialWebhook(t, secret)
 	if err := wh.Verify(body, h); err != nil {
 		t.Fatalf("official library rejects our headers: %v", err)
 	}
@@ -120,18 +118,7 @@ process.stdout.write(JSON.stringify(requests.map(({ body, signature }) => {
   return [verifyWebhookSignature(parsed, signature, secret), urBackendVerify(parsed, signature)];
 })));
 `
-	stdin, err := json.Marshal(requests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "-e", script, secret)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("running node: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, script, secret, requests)
 	var verdicts [][2]bool
 	if err := json.Unmarshal(out, &verdicts); err != nil {
 		t.Fatalf("decoding node output %q: %v", out, err)
@@ -145,4 +132,90 @@ process.stdout.write(JSON.stringify(requests.map(({ body, signature }) => {
 	if len(verdicts) != len(requests) {
 		t.Fatalf("node returned %d verdicts for %d requests", len(verdicts), len(requests))
 	}
+}
+
+// TestOneRequestVerifiesWithEveryRecipe is a receiver migrating from hex HMAC to Standard Webhooks with one
+// secret: the same request, signed by HeadersAll with a generated whsec_ secret, passes product document 000's
+// verifier (X-Webhook-Signature), document 002's (X-urBackend-Signature), both run in node with the secret string
+// as WEBHOOK_SECRET, and the official Standard Webhooks library given that same string.
+func TestOneRequestVerifiesWithEveryRecipe(t *testing.T) {
+	secret, err := signing.GenerateSecret(signing.SchemeStandardWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := envelope.Build(envelope.FormatEnvelope, envelope.Event{Type: "order.created", TenantID: "123",
+		OccurredAt: time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC), Data: []byte(`{"order_id":1001,"total":299.990,"s":"\u2028 <&>"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := signing.HeadersAll([]signing.Signature{
+		{Scheme: signing.SchemeHMACSHA256Hex},
+		{Scheme: signing.SchemeStandardWebhooks},
+		{Scheme: signing.SchemeHMACSHA256Hex, Header: "X-urBackend-Signature"},
+	}, secret, signing.Message{ID: "evt_1", Timestamp: time.Now(), Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wh := officialWebhook(t, secret)
+	if err := wh.Verify(body, h); err != nil {
+		t.Errorf("official Standard Webhooks library rejects the request: %v", err)
+	}
+
+	const script = `
+const crypto = require('crypto');
+const WEBHOOK_SECRET = process.argv[1];
+const { body, headers } = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const req = { body: JSON.parse(body), headers };
+function verifyWebhookSignature(payload, signature, secret) { // product doc 000
+  const expectedSignature = crypto.createHmac('sha256', secret).update(JSON.stringify(payload)).digest('hex');
+  return signature.length === expectedSignature.length &&
+    crypto.timingSafeEqual(Buffer.from(signature), Buffer.from(expectedSignature));
+}
+function urBackendVerify() { // product doc 002
+  const signature = req.headers['x-urbackend-signature'];
+  const payload = JSON.stringify(req.body);
+  const expectedSignature = crypto.createHmac('sha256', WEBHOOK_SECRET).update(payload).digest('hex');
+  return !!signature && signature === expectedSignature;
+}
+process.stdout.write(JSON.stringify([verifyWebhookSignature(req.body, req.headers['x-webhook-signature'], WEBHOOK_SECRET), urBackendVerify()]));
+`
+	// Node lower-cases header names, as http.IncomingMessage does.
+	lower := map[string]string{}
+	for k := range h {
+		lower[strings.ToLower(k)] = h.Get(k)
+	}
+	out := runNode(t, script, secret, map[string]any{"body": string(body), "headers": lower})
+	if string(out) != "[true,true]" {
+		t.Errorf("doc 000 and doc 002 verifiers answer %s, want [true,true]", out)
+	}
+}
+
+// runNode runs script in node with secret as its argument and input, as JSON, on its standard input, and returns
+// what it prints.
+func runNode(t *testing.T, script, secret string, input any) []byte {
+	t.Helper()
+	stdin, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "-e", script, secret)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("running node: %v\n%s", err, stderr.String())
+	}
+	return out
+}
+
+// officialWebhook is the official Standard Webhooks Go library's verifier for secret, as a receiver makes it.
+func officialWebhook(t *testing.T, secret string) *standardwebhooks.Webhook {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wh
 }

@@ -77,6 +77,48 @@ func Headers(scheme Scheme, header string, secret string, m Message) (http.Heade
 	return nil, fmt.Errorf("unknown signing scheme %q", scheme)
 }
 
+// Signature is one signature a request carries: its scheme and, for SchemeHMACSHA256Hex, its header (empty
+// means DefaultHMACHeader).
+type Signature struct {
+	Scheme Scheme
+	Header string
+}
+
+// HeadersAll returns the headers of every signature, all keyed with the one secret, for subscriptions that sign
+// each request several ways (a receiver migrating between schemes verifies whichever it knows). It refuses two
+// signatures that write the same header, since the second would silently replace the first.
+func HeadersAll(signatures []Signature, secret string, m Message) (http.Header, error) {
+	if len(signatures) == 0 {
+		return nil, errors.New("no signing scheme")
+	}
+	all := http.Header{}
+	for _, s := range signatures {
+		h, err := Headers(s.Scheme, s.Header, secret, m)
+		if err != nil {
+			return nil, err
+		}
+		for k, vs := range h {
+			if _, dup := all[k]; dup {
+				return nil, fmt.Errorf("two signatures write header %s; give each HMACSHA256Hex signature its own header", k)
+			}
+			all[k] = vs
+		}
+	}
+	return all, nil
+}
+
+// SecretScheme is the scheme whose form the one secret of signatures must have: StandardWebhooks when any
+// signature uses it (its secret is whsec_<base64>, and HMACSHA256Hex accepts any string), else HMACSHA256Hex.
+// Hookpost generates secrets of this scheme and checks supplied ones against it.
+func SecretScheme(signatures []Signature) Scheme {
+	for _, s := range signatures {
+		if s.Scheme == SchemeStandardWebhooks {
+			return SchemeStandardWebhooks
+		}
+	}
+	return SchemeHMACSHA256Hex
+}
+
 // Lengths of Standard Webhooks keys the specification allows.
 const (
 	minStandardKeyBytes  = 24

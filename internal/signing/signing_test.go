@@ -133,6 +133,82 @@ func TestHeadersRejects(t *testing.T) {
 	}
 }
 
+func TestHeadersAll(t *testing.T) {
+	m := Message{ID: readmeID, Timestamp: readmeTime, Body: []byte(readmeBody)}
+	// One whsec_ secret keys both schemes: Standard Webhooks its decoded bytes, hex HMAC the string itself.
+	hexOfString := SignHMACHex([]byte(readmeSecret), m.Body)
+	tests := []struct {
+		name       string
+		signatures []Signature
+		want       http.Header
+		wantErr    string
+	}{
+		{
+			name:       "hex HMAC and Standard Webhooks",
+			signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeStandardWebhooks}},
+			want: http.Header{
+				"X-Webhook-Signature": {hexOfString},
+				"Webhook-Id":          {readmeID},
+				"Webhook-Timestamp":   {"1614265330"},
+				"Webhook-Signature":   {readmeSignature},
+			},
+		},
+		{
+			name:       "two hex HMAC headers",
+			signatures: []Signature{{Scheme: SchemeHMACSHA256Hex, Header: "X-urBackend-Signature"}, {Scheme: SchemeHMACSHA256Hex}},
+			want:       http.Header{"X-Urbackend-Signature": {hexOfString}, "X-Webhook-Signature": {hexOfString}},
+		},
+		{
+			name:       "two signatures in one header, spelt differently",
+			signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeHMACSHA256Hex, Header: "x-webhook-signature"}},
+			wantErr:    "two signatures write header X-Webhook-Signature",
+		},
+		{
+			name:       "a hex HMAC header that Standard Webhooks writes",
+			signatures: []Signature{{Scheme: SchemeStandardWebhooks}, {Scheme: SchemeHMACSHA256Hex, Header: "Webhook-Signature"}},
+			wantErr:    "two signatures write header Webhook-Signature",
+		},
+		{name: "none", wantErr: "no signing scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := HeadersAll(tt.signatures, readmeSecret, m)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("headers\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretScheme(t *testing.T) {
+	tests := []struct {
+		name       string
+		signatures []Signature
+		want       Scheme
+	}{
+		{name: "hex HMAC only", signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeHMACSHA256Hex, Header: "X-B"}}, want: SchemeHMACSHA256Hex},
+		{name: "Standard Webhooks only", signatures: []Signature{{Scheme: SchemeStandardWebhooks}}, want: SchemeStandardWebhooks},
+		{name: "Standard Webhooks among others", signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeStandardWebhooks}}, want: SchemeStandardWebhooks},
+		{name: "unset scheme (an object the API server has not defaulted)", signatures: []Signature{{}}, want: SchemeHMACSHA256Hex},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SecretScheme(tt.signatures); got != tt.want {
+				t.Errorf("SecretScheme = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestVerifyHMACHex(t *testing.T) {
 	key, body := []byte(hexSecret), []byte(doc000Body)
 	signature := SignHMACHex(key, body)
