@@ -5,7 +5,7 @@ import (
 )
 
 // PayloadFormat is the shape of the JSON body a receiver gets.
-// +kubebuilder:validation:Enum=Envelope;Collection;CloudEvents
+// +kubebuilder:validation:Enum=Envelope;Collection;CloudEvents;CloudEventsBinary
 type PayloadFormat string
 
 const (
@@ -15,6 +15,9 @@ const (
 	PayloadFormatCollection PayloadFormat = "Collection"
 	// PayloadFormatCloudEvents sends a CloudEvents 1.0 event in structured mode.
 	PayloadFormatCloudEvents PayloadFormat = "CloudEvents"
+	// PayloadFormatCloudEventsBinary sends a CloudEvents 1.0 event in HTTP binary mode: the data as the body,
+	// the attributes as ce-* headers.
+	PayloadFormatCloudEventsBinary PayloadFormat = "CloudEventsBinary"
 )
 
 // SigningScheme is how a body is signed.
@@ -70,7 +73,9 @@ type WebhookSubscriptionSpec struct {
 	Filter *EventFilter `json:"filter,omitempty"`
 
 	// payloadFormat is the body's shape: Envelope {"event","tenant_id","timestamp","data"}, Collection
-	// {"event","collection","payload"}, or CloudEvents (structured mode, specversion 1.0).
+	// {"event","collection","payload"}, CloudEvents (structured mode, specversion 1.0: attributes and data in
+	// one JSON body), or CloudEventsBinary (binary mode: the data is the body, the attributes are ce-* headers;
+	// the signature covers the body, so the data only).
 	// +kubebuilder:default=Envelope
 	// +optional
 	PayloadFormat PayloadFormat `json:"payloadFormat,omitempty"`
