@@ -46,6 +46,7 @@ type HeaderName string
 // WebhookSubscriptionSpec says where events go, which events, and how they are signed and retried.
 // +kubebuilder:validation:XValidation:rule="!isURL(self.url) || url(self.url).getScheme() == 'https' || (url(self.url).getScheme() == 'http' && has(self.allowInsecureHTTP) && self.allowInsecureHTTP)",message="spec.url must start with https://; to deliver over plain http set spec.allowInsecureHTTP: true"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.header) || !self.headers.exists(k, k.lowerAscii() == self.signing.header.lowerAscii())",message="spec.headers must not set the signature header named in spec.signing.header; Hookpost writes it"
+// +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.payloadFormat) || self.payloadFormat != 'CloudEventsBinary' || !self.headers.exists(k, k.lowerAscii() in ['ce-specversion', 'ce-id', 'ce-source', 'ce-type', 'ce-subject', 'ce-time', 'ce-tenantid'])",message="spec.headers must not set a CloudEvents attribute Hookpost sends with payloadFormat CloudEventsBinary (ce-specversion, ce-id, ce-source, ce-type, ce-subject, ce-time, ce-tenantid); remove it, or use a ce- name of your own for an extension attribute"
 type WebhookSubscriptionSpec struct {
 	// url is the endpoint that receives a POST for every matching event. It must be https:// unless
 	// allowInsecureHTTP is true.
