@@ -36,7 +36,8 @@ type WebhookDeliverySpec struct {
 	// +required
 	Event EventMeta `json:"event"`
 
-	// data is the event's JSON, any shape; it becomes data (Envelope), payload (Collection) or data (CloudEvents).
+	// data is the event's JSON, any shape; it becomes data (Envelope), payload (Collection), data (CloudEvents)
+	// or the body (CloudEventsBinary).
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Schemaless
 	// +optional
@@ -117,11 +118,19 @@ type WebhookDeliveryStatus struct {
 	// +optional
 	LastAttempt *AttemptRecord `json:"lastAttempt,omitempty"`
 
-	// history holds the last 10 attempts, oldest first.
+	// history holds the last 10 attempts, oldest first. A retry schedule may allow more (replays add more
+	// still): attemptsNotInHistory counts the older ones left out, and the delivery ledger, when the operator
+	// has one, keeps every attempt (kubectl hookpost history --event <id>).
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
 	// +optional
 	History []AttemptRecord `json:"history,omitempty"`
+
+	// attemptsNotInHistory is how many of the oldest attempts history no longer holds (attempts minus the
+	// length of history); 0 while every attempt is in history.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	AttemptsNotInHistory int32 `json:"attemptsNotInHistory,omitempty"`
 
 	// nextAttemptTime is when the next attempt is due, while Retrying.
 	// +optional
@@ -146,6 +155,10 @@ type WebhookDeliveryStatus struct {
 
 // WebhookDelivery is one event for one subscription and its delivery log: every attempt's status code, error,
 // duration and the next retry time.
+//
+// Next Retry is a string column, the absolute RFC 3339 time: kubectl prints a date column as an age and shows
+// <invalid> for any time in the future, and a relative "in 4m" kept in status would be stale between writes
+// (docs/subscriptions.md#deliveries).
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=hookpost,shortName=whdel
@@ -156,10 +169,11 @@ type WebhookDeliveryStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.attempts`
 // +kubebuilder:printcolumn:name="Code",type=integer,JSONPath=`.status.lastAttempt.statusCode`
-// +kubebuilder:printcolumn:name="Next Retry",type=date,JSONPath=`.status.nextAttemptTime`
+// +kubebuilder:printcolumn:name="Next Retry",type=string,JSONPath=`.status.nextAttemptTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Event ID",type=string,JSONPath=`.spec.event.id`,priority=1
 // +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.lastAttempt.error`,priority=1
+// +kubebuilder:printcolumn:name="Not In History",type=integer,JSONPath=`.status.attemptsNotInHistory`,priority=1
 type WebhookDelivery struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -5,7 +5,7 @@ import (
 )
 
 // PayloadFormat is the shape of the JSON body a receiver gets.
-// +kubebuilder:validation:Enum=Envelope;Collection;CloudEvents
+// +kubebuilder:validation:Enum=Envelope;Collection;CloudEvents;CloudEventsBinary
 type PayloadFormat string
 
 const (
@@ -15,6 +15,9 @@ const (
 	PayloadFormatCollection PayloadFormat = "Collection"
 	// PayloadFormatCloudEvents sends a CloudEvents 1.0 event in structured mode.
 	PayloadFormatCloudEvents PayloadFormat = "CloudEvents"
+	// PayloadFormatCloudEventsBinary sends a CloudEvents 1.0 event in HTTP binary mode: the data as the body,
+	// the attributes as ce-* headers.
+	PayloadFormatCloudEventsBinary PayloadFormat = "CloudEventsBinary"
 )
 
 // SigningScheme is how a body is signed.
@@ -44,6 +47,7 @@ type HeaderName string
 // +kubebuilder:validation:XValidation:rule="!isURL(self.url) || url(self.url).getScheme() == 'https' || (url(self.url).getScheme() == 'http' && has(self.allowInsecureHTTP) && self.allowInsecureHTTP)",message="spec.url must start with https://; to deliver over plain http set spec.allowInsecureHTTP: true"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.header) || !self.headers.exists(k, k.lowerAscii() == self.signing.header.lowerAscii())",message="spec.headers must not set the signature header named in spec.signing.header; Hookpost writes it"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.additional) || !self.signing.additional.exists(a, has(a.header) && self.headers.exists(k, k.lowerAscii() == a.header.lowerAscii()))",message="spec.headers must not set a signature header named in spec.signing.additional; Hookpost writes it"
+// +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.payloadFormat) || self.payloadFormat != 'CloudEventsBinary' || !self.headers.exists(k, k.lowerAscii() in ['ce-specversion', 'ce-id', 'ce-source', 'ce-type', 'ce-subject', 'ce-time', 'ce-tenantid'])",message="spec.headers must not set a CloudEvents attribute Hookpost sends with payloadFormat CloudEventsBinary (ce-specversion, ce-id, ce-source, ce-type, ce-subject, ce-time, ce-tenantid); remove it, or use a ce- name of your own for an extension attribute"
 type WebhookSubscriptionSpec struct {
 	// url is the endpoint that receives a POST for every matching event. It must be https:// unless
 	// allowInsecureHTTP is true.
@@ -71,7 +75,9 @@ type WebhookSubscriptionSpec struct {
 	Filter *EventFilter `json:"filter,omitempty"`
 
 	// payloadFormat is the body's shape: Envelope {"event","tenant_id","timestamp","data"}, Collection
-	// {"event","collection","payload"}, or CloudEvents (structured mode, specversion 1.0).
+	// {"event","collection","payload"}, CloudEvents (structured mode, specversion 1.0: attributes and data in
+	// one JSON body), or CloudEventsBinary (binary mode: the data is the body, the attributes are ce-* headers;
+	// the signature covers the body, so the data only).
 	// +kubebuilder:default=Envelope
 	// +optional
 	PayloadFormat PayloadFormat `json:"payloadFormat,omitempty"`

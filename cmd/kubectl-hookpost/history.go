@@ -44,8 +44,9 @@ func newHistoryCommand(root *rootOptions) *cobra.Command {
 		Short: "List the HTTP attempts of deliveries from the delivery ledger",
 		Long: `Lists HTTP attempts from the delivery ledger, the PostgreSQL table the operator appends every attempt of
 every delivery to (see --ledger-* in the manager's flags). The ledger keeps attempts for its retention (30
-days by default), after WebhookDeliveries have been pruned by their subscription's history limits, and
-attempts that never had a WebhookDelivery object.
+days by default), after WebhookDeliveries have been pruned by their subscription's history limits, attempts
+that never had a WebhookDelivery object, and every attempt of a delivery that made more than the 10 its status
+keeps (status.attemptsNotInHistory counts those left out).
 
 Shows the latest --limit attempts that pass the filters, oldest first. OUTCOME is what the delivery became
 after the attempt: succeeded, retrying, failed, or refused (the API server refused its WebhookDelivery, so

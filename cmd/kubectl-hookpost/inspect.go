@@ -60,6 +60,8 @@ type inspection struct {
 	Request      *inspectedRequest          `json:"request,omitempty"`
 	RequestError string                     `json:"requestError,omitempty"`
 	History      []hookpostv1.AttemptRecord `json:"history"`
+	// AttemptsNotInHistory counts the older attempts the delivery's status no longer holds.
+	AttemptsNotInHistory int32 `json:"attemptsNotInHistory,omitempty"`
 }
 
 // inspectedRequest is the request as attempt Attempt would send it at SignedAt.
@@ -91,6 +93,7 @@ func (o *inspectOptions) run(ctx context.Context, name string) error {
 	in := inspection{
 		Delivery: d.Name, Namespace: d.Namespace, Subscription: d.Spec.SubscriptionName, Event: d.Spec.Event,
 		Test: d.Spec.Test, Phase: d.Status.Phase, Attempts: d.Status.Attempts, History: d.Status.History,
+		AttemptsNotInHistory: d.Status.AttemptsNotInHistory,
 	}
 	if in.History == nil {
 		in.History = []hookpostv1.AttemptRecord{}
@@ -187,7 +190,13 @@ func printInspection(w io.Writer, in inspection) {
 		fmt.Fprintln(w, "History: no attempts yet")
 		return
 	}
-	fmt.Fprintln(w, "History:")
+	if in.AttemptsNotInHistory > 0 {
+		// Status keeps the last attempts only; the ledger, when the operator has one, has them all.
+		fmt.Fprintf(w, "History: the last %d of %d attempts; the %d older ones are in the delivery ledger: kubectl hookpost history --event %s\n",
+			len(in.History), in.Attempts, in.AttemptsNotInHistory, escapeText(in.Event.ID))
+	} else {
+		fmt.Fprintln(w, "History:")
+	}
 	tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "ATTEMPT\tTIME\tDURATION\tCODE\tERROR")
 	for _, a := range in.History {

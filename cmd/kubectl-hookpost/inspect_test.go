@@ -196,3 +196,37 @@ func TestInspectEscapesWhatProducersAndReceiversWrote(t *testing.T) {
 		}
 	}
 }
+
+func TestInspectSaysWhereOlderAttemptsAre(t *testing.T) {
+	history := func(from, to int32) []hookpostv1.AttemptRecord {
+		var h []hookpostv1.AttemptRecord
+		for n := from; n <= to; n++ {
+			h = append(h, hookpostv1.AttemptRecord{Number: n, StatusCode: 503})
+		}
+		return h
+	}
+	for _, tt := range []struct {
+		name string
+		in   inspection
+		want string
+	}{
+		{
+			name: "every attempt in status",
+			in:   inspection{Event: hookpostv1.EventMeta{ID: "evt-few"}, Attempts: 2, History: history(1, 2)},
+			want: "\nHistory:\n",
+		},
+		{
+			name: "status left three out",
+			in:   inspection{Event: hookpostv1.EventMeta{ID: "evt-many"}, Attempts: 13, History: history(4, 13), AttemptsNotInHistory: 3},
+			want: "\nHistory: the last 10 of 13 attempts; the 3 older ones are in the delivery ledger: kubectl hookpost history --event evt-many\n",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printInspection(&out, tt.in)
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("inspect printed\n%s\nwant it to contain %q", out.String(), tt.want)
+			}
+		})
+	}
+}

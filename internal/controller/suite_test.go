@@ -24,6 +24,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/netguard"
 	"github.com/hookpost/hookpost/test/harness"
 )
@@ -45,6 +46,14 @@ var (
 	// testSealer seals deliveries as ingest does, with the key the suite's controllers check.
 	testSealer = NewSealer([]byte("the controller suite's seal key, 32+ bytes"))
 	suiteStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	// suiteDir holds the suite's PostgreSQL cluster and kubeconfig.
+	suiteDir string
+	// kubeconfigPath is a system:masters kubeconfig for the real kubectl and the plugin.
+	kubeconfigPath string
+	// suitePostgres holds the delivery ledger the controllers append every attempt to, as the operator's
+	// --ledger-dsn does; testLedger reads it back.
+	suitePostgres *harness.Postgres
+	testLedger    *ledgerpg.Writer
 )
 
 // replayInterval is the suite's --replay-interval; its subscription replay budget is 6 a minute, burst 3.
@@ -76,6 +85,22 @@ var _ = BeforeSuite(func() {
 	Expect(hookpostv1.AddToScheme(scheme)).To(Succeed())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	suiteDir, err = os.MkdirTemp("", "hookpost-controller-suite-")
+	Expect(err).NotTo(HaveOccurred())
+	admin, err := testEnv.AddUser(envtest.User{Name: "suite-admin", Groups: []string{"system:masters"}}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	kubeconfig, err := admin.KubeConfig()
+	Expect(err).NotTo(HaveOccurred())
+	kubeconfigPath = filepath.Join(suiteDir, "kubeconfig")
+	Expect(os.WriteFile(kubeconfigPath, kubeconfig, 0o600)).To(Succeed())
+	pgDir := filepath.Join(suiteDir, "postgres")
+	Expect(os.Mkdir(pgDir, 0o700)).To(Succeed())
+	suitePostgres, err = harness.StartPostgresProcess(pgDir)
+	Expect(err).NotTo(HaveOccurred())
+	// Negative retention: the suite's attempts are dated by the fake clock, years ahead, and must never expire.
+	testLedger, err = ledgerpg.New(context.Background(), ledgerpg.Options{DSN: suitePostgres.DSN(), Retention: -1})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(testLedger.Migrate(context.Background())).To(Succeed())
 	// The chart's admission policy, as a cluster installed with the chart has it (k8sClient is system:masters,
 	// which it admits).
 	Expect(harness.InstallDeliveryAdmission(context.Background(), k8sClient)).To(Succeed())
@@ -96,13 +121,17 @@ var _ = BeforeSuite(func() {
 	testSecrets = NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	Expect(Setup(ctx, mgr, Options{Clock: fakeClock, Sender: sender, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 8,
 		TenantIsolation: true, Sealer: testSealer, ReplayLimits: ReplayLimits{Interval: replayInterval, PerMinute: 6, Burst: 3},
-		Breakers: delivery.NewBreakers()})).To(Succeed())
+		Breakers: delivery.NewBreakers(), Ledger: testLedger})).To(Succeed())
+	Expect(mgr.Add(testLedger)).To(Succeed())
 	retryBacklog, err = WatchRetryBacklog(ctx, mgr.GetCache())
 	Expect(err).NotTo(HaveOccurred())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	// Specs wait a second for a reconcile by default: on a busy machine the first would also wait for the
+	// manager's informers, so they start once those have synced.
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
 })
 
 var _ = AfterSuite(func() {
@@ -113,4 +142,13 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 	closeTLSReceiver()
+	if testLedger != nil {
+		testLedger.Close()
+	}
+	if suitePostgres != nil {
+		suitePostgres.Stop()
+	}
+	if suiteDir != "" {
+		_ = os.RemoveAll(suiteDir)
+	}
 })

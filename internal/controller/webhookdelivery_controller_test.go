@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/ledger"
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/signing"
 	"github.com/hookpost/hookpost/test/fixtures"
 	"github.com/hookpost/hookpost/test/harness"
@@ -533,5 +536,78 @@ var _ = Describe("WebhookDelivery controller", func() {
 			return left
 		}).Should(ConsistOf(names[2], names[3]))
 		Eventually(func() int64 { return getSubscription(ns, "bounded")().Status.Delivered }).WithTimeout(summaryWait).Should(BeEquivalentTo(4))
+	})
+	// What a user sees of a delivery through the real kubectl (the one envtest's binaries were built with) and
+	// the real plugin binary, against the suite's API server and ledger (helpers in kubectl_test.go).
+	It("prints a future next retry as its time in kubectl get, not <invalid>", func() {
+		rcv.Script("/next", harness.Response{Status: 503})
+		subscribe("next", "/next", fixtures.Schedule(time.Hour))
+		name := deliver("next", "evt-next")
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryRetrying))
+		next := getDelivery(ns, name)().Status.NextAttemptTime
+		Expect(next).NotTo(BeNil())
+		// The fake clock is years ahead of the real one, so the next retry is in the future as kubectl sees it:
+		// a date column would print <invalid>.
+		Expect(next.Time).To(BeTemporally(">", time.Now()))
+
+		out := kubectl("get", "webhookdeliveries", "-n", ns)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		Expect(lines).To(HaveLen(2), out)
+		Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "SUBSCRIPTION", "EVENT", "PHASE", "ATTEMPTS", "CODE", "NEXT", "RETRY", "AGE"}))
+		Expect(strings.Fields(lines[1])[:7]).To(Equal([]string{name, "next", "order.created", "Retrying", "1", "503", next.UTC().Format(time.RFC3339)}))
+		Expect(out).NotTo(ContainSubstring("<invalid>"))
+	})
+
+	It("says how many attempts history left out, and keeps all of them in the ledger for kubectl hookpost history", func() {
+		rcv.Script("/many", harness.Response{Status: 503})
+		// 12 retries: 13 attempts, three more than status keeps.
+		schedule := make([]time.Duration, 12)
+		for i := range schedule {
+			schedule[i] = time.Minute
+		}
+		// The circuit breaker is off: it would hold the attempts after the tenth failure in a row.
+		subscribe("many", "/many", fixtures.Schedule(schedule...), fixtures.CircuitBreaker(0, 30*time.Second, 0))
+		name := deliver("many", "evt-many")
+		Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(1))
+		for n := 2; n <= 13; n++ {
+			stepAndPoke(ns, name, time.Minute)
+			Eventually(attemptsOf(ns, name)).Should(BeEquivalentTo(n))
+		}
+		Eventually(phaseOf(ns, name)).Should(Equal(hookpostv1.DeliveryFailed))
+		d := getDelivery(ns, name)()
+		Expect(d.Status.History).To(HaveLen(maxHistory))
+		Expect(d.Status.History[0].Number).To(BeEquivalentTo(4))
+		Expect(d.Status.AttemptsNotInHistory).To(BeEquivalentTo(3))
+
+		By("showing the count in kubectl get -o wide and kubectl describe")
+		wide := strings.Split(strings.TrimSpace(kubectl("get", "whdel", name, "-n", ns, "-o", "wide")), "\n")
+		Expect(wide).To(HaveLen(2))
+		Expect(strings.Join(strings.Fields(wide[0]), " ")).To(HaveSuffix("EVENT ID ERROR NOT IN HISTORY"))
+		cells := strings.Fields(wide[1])
+		Expect(cells[len(cells)-1]).To(Equal("3"), wide[1])
+		Expect(kubectl("describe", "whdel", name, "-n", ns)).To(MatchRegexp(`Attempts Not In History:\s+3\n`))
+
+		By("finding all 13 attempts in the ledger, each once")
+		// The controller flushes the ledger before it writes the status that records an attempt.
+		rows, err := testLedger.Query(ctx, ledgerpg.Filter{Namespace: ns, EventID: "evt-many"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rows).To(HaveLen(13))
+		for i, a := range rows {
+			Expect(a.Number).To(Equal(i+1), "ledger row %d", i)
+			Expect(a.StatusCode).To(Equal(503))
+			Expect(a.DeliveryName).To(Equal(name))
+		}
+		Expect(rows[12].Outcome).To(Equal(ledger.OutcomeFailed))
+
+		By("listing all 13 with kubectl hookpost history")
+		plugin, err := harness.BuildPlugin(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		out := run(plugin, "history", "--kubeconfig", kubeconfigPath, "-n", ns, "--event", "evt-many", "--ledger-dsn", suitePostgres.DSN())
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		Expect(lines).To(HaveLen(14), out)
+		Expect(strings.Fields(lines[0])).To(HaveExactElements("TIME", "SUBSCRIPTION", "EVENT", "TYPE", "ATTEMPT", "STATUS", "DURATION", "OUTCOME", "ERROR"))
+		for i, line := range lines[1:] {
+			Expect(strings.Fields(line)[1:6]).To(Equal([]string{"many", "evt-many", "order.created", strconv.Itoa(i + 1), "503"}), line)
+		}
 	})
 })

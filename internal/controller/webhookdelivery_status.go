@@ -52,6 +52,7 @@ func recordAttempt(st hookpostv1.WebhookDeliveryStatus, out delivery.Outcome, st
 	if n := len(st.History); n > maxHistory {
 		st.History = append([]hookpostv1.AttemptRecord(nil), st.History[n-maxHistory:]...)
 	}
+	st.AttemptsNotInHistory = st.Attempts - int32(len(st.History))
 	st.NextAttemptTime = nil
 	done := metav1.NewTime(now)
 

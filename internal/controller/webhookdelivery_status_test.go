@@ -70,9 +70,13 @@ func TestRecordAttemptKeepsTheLastTenAttemptsAndBoundsText(t *testing.T) {
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	var st hookpostv1.WebhookDeliveryStatus
 	long := strings.Repeat("é", 3000)
-	for i := 0; i < 13; i++ {
+	for i := 1; i <= 13; i++ {
 		st, _ = recordAttempt(st, delivery.Outcome{StatusCode: 500, Error: long, ResponseBody: []byte(long), Class: delivery.ClassRetry},
 			now, now, retryPolicy{schedule: make([]time.Duration, 20)})
+		// kubectl get -o wide and describe say how many attempts history lacks (the ledger has them).
+		if want := max(0, i-maxHistory); st.AttemptsNotInHistory != int32(want) {
+			t.Fatalf("after attempt %d attemptsNotInHistory = %d, want %d", i, st.AttemptsNotInHistory, want)
+		}
 	}
 	if len(st.History) != maxHistory || st.History[0].Number != 4 || st.History[9].Number != 13 {
 		t.Fatalf("history holds %d attempts from %d, want the last 10 (4..13)", len(st.History), st.History[0].Number)

@@ -93,6 +93,15 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 	if a.Test {
 		h.Set(HeaderTest, "true")
 	}
+	// CloudEventsBinary's ce-* attributes. Set before the static headers, so those cannot replace them; the
+	// signature below covers the body (the event's data) only, as in every format (docs/receivers.md).
+	attrs, err := envelope.Headers(a.Format, a.Event)
+	if err != nil {
+		return Request{}, fmt.Errorf("%w: building the %s headers: %w", ErrInvalidRequest, a.Format, err)
+	}
+	for _, attr := range attrs {
+		h.Set(attr.Name, attr.Value)
+	}
 
 	// The message id is the event id, so Standard Webhooks' webhook-id is the
 	// same idempotency key as X-Event-Id, stable across retries.

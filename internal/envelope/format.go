@@ -15,8 +15,11 @@ const (
 	FormatEnvelope Format = "Envelope"
 	// FormatCollection is {"event","collection","payload"} (product doc 002).
 	FormatCollection Format = "Collection"
-	// FormatCloudEvents is a CloudEvents 1.0 event in structured mode.
+	// FormatCloudEvents is a CloudEvents 1.0 event in structured mode: attributes and data in one JSON body.
 	FormatCloudEvents Format = "CloudEvents"
+	// FormatCloudEventsBinary is a CloudEvents 1.0 event in HTTP binary mode: the data is the body and the
+	// attributes are ce-* headers (see Headers).
+	FormatCloudEventsBinary Format = "CloudEventsBinary"
 )
 
 const (
@@ -79,15 +82,7 @@ func Build(format Format, ev Event) (body []byte, contentType string, err error)
 		return append(b, '}'), contentTypeJSON, nil
 
 	case FormatCloudEvents:
-		// id and source are REQUIRED non-empty attributes in CloudEvents 1.0; a receiver's SDK would
-		// reject the event, so fail here where the cause is visible.
-		if ev.ID == "" {
-			return nil, "", errors.New("cloudevents id is empty")
-		}
-		if ev.Source == "" {
-			return nil, "", errors.New("cloudevents source is empty")
-		}
-		timestamp, err := formatTimestamp(ev.OccurredAt)
+		timestamp, err := cloudEventsTime(ev)
 		if err != nil {
 			return nil, "", err
 		}
@@ -114,9 +109,91 @@ func Build(format Format, ev Event) (body []byte, contentType string, err error)
 			return nil, "", err
 		}
 		return append(b, '}'), contentTypeCloudEvents, nil
+
+	case FormatCloudEventsBinary:
+		// The attributes travel as headers (Headers), so only the checks that would make them invalid run here.
+		if _, err := cloudEventsTime(ev); err != nil {
+			return nil, "", err
+		}
+		if b, err = appendData(b, ev.Data); err != nil {
+			return nil, "", err
+		}
+		return b, contentTypeJSON, nil
 	}
 	return nil, "", fmt.Errorf("unknown payload format %q", format)
 }
+
+// Header is one HTTP header a format sends beside its body.
+type Header struct{ Name, Value string }
+
+// Headers returns the headers format sends beside the body Build returns for ev: CloudEventsBinary's ce-*
+// attributes, in a fixed order; none for the other formats, which carry everything in the body. The attributes
+// are those of the structured CloudEvents body, datacontenttype being the Content-Type header as the HTTP
+// binding requires.
+func Headers(format Format, ev Event) ([]Header, error) {
+	if format != FormatCloudEventsBinary {
+		return nil, nil
+	}
+	timestamp, err := cloudEventsTime(ev)
+	if err != nil {
+		return nil, err
+	}
+	h := make([]Header, 0, 6)
+	add := func(name, value string) { h = append(h, Header{Name: name, Value: percentEncode(value)}) }
+	add("ce-specversion", "1.0")
+	add("ce-id", ev.ID)
+	add("ce-source", ev.Source)
+	add("ce-type", ev.Type)
+	if ev.Collection != "" {
+		add("ce-subject", ev.Collection)
+	}
+	add("ce-time", timestamp)
+	if ev.TenantID != "" {
+		add("ce-tenantid", ev.TenantID)
+	}
+	return h, nil
+}
+
+// cloudEventsTime checks what CloudEvents 1.0 requires of an event in either mode and returns its time
+// attribute. id and source are REQUIRED non-empty attributes; a receiver's SDK would reject the event, so fail
+// here where the cause is visible.
+func cloudEventsTime(ev Event) (string, error) {
+	if ev.ID == "" {
+		return "", errors.New("cloudevents id is empty")
+	}
+	if ev.Source == "" {
+		return "", errors.New("cloudevents source is empty")
+	}
+	return formatTimestamp(ev.OccurredAt)
+}
+
+// percentEncode encodes an attribute value for a ce-* header as the CloudEvents HTTP binding (3.1.3.2) requires:
+// space, double quote, percent and every byte outside printable ASCII become %XX (UTF-8 bytes), so any tenant
+// id or collection survives as a valid header value.
+func percentEncode(v string) string {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if needsPercent(v[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+2*n)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if needsPercent(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func needsPercent(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
 
 // appendData appends the canonical form of the event's data, or null when there is none.
 func appendData(dst, data []byte) ([]byte, error) {

@@ -3,6 +3,7 @@ package envelope
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,16 @@ func TestBuild(t *testing.T) {
 			wantBody: `{"specversion":"1.0","id":"evt_1","source":"/s","type":"t",` +
 				`"time":"2025-11-16T10:30:00Z","datacontenttype":"application/json","data":null}`,
 			wantContentType: "application/cloudevents+json; charset=utf-8",
+		},
+		{
+			name:   "cloudevents binary mode: the data alone is the body",
+			format: FormatCloudEventsBinary,
+			ev: Event{
+				ID: "evt_1", Type: "insert", TenantID: "123", Collection: "posts", OccurredAt: occurredAt,
+				Source: "/hookpost/shop/orders", Data: []byte(`{"b": 2.0, "a": 1}`),
+			},
+			wantBody:        `{"b":2,"a":1}`,
+			wantContentType: "application/json",
 		},
 		{
 			name:            "timestamp is UTC with only non-zero fractional digits",
@@ -170,6 +181,9 @@ func TestBuildRejects(t *testing.T) {
 		{"year beyond RFC 3339", FormatCloudEvents, func(e *Event) { e.OccurredAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "outside RFC 3339's range"},
 		{"cloudevents without id", FormatCloudEvents, func(e *Event) { e.ID = "" }, "cloudevents id is empty"},
 		{"cloudevents without source", FormatCloudEvents, func(e *Event) { e.Source = "" }, "cloudevents source is empty"},
+		{name: "binary cloudevents without id", format: FormatCloudEventsBinary, mutate: func(e *Event) { e.ID = "" }, wantErr: "cloudevents id is empty"},
+		{name: "binary cloudevents without source", format: FormatCloudEventsBinary, mutate: func(e *Event) { e.Source = "" }, wantErr: "cloudevents source is empty"},
+		{name: "binary cloudevents with a zero time", format: FormatCloudEventsBinary, mutate: func(e *Event) { e.OccurredAt = time.Time{} }, wantErr: "event occurred-at time is zero"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +198,60 @@ func TestBuildRejects(t *testing.T) {
 	_, _, err := Build(FormatEnvelope, Event{Type: "t", OccurredAt: occurredAt, Data: []byte("[")})
 	if !errors.Is(err, ErrInvalidJSON) {
 		t.Errorf("invalid data error %v does not wrap ErrInvalidJSON", err)
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	full := Event{ID: "evt_1", Type: "order.created", TenantID: "123", Collection: "posts", OccurredAt: occurredAt,
+		Source: "/hookpost/shop/orders", Data: []byte(`{"a":1}`)}
+	tests := []struct {
+		name   string
+		format Format
+		ev     Event
+		want   []Header
+	}{
+		{name: "structured formats carry everything in the body", format: FormatCloudEvents, ev: full},
+		{name: "envelope", format: FormatEnvelope, ev: full},
+		{
+			name: "binary mode: every attribute of the structured body but data and datacontenttype", format: FormatCloudEventsBinary, ev: full,
+			want: []Header{
+				{Name: "ce-specversion", Value: "1.0"}, {Name: "ce-id", Value: "evt_1"}, {Name: "ce-source", Value: "/hookpost/shop/orders"},
+				{Name: "ce-type", Value: "order.created"}, {Name: "ce-subject", Value: "posts"}, {Name: "ce-time", Value: "2025-11-16T10:30:00Z"},
+				{Name: "ce-tenantid", Value: "123"},
+			},
+		},
+		{
+			name: "binary mode without optional attributes", format: FormatCloudEventsBinary,
+			ev: Event{ID: "e", Type: "t", Source: "/s", OccurredAt: occurredAt},
+			want: []Header{
+				{Name: "ce-specversion", Value: "1.0"}, {Name: "ce-id", Value: "e"}, {Name: "ce-source", Value: "/s"},
+				{Name: "ce-type", Value: "t"}, {Name: "ce-time", Value: "2025-11-16T10:30:00Z"},
+			},
+		},
+		{
+			// The HTTP binding percent-encodes space, '"', '%' and non-printable-ASCII bytes (UTF-8) in values.
+			name: "binary mode percent-encodes values a header cannot carry", format: FormatCloudEventsBinary,
+			ev: Event{ID: "a b", Type: `q"%`, TenantID: "t\u00e9\n", Collection: "~!", Source: "/s", OccurredAt: occurredAt},
+			want: []Header{
+				{Name: "ce-specversion", Value: "1.0"}, {Name: "ce-id", Value: "a%20b"}, {Name: "ce-source", Value: "/s"},
+				{Name: "ce-type", Value: "q%22%25"}, {Name: "ce-subject", Value: "~!"}, {Name: "ce-time", Value: "2025-11-16T10:30:00Z"},
+				{Name: "ce-tenantid", Value: "t%C3%A9%0A"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Headers(tt.format, tt.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("headers\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := Headers(FormatCloudEventsBinary, Event{Type: "t", Source: "/s", OccurredAt: occurredAt}); err == nil {
+		t.Error("binary headers of an event without an id: no error")
 	}
 }
 

@@ -14,15 +14,25 @@ import (
 
 // BuildOperator builds the manager binary into dir and returns its path.
 func BuildOperator(dir string) (string, error) {
+	return build(dir, "hookpost-manager", "./cmd/manager")
+}
+
+// BuildPlugin builds the kubectl plugin into dir and returns its path, so a test runs it as a user does.
+func BuildPlugin(dir string) (string, error) {
+	return build(dir, "kubectl-hookpost", "./cmd/kubectl-hookpost")
+}
+
+// build builds the repository's package pkg into dir/name.
+func build(dir, name, pkg string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "hookpost-manager")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/manager")
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the manager: %w\n%s", err, b)
+		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
