@@ -51,6 +51,7 @@ signature as a receiver would, and print a subscription's signing secret.`,
 		newVerifyCommand(o),
 		newSecretCommand(o),
 		newHistoryCommand(o),
+		newDeadLettersCommand(o),
 	)
 	return cmd
 }
