@@ -27,7 +27,8 @@ var _ = Describe("WebhookReplay controller", func() {
 		rcv = newReceiver()
 		Expect(k8sClient.Create(ctx, fixtures.SigningSecret(ns, "signing", map[string]string{"secret": testSecret}))).To(Succeed())
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.InsecureHTTP(), fixtures.SecretRef("signing", "secret")))).To(Succeed())
-		Eventually(readyOf(ns, "orders")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		// Longer than the default second: when this Describe runs first, the manager may still be syncing its caches.
+		Eventually(readyOf(ns, "orders")).WithTimeout(summaryWait).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
 	})
 
 	// deliverAll creates sealed deliveries of the subscription, as ingest does, and waits until each is in phase.
