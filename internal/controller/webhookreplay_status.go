@@ -48,6 +48,22 @@ func replaySelects(sel hookpostv1.ReplaySelector, created time.Time, d *hookpost
 	return true
 }
 
+// replayBypassesLimits reports whether want, the replay value set on d, is rp's own request to replay d, which the
+// delivery controller then sends without the replay limits: the value names rp (name and uid), rp is still
+// running, rp selects d, and d's last accepted replay was not already rp's. Someone who may patch deliveries but
+// not create WebhookReplays can copy a running replay's value onto a delivery it selects, but gets at most the
+// one replay the WebhookReplay would have sent anyway; every other value goes through the limits.
+func replayBypassesLimits(rp *hookpostv1.WebhookReplay, d *hookpostv1.WebhookDelivery, want string) bool {
+	name, uid, _, ok := hookpostv1.ParseReplayValue(want)
+	if !ok || name != rp.Name || uid != string(rp.UID) || meta.IsStatusConditionTrue(rp.Status.Conditions, hookpostv1.ConditionComplete) {
+		return false
+	}
+	if n, u, _, ok := hookpostv1.ParseReplayValue(d.Annotations[hookpostv1.AnnotationReplayed]); ok && n == name && u == uid {
+		return false
+	}
+	return replaySelects(rp.Spec.Selector, rp.CreationTimestamp.Time, d)
+}
+
 // sortOldestEventFirst orders deliveries by event time, then name, so a replay sends in the order events
 // happened and a limit keeps the oldest.
 func sortOldestEventFirst(ds []*hookpostv1.WebhookDelivery) {

@@ -132,3 +132,42 @@ func TestCompleteCondition(t *testing.T) {
 		})
 	}
 }
+
+func TestReplayBypassesLimits(t *testing.T) {
+	created := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	running := &hookpostv1.WebhookReplay{
+		ObjectMeta: metav1.ObjectMeta{Name: "r", UID: "uid", CreationTimestamp: metav1.NewTime(created)},
+		Spec:       hookpostv1.WebhookReplaySpec{Selector: hookpostv1.ReplaySelector{Phases: []hookpostv1.DeliveryPhase{hookpostv1.DeliveryFailed}}},
+	}
+	complete := running.DeepCopy()
+	complete.Status.Conditions = []metav1.Condition{{Type: hookpostv1.ConditionComplete, Status: metav1.ConditionTrue, Reason: hookpostv1.ReasonReplaySucceeded}}
+	failed := func(replayed string) *hookpostv1.WebhookDelivery {
+		return &hookpostv1.WebhookDelivery{
+			ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created.Add(-time.Hour)), Annotations: map[string]string{hookpostv1.AnnotationReplayed: replayed}},
+			Status:     hookpostv1.WebhookDeliveryStatus{Phase: hookpostv1.DeliveryFailed, Attempts: 1},
+		}
+	}
+	succeeded := failed("")
+	succeeded.Status.Phase = hookpostv1.DeliverySucceeded
+	tests := []struct {
+		name string
+		rp   *hookpostv1.WebhookReplay
+		d    *hookpostv1.WebhookDelivery
+		want string
+		ok   bool
+	}{
+		{name: "the replay's own request", rp: running, d: failed(""), want: hookpostv1.ReplayValue("r", "uid", 1), ok: true},
+		{name: "a value of another object with the same name", rp: running, d: failed(""), want: hookpostv1.ReplayValue("r", "other", 1), ok: false},
+		{name: "a plain value", rp: running, d: failed(""), want: "2025-11-16T10:00:00Z", ok: false},
+		{name: "a completed replay", rp: complete, d: failed(""), want: hookpostv1.ReplayValue("r", "uid", 1), ok: false},
+		{name: "a delivery the replay does not select", rp: running, d: succeeded, want: hookpostv1.ReplayValue("r", "uid", 1), ok: false},
+		{name: "a second value of the same replay (a copy in a loop)", rp: running, d: failed(hookpostv1.ReplayValue("r", "uid", 1)), want: hookpostv1.ReplayValue("r", "uid", 2), ok: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := replayBypassesLimits(tc.rp, tc.d, tc.want); got != tc.ok {
+				t.Fatalf("replayBypassesLimits = %v, want %v", got, tc.ok)
+			}
+		})
+	}
+}
