@@ -31,6 +31,7 @@ type deadLettersOptions struct {
 // deadLetter is one delivery that failed for good: a line of -o jsonl, an item of -o json and yaml.
 type deadLetter struct {
 	// Source is "object" for a Failed WebhookDelivery, "ledger" for a ledger row whose object is gone (pruned).
+	// Reason is the Delivered reason of an object, the outcome class of a ledger row's last attempt.
 	Source       string    `json:"source"`
 	Namespace    string    `json:"namespace"`
 	Subscription string    `json:"subscription"`
