@@ -34,6 +34,25 @@ const (
 	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
 	// limits; its message says until when. Negative polarity: absent (or False) is the normal state.
 	ConditionReplayDeferred = "ReplayDeferred"
+
+	// ConditionComplete is True on a WebhookReplay once every delivery it selected was replayed and finished
+	// again (its reason says whether all succeeded), False while it replays. Positive polarity, so
+	// `kubectl wait --for=condition=Complete whrep/NAME` waits for a bulk replay.
+	ConditionComplete = "Complete"
+)
+
+// Reasons on the Complete condition of a WebhookReplay (and of its Events).
+const (
+	// ReasonReplaying: deliveries are being replayed, or replayed ones have not finished yet (Complete=False).
+	ReasonReplaying = "Replaying"
+	// ReasonReplaySucceeded: every selected delivery was replayed and a receiver accepted it (Complete=True).
+	ReasonReplaySucceeded = "Succeeded"
+	// ReasonReplaySomeFailed: every selected delivery was replayed and at least one failed again (Complete=True).
+	ReasonReplaySomeFailed = "SomeFailed"
+	// ReasonNothingSelected: no delivery matched spec.selector when the replay started (Complete=True).
+	ReasonNothingSelected = "NothingSelected"
+	// ReasonReplayStarted: the Normal Event recorded when a WebhookReplay selects its deliveries.
+	ReasonReplayStarted = "Started"
 )
 
 // Reasons on the TenantsGranted condition of a WebhookSubscription.
@@ -139,6 +158,11 @@ const (
 	AnnotationReplay = "webhooks.hookpost.io/replay"
 	// AnnotationReplayed records the replay value already acted on, so a replay is done once per value.
 	AnnotationReplayed = "webhooks.hookpost.io/replayed"
+	// ReplayValuePrefix starts the AnnotationReplay value a WebhookReplay sets on the deliveries it replays,
+	// followed by "<name>/<uid>/<attempts>" (ReplayValue): the value marks the delivery as sent by that replay,
+	// which survives an operator restart, and lets the delivery controller hold the replay to the WebhookReplay's
+	// own rate instead of the per-subscription replay limits.
+	ReplayValuePrefix = "WebhookReplay/"
 	// AnnotationFirstAttempt carries the outcome of the first attempt, made by ingest before the delivery
 	// existed, so the one create that makes the delivery durable also records that attempt; the delivery
 	// controller moves it into status. Set by Hookpost only.

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -57,4 +58,28 @@ func SubscriptionLabelValue(name string) string {
 		return ""
 	}
 	return name
+}
+
+// ReplayValue is the AnnotationReplay value the WebhookReplay name (with uid) sets on a delivery it replays that
+// had made attempts attempts: the count tells the replay's own outcome from the one before it.
+func ReplayValue(name, uid string, attempts int32) string {
+	return ReplayValuePrefix + name + "/" + uid + "/" + strconv.Itoa(int(attempts))
+}
+
+// ParseReplayValue returns the WebhookReplay's name and uid, and the delivery's attempts before it, from an
+// AnnotationReplay value ReplayValue made, or ok false for any other value.
+func ParseReplayValue(v string) (name, uid string, attempts int32, ok bool) {
+	rest, found := strings.CutPrefix(v, ReplayValuePrefix)
+	if !found {
+		return "", "", 0, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return "", "", 0, false
+	}
+	n, err := strconv.ParseInt(parts[2], 10, 32)
+	if err != nil || n < 0 {
+		return "", "", 0, false
+	}
+	return parts[0], parts[1], int32(n), true
 }

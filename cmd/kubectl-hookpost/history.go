@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hookpost/hookpost/internal/ledger"
 	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
@@ -26,15 +27,47 @@ const ledgerDSNEnv = "HOOKPOST_LEDGER_DSN"
 // errorColumnWidth is how many characters of an error the table shows; -o json and yaml show all of it.
 const errorColumnWidth = 60
 
+// ledgerOptions are the flags that reach the delivery ledger, shared by history and dead-letters.
+type ledgerOptions struct {
+	dsn, schema, table string
+	timeout            time.Duration
+}
+
+func (l *ledgerOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&l.dsn, "ledger-dsn", "", "PostgreSQL DSN of the delivery ledger. Default: $"+ledgerDSNEnv+".")
+	f.StringVar(&l.schema, "ledger-schema", ledgerpg.DefaultSchema, "Schema of the ledger table, as the manager's --ledger-schema.")
+	f.StringVar(&l.table, "ledger-table", ledgerpg.DefaultTable, "Ledger table, as the manager's --ledger-table.")
+	f.DurationVar(&l.timeout, "timeout", 30*time.Second, "How long to wait for the ledger's database.")
+}
+
+// resolveDSN is --ledger-dsn, else $HOOKPOST_LEDGER_DSN, else "" (no ledger).
+func (l *ledgerOptions) resolveDSN() string {
+	if l.dsn == "" {
+		l.dsn = os.Getenv(ledgerDSNEnv)
+	}
+	return l.dsn
+}
+
+// query reads the attempts that pass f from the ledger.
+func (l *ledgerOptions) query(ctx context.Context, f ledgerpg.Filter) ([]ledger.Attempt, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	w, err := ledgerpg.New(ctx, ledgerpg.Options{DSN: l.dsn, Schema: l.schema, Table: l.table})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	return w.Query(ctx, f)
+}
+
 type historyOptions struct {
 	*rootOptions
-	dsn, schema, table           string
+	ledgerOptions
 	subscription, event, outcome string
 	since                        string
 	limit                        int
 	allNamespaces                bool
 	output                       string
-	timeout                      time.Duration
 }
 
 func newHistoryCommand(root *rootOptions) *cobra.Command {
@@ -59,9 +92,7 @@ only WebhookDeliveries within the history limits remain: use kubectl get whdel a
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.dsn, "ledger-dsn", "", "PostgreSQL DSN of the delivery ledger. Default: $"+ledgerDSNEnv+".")
-	f.StringVar(&o.schema, "ledger-schema", ledgerpg.DefaultSchema, "Schema of the ledger table, as the manager's --ledger-schema.")
-	f.StringVar(&o.table, "ledger-table", ledgerpg.DefaultTable, "Ledger table, as the manager's --ledger-table.")
+	o.ledgerOptions.addFlags(f)
 	// No -s: kubectl's connection flags, which every command shares, hold it for --server.
 	f.StringVar(&o.subscription, "subscription", "", "Only attempts of this subscription.")
 	f.StringVar(&o.event, "event", "", "Only attempts of this event id, for every subscription it matched.")
@@ -69,7 +100,6 @@ only WebhookDeliveries within the history limits remain: use kubectl get whdel a
 	f.StringVar(&o.since, "since", "", "Only attempts within this long, such as 1h, or since this RFC 3339 time, such as 2025-11-16T08:00:00Z.")
 	f.IntVar(&o.limit, "limit", ledgerpg.DefaultQueryLimit, "Show at most this many attempts, the latest.")
 	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Attempts of subscriptions in every namespace.")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "How long to wait for the ledger's database.")
 	addOutputFlag(cmd, &o.output, "wide")
 	return cmd
 }
@@ -85,10 +115,7 @@ func (o *historyOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.dsn == "" {
-		o.dsn = os.Getenv(ledgerDSNEnv)
-	}
-	if o.dsn == "" {
+	if o.resolveDSN() == "" {
 		return errors.New("no ledger to read: pass --ledger-dsn or set " + ledgerDSNEnv + " to the manager's ledger database. " +
 			"Without a ledger only WebhookDeliveries within their subscription's history limits remain: kubectl get whdel, kubectl hookpost inspect")
 	}
@@ -102,14 +129,7 @@ func (o *historyOptions) run(ctx context.Context) error {
 		}
 		filter.Namespace = ns
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	w, err := ledgerpg.New(ctx, ledgerpg.Options{DSN: o.dsn, Schema: o.schema, Table: o.table})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	attempts, err := w.Query(ctx, filter)
+	attempts, err := o.query(ctx, filter)
 	if err != nil {
 		return err
 	}

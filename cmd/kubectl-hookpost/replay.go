@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -16,6 +17,10 @@ type replayOptions struct {
 	*rootOptions
 	subscription, phase, output string
 	since                       time.Duration
+	// webhookReplay and the fields after it: create a WebhookReplay instead of annotating each delivery now.
+	webhookReplay       bool
+	rate, limit         int32
+	eventTypes, tenants []string
 }
 
 // replayResult is replay's -o form.
@@ -29,25 +34,42 @@ type replayResult struct {
 func newReplayCommand(root *rootOptions) *cobra.Command {
 	o := &replayOptions{rootOptions: root}
 	cmd := &cobra.Command{
-		Use:   "replay [DELIVERY | --subscription SUBSCRIPTION]",
+		Use:   "replay [DELIVERY | --subscription SUBSCRIPTION | --webhookreplay]",
 		Short: "Send deliveries again",
 		Long: `Sets the webhooks.hookpost.io/replay annotation of one delivery, or of every delivery of a subscription
 that passes the filters, to a new value. Hookpost then sends each again, whatever its phase, restarting the
 retry schedule and keeping the attempt history, within the operator's replay limits (condition ReplayDeferred
-says until when a replay waits). Reports how many deliveries a replay was requested for.`,
+says until when a replay waits). Reports how many deliveries a replay was requested for.
+
+With --webhookreplay, creates a WebhookReplay instead: the operator replays the selection at --rate
+(not held to the per-subscription replay limits), and its status counts selected, sent, succeeded and
+failed deliveries until its Complete condition is True. --subscription is then optional (every
+subscription of the namespace), and --since is over the events' time. This is the way to replay in bulk.`,
 		Example: `  kubectl hookpost replay orders-3f2a9c0e1d
-  kubectl hookpost replay --subscription orders --phase Failed --since 2h`,
+  kubectl hookpost replay --subscription orders --phase Failed --since 2h
+  kubectl hookpost replay --webhookreplay --subscription orders --phase Failed --event-type order.created --rate 20`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
 	cmd.Flags().StringVar(&o.subscription, "subscription", "", "Replay the deliveries of this subscription.")
 	cmd.Flags().StringVar(&o.phase, "phase", "", "With --subscription: only deliveries in this phase (Pending, Retrying, Succeeded or Failed).")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "With --subscription: only deliveries created within this long, such as 2h.")
+	cmd.Flags().BoolVar(&o.webhookReplay, "webhookreplay", false, "Create a WebhookReplay that replays the selection at --rate.")
+	cmd.Flags().Int32Var(&o.rate, "rate", hookpostv1.DefaultReplayPerSecond, "With --webhookreplay: deliveries replayed per second (1 to 100).")
+	cmd.Flags().Int32Var(&o.limit, "limit", hookpostv1.DefaultReplayLimit, "With --webhookreplay: replay at most this many deliveries, those with the oldest events (1 to 10000).")
+	cmd.Flags().StringSliceVar(&o.eventTypes, "event-type", nil, "With --webhookreplay: only deliveries of these event types.")
+	cmd.Flags().StringSliceVar(&o.tenants, "tenant", nil, "With --webhookreplay: only deliveries of events of these tenants.")
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
 func (o *replayOptions) run(ctx context.Context, args []string) error {
+	if o.webhookReplay {
+		return o.runWebhookReplay(ctx, args)
+	}
+	if len(o.eventTypes) > 0 || len(o.tenants) > 0 {
+		return errors.New("--event-type and --tenant select what a WebhookReplay replays: add --webhookreplay")
+	}
 	if (len(args) == 1) == (o.subscription != "") {
 		return errors.New("name one delivery, or pass --subscription to replay a subscription's deliveries")
 	}
@@ -57,10 +79,8 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 	if err := validateOutput(o.output); err != nil {
 		return err
 	}
-	switch hookpostv1.DeliveryPhase(o.phase) {
-	case "", hookpostv1.DeliveryPending, hookpostv1.DeliveryRetrying, hookpostv1.DeliverySucceeded, hookpostv1.DeliveryFailed:
-	default:
-		return fmt.Errorf("--phase %q is not a phase: use Pending, Retrying, Succeeded or Failed", o.phase)
+	if err := validatePhase(o.phase); err != nil {
+		return err
 	}
 	c, ns, err := o.connect()
 	if err != nil {
@@ -134,6 +154,57 @@ func (o *replayOptions) list(ctx context.Context, c client.Client, ns string) ([
 		}
 	}
 	return out, nil
+}
+
+// runWebhookReplay creates a WebhookReplay selecting what the flags say.
+func (o *replayOptions) runWebhookReplay(ctx context.Context, args []string) error {
+	if len(args) == 1 {
+		return errors.New("--webhookreplay replays a selection: drop the delivery name, or drop --webhookreplay to replay that one delivery")
+	}
+	if err := validateOutput(o.output); err != nil {
+		return err
+	}
+	if err := validatePhase(o.phase); err != nil {
+		return err
+	}
+	sel := hookpostv1.ReplaySelector{SubscriptionName: o.subscription, EventTypes: o.eventTypes, Tenants: o.tenants}
+	if o.phase != "" {
+		sel.Phases = []hookpostv1.DeliveryPhase{hookpostv1.DeliveryPhase(o.phase)}
+	}
+	if o.since > 0 {
+		sel.From = &metav1.Time{Time: time.Now().Add(-o.since).UTC().Truncate(time.Second)}
+	}
+	c, ns, err := o.connect()
+	if err != nil {
+		return err
+	}
+	return createWebhookReplay(ctx, o.rootOptions, c, ns, "replay-", sel, o.rate, o.limit, o.output)
+}
+
+func validatePhase(phase string) error {
+	switch hookpostv1.DeliveryPhase(phase) {
+	case "", hookpostv1.DeliveryPending, hookpostv1.DeliveryRetrying, hookpostv1.DeliverySucceeded, hookpostv1.DeliveryFailed:
+		return nil
+	}
+	return fmt.Errorf("--phase %q is not a phase: use Pending, Retrying, Succeeded or Failed", phase)
+}
+
+// createWebhookReplay creates a WebhookReplay named generateName plus a random suffix, and says how to follow it.
+// limit 0 takes the API's default. The API server checks the bounds and answers with the field and the fix.
+func createWebhookReplay(ctx context.Context, o *rootOptions, c client.Client, ns, generateName string, sel hookpostv1.ReplaySelector, rate, limit int32, output string) error {
+	rp := &hookpostv1.WebhookReplay{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: generateName},
+		Spec:       hookpostv1.WebhookReplaySpec{Selector: sel, Rate: hookpostv1.ReplayRate{PerSecond: rate}, Limit: limit},
+	}
+	if err := c.Create(ctx, rp); err != nil {
+		return fmt.Errorf("create WebhookReplay in namespace %s: %w", ns, err)
+	}
+	if output != "" {
+		return printStructured(o.streams.Out, output, rp)
+	}
+	fmt.Fprintf(o.streams.Out, "webhookreplay/%s created\n", rp.Name)
+	fmt.Fprintf(o.streams.Out, "Follow it with: kubectl get whrep %s -n %s -w; wait for it with: kubectl wait --for=condition=Complete whrep/%s -n %s\n", rp.Name, ns, rp.Name, ns)
+	return nil
 }
 
 func plural(n int, one, many string) string {

@@ -32,9 +32,10 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kubectl-hookpost",
 		Short: "Test, replay, inspect and verify Hookpost webhooks",
-		Long: `kubectl hookpost works with Hookpost's WebhookSubscriptions and WebhookDeliveries: send a test event,
-replay deliveries, show the exact request a receiver gets, publish an event into a source, verify a
-signature as a receiver would, and print a subscription's signing secret.`,
+		Long: `kubectl hookpost works with Hookpost's WebhookSubscriptions, WebhookDeliveries and WebhookReplays: send a
+test event, replay deliveries (one, or in bulk through a WebhookReplay), list and export dead letters, show
+the exact request a receiver gets, publish an event into a source, verify a signature as a receiver would,
+and print a subscription's signing secret.`,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl hookpost"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -51,6 +52,7 @@ signature as a receiver would, and print a subscription's signing secret.`,
 		newVerifyCommand(o),
 		newSecretCommand(o),
 		newHistoryCommand(o),
+		newDeadLettersCommand(o),
 	)
 	return cmd
 }

@@ -88,7 +88,7 @@ func servesKinds(dc discovery.DiscoveryInterface) error {
 	for _, r := range list.APIResources {
 		served[r.Name] = true
 	}
-	for _, name := range []string{"webhooksubscriptions", "webhookdeliveries"} {
+	for _, name := range []string{"webhooksubscriptions", "webhookdeliveries", "webhookreplays"} {
 		if !served[name] {
 			return fmt.Errorf("%s.%s not served yet (are the CRDs installed?)", name, hookpostv1.GroupVersion.Group)
 		}

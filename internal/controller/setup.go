@@ -13,7 +13,7 @@ import (
 	"github.com/hookpost/hookpost/internal/ledger"
 )
 
-// Options are what the two controllers need from the binary that runs them.
+// Options are what the controllers need from the binary that runs them.
 type Options struct {
 	Clock  clock.PassiveClock
 	Sender *delivery.Sender
@@ -37,7 +37,7 @@ type Options struct {
 	Breakers *delivery.Breakers
 }
 
-// Setup registers the cache indexes and both controllers with mgr, as the operator runs them; tests that need
+// Setup registers the cache indexes and the controllers with mgr, as the operator runs them; tests that need
 // the real operator in-process call it too.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := setupIndexes(ctx, mgr); err != nil {
@@ -79,6 +79,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Breakers:                o.Breakers,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)
+	}
+	if err := (&WebhookReplayReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  FitNotes(mgr.GetEventRecorder("hookpost-replay")),
+		Clock:     o.Clock,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up replay controller: %w", err)
 	}
 	return nil
 }

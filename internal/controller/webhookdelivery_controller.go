@@ -196,7 +196,7 @@ func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpos
 	}
 	want := d.Annotations[hookpostv1.AnnotationReplay]
 	merge := replayUnsent(d)
-	if !merge {
+	if !merge && !r.bulkReplay(ctx, d, want) {
 		now := r.Clock.Now()
 		if wait = r.replayLimiter().reserve(d.UID, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, now); wait > 0 {
 			r.deferReplay(ctx, d, want, now.Add(wait))
@@ -220,6 +220,21 @@ func (r *WebhookDeliveryReconciler) acceptReplay(ctx context.Context, d *hookpos
 	d.Status = replay(d.Status)
 	ctrl.LoggerFrom(ctx).Info("Replaying delivery", "replay", want, "attempts", d.Status.Attempts)
 	return true, 0, nil
+}
+
+// bulkReplay reports whether want, d's replay value, is a running WebhookReplay's request to replay d: such a
+// replay goes at the WebhookReplay's declared rate instead of the replay limits, which guard against an
+// annotation patched in a loop. replayBypassesLimits says why a copied value cannot loop.
+func (r *WebhookDeliveryReconciler) bulkReplay(ctx context.Context, d *hookpostv1.WebhookDelivery, want string) bool {
+	name, _, _, ok := hookpostv1.ParseReplayValue(want)
+	if !ok {
+		return false
+	}
+	rp := &hookpostv1.WebhookReplay{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, rp); err != nil {
+		return false
+	}
+	return replayBypassesLimits(rp, d, want)
 }
 
 // replayUnsent reports whether an accepted replay of d has not made its attempt yet.
