@@ -281,8 +281,10 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 		ResponseBody: body,
 		Class:        Classify(resp.StatusCode, nil, retryOn4xx),
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		// Reported as the receiver sent it; the retry policy (backoff.Next) caps it.
+	if resp.StatusCode >= 400 && resp.StatusCode <= 599 && out.Class == ClassRetry {
+		// Any error answer that is retried may say when to come back (RFC 9110 allows Retry-After on any
+		// response, and receivers send it on 500s and, with retryOn4xx, on 4xx too). Reported as the receiver
+		// sent it: the retry policy (backoff.Next) is the one place that caps it.
 		out.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	out.Error = statusMessage(resp)
