@@ -43,6 +43,9 @@ type Target struct {
 	Schedule []time.Duration
 	// Reach is what the subscription's namespace may reach beyond the SSRF guard.
 	Reach Reach
+	// Rate bounds how often the subscription's attempts start (Sender.TakeRate, Sender.ReserveRate); the zero
+	// value is no limit.
+	Rate RateLimit
 }
 
 // Attempt returns attempt number (1-based) of ev to t, signed with secret at now: the one place that turns
