@@ -43,6 +43,11 @@ func hostBusyDelay() time.Duration {
 	return hostBusyRetry/2 + rand.N(hostBusyRetry)
 }
 
+// rateLimitNote is the shortest wait for a rate limit booking that is written into the delivery's status (reason
+// RateLimited): shorter waits are over before anyone could read them, and writing each would cost an API write per
+// attempt of a limited subscription.
+const rateLimitNote = 2 * time.Second
+
 // statusWriteTimeout bounds the status write after an attempt.
 const statusWriteTimeout = 15 * time.Second
 
@@ -75,6 +80,16 @@ type WebhookDeliveryReconciler struct {
 	// written remembers how many attempts this process recorded per delivery, so a reconcile that reads a cache
 	// older than its own last write waits instead of sending the same attempt twice.
 	written sync.Map // types.NamespacedName -> writtenAttempts
+
+	// booked holds the start each waiting delivery was booked under its subscription's rate limit, until its attempt
+	// is made (admit).
+	booked sync.Map // types.NamespacedName -> rateBooking
+}
+
+// rateBooking is when a delivery object (by UID) may start its next attempt under its subscription's rate limit.
+type rateBooking struct {
+	uid types.UID
+	at  time.Time
 }
 
 // writtenAttempts is the attempt count this process last wrote for a delivery object (by UID, since a name can
@@ -90,6 +105,7 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
+			r.booked.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -160,9 +176,10 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return wait, err
 	}
 	res, sent := r.attempt(ctx, d, att)
-	if !sent && !replayed && replayWait == 0 {
+	if !sent && !replayed && replayWait == 0 && !rateLimitNoted(before, d) {
 		// Nothing happened: writing the waiting state now would only cost an API write per postponement. (An
-		// accepted replay is written: its annotation is already marked as done.)
+		// accepted replay is written: its annotation is already marked as done; so is the first note of a long
+		// rate limit wait.)
 		d.Status = before.Status
 	}
 	return res, nil
@@ -316,6 +333,10 @@ type pendingAttempt struct {
 // slot and nothing was sent.
 func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.WebhookDelivery, p *pendingAttempt) (res ctrl.Result, sent bool) {
 	log := ctrl.LoggerFrom(ctx)
+	if wait := r.admit(d, p); wait > 0 {
+		log.V(1).Info("Subscription's rate limit used up; attempt booked for later", "wait", wait)
+		return ctrl.Result{RequeueAfter: wait}, false
+	}
 	if r.Sender.HostFull(p.sub.Spec.URL) {
 		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
@@ -329,6 +350,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
+		r.booked.Delete(client.ObjectKeyFromObject(d))
 		d.Status = invalidRequest(d.Status, err, r.Clock.Now())
 		metrics.DeliveryFinished(false)
 		if r.Recorder != nil {
@@ -344,9 +366,53 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		log.V(1).Info("Destination host busy; attempt postponed")
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
+	r.booked.Delete(client.ObjectKeyFromObject(d))
 	metrics.ObserveAttempt(out)
 	r.record(ctx, d, p.sub, p.target.Schedule, out, start, r.Clock.Now(), false)
 	return r.afterAttempt(d), true
+}
+
+// admit returns how long d must wait for its start under its subscription's rate limit (spec.rateLimit); 0 lets
+// it go now. The first call books a start (Sender.ReserveRate) that d keeps until its attempt is made: it comes
+// back at that time without booking again, so a backlog is woken one delivery at a time at the limit's pace (not
+// every waiter for each token), and one that then finds its host busy keeps its turn. Waiting spends no retry:
+// the attempt count and the schedule are untouched. A long wait is noted in status once (reason RateLimited).
+func (r *WebhookDeliveryReconciler) admit(d *hookpostv1.WebhookDelivery, p *pendingAttempt) time.Duration {
+	key := client.ObjectKeyFromObject(d)
+	if !p.target.Rate.Limited() {
+		r.booked.Delete(key)
+		return 0
+	}
+	now := r.Clock.Now()
+	b, ok := r.booked.Load(key)
+	if !ok || b.(rateBooking).uid != d.UID {
+		b = rateBooking{uid: d.UID, at: r.Sender.ReserveRate(p.target, now)}
+		r.booked.Store(key, b)
+		if b.(rateBooking).at.After(now) {
+			metrics.RateLimited(d.Namespace, p.sub.Name)
+		}
+	}
+	wait := b.(rateBooking).at.Sub(now)
+	if wait <= 0 {
+		return 0
+	}
+	if wait >= rateLimitNote {
+		l := p.sub.Spec.RateLimit
+		waiting(&d.Status, hookpostv1.ReasonRateLimited, fmt.Sprintf("subscription %s's spec.rateLimit (%d per second, burst %d) is used up by the deliveries ahead of this one; its attempt is booked for %s and spends no retry",
+			p.sub.Name, l.PerSecond, l.Burst, b.(rateBooking).at.UTC().Format(time.RFC3339)))
+	}
+	return wait
+}
+
+// rateLimitNoted reports whether after notes a rate limit wait that before did not: that note is written once.
+func rateLimitNoted(before, after *hookpostv1.WebhookDelivery) bool {
+	reason := func(d *hookpostv1.WebhookDelivery) string {
+		if c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered); c != nil {
+			return c.Reason
+		}
+		return ""
+	}
+	return reason(after) == hookpostv1.ReasonRateLimited && reason(before) != hookpostv1.ReasonRateLimited
 }
 
 // sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did
