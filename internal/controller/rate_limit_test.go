@@ -78,9 +78,10 @@ var _ = Describe("A subscription's rate limit (spec.rateLimit)", func() {
 		}))
 		Consistently(requestsTo(rcv, "/limited"), "2500ms").Should(Equal(1), "no second attempt starts while the clock stands still")
 
-		// 1.5 s later: the delivery booked 1 s ahead goes; the failed one's retry is due but books a turn after
-		// the two still waiting (4 s), keeping its attempt count and its phase.
-		fakeClock.Step(1500 * time.Millisecond)
+		// 1 s later (whole seconds: status times are kept to the second, and other specs compare them): the delivery
+		// booked 1 s ahead goes; the failed one's retry is due but books a turn after the two still waiting (4 s),
+		// keeping its attempt count and its phase.
+		fakeClock.Step(time.Second)
 		Eventually(requestsTo(rcv, "/limited"), "10s").Should(Equal(2))
 		Eventually(byState(limited), "10s").Should(Equal(map[string]int{
 			"Retrying/1/RateLimited": 1, "Succeeded/1/Succeeded": 1, "Pending/0/RateLimited": 2,
