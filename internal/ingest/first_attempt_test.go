@@ -43,6 +43,8 @@ type operatorConfig struct {
 	hostWait   time.Duration
 	// ledger, when set, gets every attempt, as the binary's ledger writer does.
 	ledger *ledgerpg.Writer
+	// clock stamps attempts and drives rate limits and retries (default the real clock).
+	clock clock.PassiveClock
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
@@ -68,7 +70,11 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	sealer := controller.NewSealer(key)
-	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
+	clk := cfg.clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
 		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +83,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
+		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait, Clock: clk})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)
