@@ -49,7 +49,7 @@ type operatorConfig struct {
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
 // its defaults, until the test ends.
-func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *operator {
+func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *operator {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own operator in this process.
@@ -96,7 +96,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 }
 
 // readySubscription creates sub, waits until it is Ready and returns its signing secret.
-func readySubscription(t *testing.T, sub *hookpostv1.WebhookSubscription) string {
+func readySubscription(t testing.TB, sub *hookpostv1.WebhookSubscription) string {
 	t.Helper()
 	subscribe(t, sub)
 	key := client.ObjectKeyFromObject(sub)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"k8s.io/apimachinery/pkg/api/meta"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,5 +106,63 @@ func TestRateLimitedSubscriptionIsHandedOverWhileOthersFlow(t *testing.T) {
 		if seen[id] != 1 {
 			t.Errorf("event %s reached the limited subscription %d times, want once", id, seen[id])
 		}
+	}
+}
+
+// BenchmarkRateLimitEndToEnd measures spec.rateLimit through the whole operator, in-process (ingest making first
+// attempts, the delivery controller), on the real clock with a real PostgreSQL outbox and a real receiver: events
+// matching a subscription limited to 10/s (burst 1) and an unlimited one are inserted one per transaction at 30/s
+// for 10 s. It reports what each subscription received during those 10 s: limited-events/s (expect 10 +- 10 %;
+// the rest wait as WebhookDeliveries, drained at the same pace after the run) and unlimited-events/s (expect the
+// 30/s offered: the limited backlog beside it does not slow it).
+func BenchmarkRateLimitEndToEnd(b *testing.B) {
+	const (
+		offered = 30 // events per second
+		runFor  = 10 * time.Second
+	)
+	for range b.N {
+		rcv := harness.NewReceiver()
+		ns := namespace(b)
+		src, table := newOutbox(b, postgres.Options{})
+		startOperator(b, operatorConfig{flushInterval: time.Hour}, src)
+		readySubscription(b, fixtures.Subscription(ns, "limited", rcv.URL+"/limited", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.RateLimit(10, 1)))
+		readySubscription(b, fixtures.Subscription(ns, "free", rcv.URL+"/free", fixtures.Events("*"), fixtures.InsecureHTTP()))
+
+		// One connection for the run, a transaction of offered/10 rows every 100 ms: a connection per row cannot
+		// keep up with 30/s on a busy machine.
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pg.DSN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		end := start.Add(runFor)
+		inserted := 0
+		for tick := 0; time.Now().Before(end); tick++ {
+			time.Sleep(time.Until(start.Add(time.Duration(tick) * 100 * time.Millisecond)))
+			batch := &pgx.Batch{}
+			for range offered / 10 {
+				batch.Queue(postgres.InsertSQL("public", table), "order.created", nil, nil, fmt.Sprintf(`{"order_id":%d}`, inserted))
+				inserted++
+			}
+			if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		_ = conn.Close(ctx)
+		time.Sleep(time.Until(end))
+		within := func(path string) int {
+			n := 0
+			for _, r := range rcv.Requests(path) {
+				if r.At.Before(end) {
+					n++
+				}
+			}
+			return n
+		}
+		b.ReportMetric(float64(within("/limited"))/runFor.Seconds(), "limited-events/s")
+		b.ReportMetric(float64(within("/free"))/runFor.Seconds(), "unlimited-events/s")
+		b.ReportMetric(float64(inserted)/runFor.Seconds(), "offered-events/s")
+		rcv.Close()
 	}
 }
