@@ -176,7 +176,7 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return wait, err
 	}
 	res, sent := r.attempt(ctx, d, att)
-	if !sent && !replayed && replayWait == 0 && !rateLimitNoted(before, d) {
+	if !sent && !replayed && replayWait == 0 && !rateLimitNoted(before.Status, d.Status) {
 		// Nothing happened: writing the waiting state now would only cost an API write per postponement. (An
 		// accepted replay is written: its annotation is already marked as done; so is the first note of a long
 		// rate limit wait.)
@@ -397,22 +397,9 @@ func (r *WebhookDeliveryReconciler) admit(d *hookpostv1.WebhookDelivery, p *pend
 		return 0
 	}
 	if wait >= rateLimitNote {
-		l := p.sub.Spec.RateLimit
-		waiting(&d.Status, hookpostv1.ReasonRateLimited, fmt.Sprintf("subscription %s's spec.rateLimit (%d per second, burst %d) is used up by the deliveries ahead of this one; its attempt is booked for %s and spends no retry",
-			p.sub.Name, l.PerSecond, l.Burst, b.(rateBooking).at.UTC().Format(time.RFC3339)))
+		rateLimited(&d.Status, p.sub.Name, *p.sub.Spec.RateLimit, b.(rateBooking).at)
 	}
 	return wait
-}
-
-// rateLimitNoted reports whether after notes a rate limit wait that before did not: that note is written once.
-func rateLimitNoted(before, after *hookpostv1.WebhookDelivery) bool {
-	reason := func(d *hookpostv1.WebhookDelivery) string {
-		if c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered); c != nil {
-			return c.Reason
-		}
-		return ""
-	}
-	return reason(after) == hookpostv1.ReasonRateLimited && reason(before) != hookpostv1.ReasonRateLimited
 }
 
 // sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did
