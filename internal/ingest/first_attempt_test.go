@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -45,15 +46,23 @@ type operatorConfig struct {
 	ledger *ledgerpg.Writer
 	// clock stamps attempts and drives rate limits and retries (default the real clock).
 	clock clock.PassiveClock
+	// namespace, when set, is the only namespace whose objects the operator caches and reconciles: a test whose
+	// assertions wait on the delivery controller then does not queue behind the deliveries earlier tests left in
+	// the shared cluster.
+	namespace string
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
 // its defaults, until the test ends.
 func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+	opts := ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own operator in this process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}}
+	if cfg.namespace != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{cfg.namespace: {}}
+	}
+	mgr, err := ctrl.NewManager(cp.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

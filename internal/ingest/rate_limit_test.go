@@ -30,7 +30,7 @@ func TestRateLimitedSubscriptionIsHandedOverWhileOthersFlow(t *testing.T) {
 	ns := namespace(t)
 	clk := clocktesting.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	src, table := newOutbox(t, postgres.Options{})
-	startOperator(t, operatorConfig{flushInterval: time.Hour, clock: clk}, src)
+	startOperator(t, operatorConfig{flushInterval: time.Hour, clock: clk, namespace: ns}, src)
 	readySubscription(t, fixtures.Subscription(ns, "limited", rcv.URL+"/limited", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.RateLimit(1, 1)))
 	readySubscription(t, fixtures.Subscription(ns, "free", rcv.URL+"/free", fixtures.Events("*"), fixtures.InsecureHTTP()))
 
@@ -124,7 +124,7 @@ func BenchmarkRateLimitEndToEnd(b *testing.B) {
 		rcv := harness.NewReceiver()
 		ns := namespace(b)
 		src, table := newOutbox(b, postgres.Options{})
-		startOperator(b, operatorConfig{flushInterval: time.Hour}, src)
+		startOperator(b, operatorConfig{flushInterval: time.Hour, namespace: ns}, src)
 		readySubscription(b, fixtures.Subscription(ns, "limited", rcv.URL+"/limited", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.RateLimit(10, 1)))
 		readySubscription(b, fixtures.Subscription(ns, "free", rcv.URL+"/free", fixtures.Events("*"), fixtures.InsecureHTTP()))
 
