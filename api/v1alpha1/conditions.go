@@ -144,6 +144,10 @@ const (
 	ReasonSubscriptionPaused = "SubscriptionPaused"
 	// ReasonSubscriptionNotReady: the subscription's signing secret does not resolve yet (Delivered=False, waits).
 	ReasonSubscriptionNotReady = "SubscriptionNotReady"
+	// ReasonRateLimited: the subscription's spec.rateLimit is used up; the delivery's attempt is booked for a later
+	// start and waits without spending a retry (Delivered=False, phase kept). Written only when the wait is long
+	// enough to be seen (rateLimitNote); the attempt then replaces it.
+	ReasonRateLimited = "RateLimited"
 	// ReasonNotSealed: a Warning Event on a delivery that asks to be a real event but lacks the operator's seal
 	// (it was not created by Hookpost): it is sent as a test event, with X-Hookpost-Test: true.
 	ReasonNotSealed = "NotSealed"

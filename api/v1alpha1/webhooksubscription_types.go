@@ -105,6 +105,14 @@ type WebhookSubscriptionSpec struct {
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
+	// rateLimit bounds how often attempts to this subscription start, first attempts and retries alike:
+	// perSecond on average, at most burst back to back. Deliveries over the limit wait (Pending, or Retrying
+	// with their next attempt due) without spending a retry. Each operator replica that ingests enforces the
+	// limit on its own, so N replicas may start up to N times perSecond (docs/subscriptions.md, "Rate limit").
+	// Unset: no limit beyond the operator's attempts in flight per host.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
 	// retry is the retry policy for failed attempts.
 	// +kubebuilder:default={}
 	// +optional
@@ -291,6 +299,22 @@ type CircuitBreaker struct {
 	DisableOnGone bool `json:"disableOnGone,omitempty"`
 }
 
+// RateLimit bounds how often a subscription's attempts start.
+// +kubebuilder:validation:XValidation:rule="!has(self.burst) || self.burst <= self.perSecond * 60",message="spec.rateLimit.burst must be at most 60 times spec.rateLimit.perSecond (one minute's worth); lower burst or raise perSecond"
+type RateLimit struct {
+	// perSecond is how many attempts may start per second on average, from 1 to 10000.
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10000",message="spec.rateLimit.perSecond must be from 1 to 10000 attempts per second; remove spec.rateLimit for no limit"
+	// +required
+	PerSecond int32 `json:"perSecond"`
+
+	// burst is how many attempts may start back to back after a quiet spell, from 1 to 10000. 1 (the default)
+	// spreads attempts evenly, one every 1/perSecond seconds.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10000",message="spec.rateLimit.burst must be from 1 to 10000; 1 spreads attempts evenly"
+	// +optional
+	Burst int32 `json:"burst,omitempty"`
+}
+
 // HistoryLimits bound the finished deliveries kept per subscription.
 type HistoryLimits struct {
 	// succeededLimit is how many Succeeded deliveries to keep; older ones are deleted first. Deliveries that
@@ -390,6 +414,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Failing",type=integer,JSONPath=`.status.consecutiveFailures`,priority=1
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
 // +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Rate",type=integer,JSONPath=`.spec.rateLimit.perSecond`,description="Attempts started per second at most (spec.rateLimit.perSecond); empty when unlimited",priority=1
 type WebhookSubscription struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

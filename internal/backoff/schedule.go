@@ -20,11 +20,12 @@ var DefaultSchedule = []time.Duration{
 // waits schedule[n-1]. When attempt > len(schedule) there is no next attempt
 // (ok is false) and the delivery has Failed.
 //
-// retryAfter is the receiver's Retry-After (from a 429 or 503), zero when it sent
+// retryAfter is the receiver's Retry-After (from any 4xx or 5xx that is retried), zero when it sent
 // none. It replaces the schedule's delay only when it is longer: a receiver may
 // ask us to slow down but not to hammer it faster than the schedule. It is capped
 // at maxRetryAfter so a hostile or buggy receiver cannot park a delivery for
-// days; a non-positive maxRetryAfter leaves it uncapped.
+// days; a non-positive maxRetryAfter leaves it uncapped. This is the only cap: the sender reports
+// Retry-After as the receiver sent it.
 func Next(schedule []time.Duration, attempt int, now time.Time, retryAfter, maxRetryAfter time.Duration) (due time.Time, ok bool) {
 	if attempt < 1 {
 		// Nothing has been attempted yet: the first attempt is immediate.

@@ -1,6 +1,7 @@
 package backoff_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ func TestNext(t *testing.T) {
 		{name: "longer retry-after replaces the delay", attempt: 1, retryAfter: 2 * time.Minute, maxRetryAfter: time.Hour, wantDelay: 2 * time.Minute, wantOK: true},
 		{name: "shorter retry-after does not speed retries up", attempt: 2, retryAfter: 30 * time.Second, maxRetryAfter: time.Hour, wantDelay: 5 * time.Minute, wantOK: true},
 		{name: "retry-after is capped", attempt: 1, retryAfter: 48 * time.Hour, maxRetryAfter: time.Hour, wantDelay: time.Hour, wantOK: true},
+		{name: "an overflowing retry-after (ParseRetryAfter's clamp) is capped once, at maxRetryAfter", attempt: 1, retryAfter: time.Duration(math.MaxInt64), maxRetryAfter: 2 * time.Hour, wantDelay: 2 * time.Hour, wantOK: true},
+		{name: "retry-after just under the cap is kept", attempt: 1, retryAfter: time.Hour - time.Second, maxRetryAfter: time.Hour, wantDelay: time.Hour - time.Second, wantOK: true},
 		{name: "cap below the schedule keeps the schedule", attempt: 5, retryAfter: 48 * time.Hour, maxRetryAfter: time.Hour, wantDelay: 6 * time.Hour, wantOK: true},
 		{name: "no cap leaves retry-after as sent", attempt: 1, retryAfter: 48 * time.Hour, wantDelay: 48 * time.Hour, wantOK: true},
 		{name: "retry-after cannot extend a finished schedule", attempt: 6, retryAfter: time.Minute, maxRetryAfter: time.Hour, wantOK: false},

@@ -85,6 +85,18 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("a retry delay above 72h",
 			fixtures.Subscription("", "long", "https://example.com/hook", fixtures.Schedule(time.Minute, 100*time.Hour)),
 			"spec.retry.schedule entries must be durations from 1s to 72h"),
+		Entry("a rate limit of 0 per second",
+			fixtures.Subscription("", "rate0", "https://example.com/hook", fixtures.RateLimit(0, 1)),
+			"spec.rateLimit.perSecond must be from 1 to 10000 attempts per second; remove spec.rateLimit for no limit"),
+		Entry("a rate limit above 10000 per second",
+			fixtures.Subscription("", "ratehigh", "https://example.com/hook", fixtures.RateLimit(10001, 1)),
+			"spec.rateLimit.perSecond must be from 1 to 10000 attempts per second"),
+		Entry("a negative burst",
+			fixtures.Subscription("", "burstneg", "https://example.com/hook", fixtures.RateLimit(10, -1)),
+			"spec.rateLimit.burst must be from 1 to 10000; 1 spreads attempts evenly"),
+		Entry("a burst of more than a minute's worth",
+			fixtures.Subscription("", "burstbig", "https://example.com/hook", fixtures.RateLimit(1, 61)),
+			"spec.rateLimit.burst must be at most 60 times spec.rateLimit.perSecond (one minute's worth); lower burst or raise perSecond"),
 		Entry("a signature header with StandardWebhooks",
 			fixtures.Subscription("", "stdhdr", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.SignatureHeader("X-Sig")),
 			"spec.signing.header applies only to scheme HMACSHA256Hex"),
@@ -148,6 +160,13 @@ var _ = Describe("The API's admission rules", func() {
 		Expect(cb.OpenFor).To(HaveValue(Equal(metav1.Duration{Duration: 30 * time.Second})))
 		Expect(cb.MaxOpenFor).To(HaveValue(Equal(metav1.Duration{Duration: 10 * time.Minute})))
 		Expect(cb.DrainPerSecond).To(HaveValue(BeEquivalentTo(20)))
+		Expect(got.Spec.RateLimit).To(BeNil(), "no rate limit unless one is asked for")
+	})
+
+	It("defaults a rate limit's burst to 1, spreading attempts evenly", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "limited", "https://example.com/hook", fixtures.RateLimit(10, 0)))).To(Succeed())
+		got := getSubscription(ns, "limited")()
+		Expect(got.Spec.RateLimit).To(Equal(&hookpostv1.RateLimit{PerSecond: 10, Burst: 1}))
 	})
 
 	It("refuses any change to a delivery's spec", func() {
@@ -165,7 +184,7 @@ var _ = Describe("kubectl get", func() {
 	It("shows the printer columns for subscriptions and deliveries", func() {
 		ctx := context.Background()
 		ns := newNamespace()
-		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "orders", "https://example.com/hooks", fixtures.Paused()))).To(Succeed())
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "orders", "https://example.com/hooks", fixtures.Paused(), fixtures.RateLimit(25, 0)))).To(Succeed())
 		Expect(k8sClient.Create(ctx, fixtures.Delivery(ns, "orders", "evt-cols", "order.created", map[string]any{"order_id": 1}))).To(Succeed())
 		Eventually(readyOf(ns, "orders")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))
 
@@ -176,7 +195,11 @@ var _ = Describe("kubectl get", func() {
 		Expect(text).To(ContainSubstring("https://example.com/hooks"))
 		Expect(text).To(MatchRegexp(`orders-[0-9a-f]+\s+orders\s+order.created\s+Pending`))
 
-		Expect(kubectl("-n", ns, "get", "whsub", "-o", "wide")).To(ContainSubstring("Paused"))
+		wide := kubectl("-n", ns, "get", "whsub", "-o", "wide")
+		Expect(wide).To(ContainSubstring("Paused"))
+		// -o wide shows the rate limit (spec.rateLimit.perSecond) beside the other priority-1 columns.
+		Expect(wide).To(MatchRegexp(`(?m)^NAME\s.*\sRATE\s.*$`))
+		Expect(wide).To(MatchRegexp(`(?m)^orders\s.*\s25\s.*$`))
 
 		cat := kubectl("-n", ns, "get", "hookpost")
 		Expect(cat).To(ContainSubstring("webhooksubscription.webhooks.hookpost.io/orders"))

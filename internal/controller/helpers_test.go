@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -117,5 +118,22 @@ func eventReasons(ns string) func() []string {
 			reasons = append(reasons, e.Reason)
 		}
 		return reasons
+	}
+}
+
+// deliveryStates returns a poll counting the named deliveries of ns by "phase/attempts/reason" (the reason of their
+// Delivered condition), for specs that hold deliveries back and count what each became.
+func deliveryStates(ns string, names []string) func() map[string]int {
+	return func() map[string]int {
+		n := map[string]int{}
+		for _, name := range names {
+			d := getDelivery(ns, name)()
+			reason := ""
+			if c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered); c != nil {
+				reason = c.Reason
+			}
+			n[fmt.Sprintf("%s/%d/%s", d.Status.Phase, d.Status.Attempts, reason)]++
+		}
+		return n
 	}
 }

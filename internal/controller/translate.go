@@ -36,6 +36,9 @@ func TargetFor(sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace) delive
 	if sub.Spec.Timeout != nil {
 		t.Timeout = sub.Spec.Timeout.Duration
 	}
+	if l := sub.Spec.RateLimit; l != nil {
+		t.Rate = delivery.RateLimit{PerSecond: int(l.PerSecond), Burst: int(l.Burst)}
+	}
 	return t
 }
 

@@ -68,14 +68,20 @@ func TestTargetForUsesTheStoredSpec(t *testing.T) {
 			Additional: []hookpostv1.AdditionalSignature{{Scheme: hookpostv1.SigningSchemeStandardWebhooks}, {Scheme: hookpostv1.SigningSchemeHMACSHA256Hex}}},
 		Headers: map[string]string{"Authorization": "Bearer t"},
 		Timeout: &metav1.Duration{Duration: 7 * time.Second},
-		Retry:   hookpostv1.RetryPolicy{Schedule: []metav1.Duration{{Duration: time.Second}, {Duration: time.Minute}}, RetryOn4xx: true},
+		Retry:     hookpostv1.RetryPolicy{Schedule: []metav1.Duration{{Duration: time.Second}, {Duration: time.Minute}}, RetryOn4xx: true},
+		RateLimit: &hookpostv1.RateLimit{PerSecond: 10, Burst: 3},
 	}
 	got := TargetFor(sub, nil)
 	if got.Namespace != "shop" || got.Subscription != "orders" || got.URL != sub.Spec.URL || got.Format != "Collection" ||
 		!slices.Equal(got.Signatures, []signing.Signature{{Scheme: "HMACSHA256Hex", Header: "X-urBackend-Signature"}, {Scheme: "StandardWebhooks"}, {Scheme: "HMACSHA256Hex"}}) ||
 		got.StaticHeaders["Authorization"] != "Bearer t" ||
-		got.Timeout != 7*time.Second || !got.RetryOn4xx || len(got.Schedule) != 2 || got.Schedule[1] != time.Minute {
+		got.Timeout != 7*time.Second || !got.RetryOn4xx || len(got.Schedule) != 2 || got.Schedule[1] != time.Minute ||
+		got.Rate != (delivery.RateLimit{PerSecond: 10, Burst: 3}) {
 		t.Fatalf("target = %+v", got)
+	}
+	sub.Spec.RateLimit = nil
+	if got := TargetFor(sub, nil); got.Rate.Limited() {
+		t.Errorf("target of a subscription without spec.rateLimit is limited: %+v", got.Rate)
 	}
 	att := got.Attempt(EventOf(&hookpostv1.WebhookDelivery{}), "s3cret", "orders-abc", 2, true, time.Unix(0, 0))
 	if att.Event.Source != "/hookpost/shop/orders" || att.Number != 2 || !att.Test || att.Secret != "s3cret" || att.DeliveryName != "orders-abc" {

@@ -43,6 +43,11 @@ func hostBusyDelay() time.Duration {
 	return hostBusyRetry/2 + rand.N(hostBusyRetry)
 }
 
+// rateLimitNote is the shortest wait for a rate limit booking that is written into the delivery's status (reason
+// RateLimited): shorter waits are over before anyone could read them, and writing each would cost an API write per
+// attempt of a limited subscription.
+const rateLimitNote = 2 * time.Second
+
 // statusWriteTimeout bounds the status write after an attempt.
 const statusWriteTimeout = 15 * time.Second
 
@@ -78,6 +83,16 @@ type WebhookDeliveryReconciler struct {
 	// written remembers how many attempts this process recorded per delivery, so a reconcile that reads a cache
 	// older than its own last write waits instead of sending the same attempt twice.
 	written sync.Map // types.NamespacedName -> writtenAttempts
+
+	// booked holds the start each waiting delivery was booked under its subscription's rate limit, until its attempt
+	// is made (admit).
+	booked sync.Map // types.NamespacedName -> rateBooking
+}
+
+// rateBooking is when a delivery object (by UID) may start its next attempt under its subscription's rate limit.
+type rateBooking struct {
+	uid types.UID
+	at  time.Time
 }
 
 // writtenAttempts is the attempt count this process last wrote for a delivery object (by UID, since a name can
@@ -93,6 +108,7 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
+			r.booked.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -163,9 +179,10 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return wait, err
 	}
 	res, sent := r.attempt(ctx, d, att)
-	if !sent && !replayed && replayWait == 0 {
+	if !sent && !replayed && replayWait == 0 && !rateLimitNoted(before.Status, d.Status) {
 		// Nothing happened: writing the waiting state now would only cost an API write per postponement. (An
-		// accepted replay is written: its annotation is already marked as done.)
+		// accepted replay is written: its annotation is already marked as done; so is the first note of a long
+		// rate limit wait.)
 		d.Status = before.Status
 	}
 	return res, nil
@@ -336,12 +353,17 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	log := ctrl.LoggerFrom(ctx)
 	test := r.sendsAsTest(d)
 	key := p.target.CircuitKey()
-	circuit := r.admit(test, p.target)
+	circuit := r.admitCircuit(test, p.target)
 	if !circuit.OK {
 		// The retry budget is not spent: nothing is sent and the status is left as it is. The subscription's
 		// CircuitOpen condition says why; its closing wakes this delivery (subscriptionUnblocks).
 		log.V(1).Info("Circuit open; attempt postponed", "until", circuit.RetryAt)
 		return ctrl.Result{RequeueAfter: max(circuit.RetryAt.Sub(r.Clock.Now()), time.Millisecond)}, false
+	}
+	if wait := r.admit(d, p); wait > 0 {
+		r.Breakers.Unused(key, circuit)
+		log.V(1).Info("Subscription's rate limit used up; attempt booked for later", "wait", wait)
+		return ctrl.Result{RequeueAfter: wait}, false
 	}
 	if r.Sender.HostFull(p.sub.Spec.URL) {
 		// Checked before encoding and signing, so waiting on a slow host costs next to nothing.
@@ -357,6 +379,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.
 		r.Breakers.Unused(key, circuit)
+		r.booked.Delete(client.ObjectKeyFromObject(d))
 		d.Status = invalidRequest(d.Status, err, r.Clock.Now())
 		metrics.DeliveryFinished(false)
 		if r.Recorder != nil {
@@ -373,6 +396,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		log.V(1).Info("Destination host busy; attempt postponed")
 		return ctrl.Result{RequeueAfter: hostBusyDelay()}, false
 	}
+	r.booked.Delete(client.ObjectKeyFromObject(d))
 	metrics.ObserveAttempt(out)
 	if !test {
 		r.Breakers.Record(key, p.target.Breaker, circuit, out.Class, r.Clock.Now())
@@ -381,13 +405,43 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 	return r.afterAttempt(d), true
 }
 
-// admit asks the subscription's circuit whether an attempt may go now. Test deliveries pass an open circuit and
+// admitCircuit asks the subscription's circuit whether an attempt may go now. Test deliveries pass an open circuit and
 // are not counted by it: they are how a person checks an endpoint they fixed.
-func (r *WebhookDeliveryReconciler) admit(test bool, t delivery.Target) delivery.Admission {
+func (r *WebhookDeliveryReconciler) admitCircuit(test bool, t delivery.Target) delivery.Admission {
 	if test {
 		return delivery.Admission{OK: true}
 	}
 	return r.Breakers.Allow(t.CircuitKey(), t.Breaker, r.Clock.Now())
+}
+
+// admit returns how long d must wait for its start under its subscription's rate limit (spec.rateLimit); 0 lets
+// it go now. The first call books a start (Sender.ReserveRate) that d keeps until its attempt is made: it comes
+// back at that time without booking again, so a backlog is woken one delivery at a time at the limit's pace (not
+// every waiter for each token), and one that then finds its host busy keeps its turn. Waiting spends no retry:
+// the attempt count and the schedule are untouched. A long wait is noted in status once (reason RateLimited).
+func (r *WebhookDeliveryReconciler) admit(d *hookpostv1.WebhookDelivery, p *pendingAttempt) time.Duration {
+	key := client.ObjectKeyFromObject(d)
+	if !p.target.Rate.Limited() {
+		r.booked.Delete(key)
+		return 0
+	}
+	now := r.Clock.Now()
+	b, ok := r.booked.Load(key)
+	if !ok || b.(rateBooking).uid != d.UID {
+		b = rateBooking{uid: d.UID, at: r.Sender.ReserveRate(p.target, now)}
+		r.booked.Store(key, b)
+		if b.(rateBooking).at.After(now) {
+			metrics.RateLimited(d.Namespace, p.sub.Name)
+		}
+	}
+	wait := b.(rateBooking).at.Sub(now)
+	if wait <= 0 {
+		return 0
+	}
+	if wait >= rateLimitNote {
+		rateLimited(&d.Status, p.sub.Name, *p.sub.Spec.RateLimit, b.(rateBooking).at)
+	}
+	return wait
 }
 
 // sendsAsTest reports whether d's attempts carry X-Hookpost-Test: true: a test delivery, and one the operator did

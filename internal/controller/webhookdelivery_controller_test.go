@@ -52,6 +52,13 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		return d.Name
 	}
+	deliverEach := func(sub string, eventIDs ...string) []string {
+		var names []string
+		for _, id := range eventIDs {
+			names = append(names, deliver(sub, id))
+		}
+		return names
+	}
 	lastError := func(name string) string { return getDelivery(ns, name)().Status.LastAttempt.Error }
 
 	It("delivers a signed Envelope body on the first attempt, with the headers a doc-000 receiver reads", func() {
@@ -609,5 +616,49 @@ var _ = Describe("WebhookDelivery controller", func() {
 		for i, line := range lines[1:] {
 			Expect(strings.Fields(line)[1:6]).To(Equal([]string{"many", "evt-many", "order.created", strconv.Itoa(i + 1), "503"}), line)
 		}
+	})
+
+	// The rate limit (spec.rateLimit) is driven by the suite's fake clock, which stands still unless a spec steps
+	// it: a limited subscription's deliveries then wait for their booked starts however long the spec runs, so the
+	// assertions count requests and attempts, never time.
+	It("holds a rate-limited subscription's deliveries for their turns, without spending retries, while another subscription's all arrive", func() {
+		// 1 per second, burst 1: with the clock standing still, one attempt starts and the others are booked 1, 2
+		// and 3 s ahead. The first attempt fails, so its retry has to book a turn behind them.
+		rcv.Script("/limited", harness.Response{Status: 500}, harness.Response{Status: 200})
+		subscribe("limited", "/limited", fixtures.RateLimit(1, 1), fixtures.Schedule(time.Second, time.Second))
+		subscribe("free", "/free")
+		limited := deliverEach("limited", "evt-l1", "evt-l2", "evt-l3", "evt-l4")
+		free := deliverEach("free", "evt-f1", "evt-f2", "evt-f3", "evt-f4")
+
+		Eventually(deliveryStates(ns, free), "20s").Should(Equal(map[string]int{"Succeeded/1/Succeeded": 4}), "the unlimited subscription is not held behind the limited one")
+		Expect(rcv.Requests("/free")).To(HaveLen(4))
+		// Waits of 2 s and more are noted in status once; the 1 s one is not worth an API write, so that delivery's
+		// status stays as it was created (empty), as for a busy host.
+		Eventually(deliveryStates(ns, limited)).Should(Equal(map[string]int{
+			"Retrying/1/Retrying": 1, "/0/": 1, "Pending/0/RateLimited": 2,
+		}))
+		Consistently(requestsTo(rcv, "/limited"), "2500ms").Should(Equal(1), "no second attempt starts while the clock stands still")
+
+		// 1 s later (whole seconds: status times are kept to the second, and other specs compare them): the delivery
+		// booked 1 s ahead goes; the failed one's retry is due but books a turn after the two still waiting (4 s),
+		// keeping its attempt count and its phase.
+		fakeClock.Step(time.Second)
+		Eventually(requestsTo(rcv, "/limited"), "10s").Should(Equal(2))
+		Eventually(deliveryStates(ns, limited), "10s").Should(Equal(map[string]int{
+			"Retrying/1/RateLimited": 1, "Succeeded/1/Succeeded": 1, "Pending/0/RateLimited": 2,
+		}))
+		Consistently(requestsTo(rcv, "/limited"), "2500ms").Should(Equal(2))
+		for _, name := range limited {
+			d := getDelivery(ns, name)()
+			if c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered); c.Reason == hookpostv1.ReasonRateLimited {
+				Expect(c.Message).To(ContainSubstring("spec.rateLimit (1 per second, burst 1)"))
+				Expect(c.Message).To(ContainSubstring("spends no retry"))
+			}
+		}
+
+		// Past every booked turn, everything is delivered: four first attempts and one retry, none Failed.
+		fakeClock.Step(10 * time.Second)
+		Eventually(deliveryStates(ns, limited), "20s").Should(Equal(map[string]int{"Succeeded/1/Succeeded": 3, "Succeeded/2/Succeeded": 1}))
+		Expect(rcv.Requests("/limited")).To(HaveLen(5))
 	})
 })

@@ -108,6 +108,25 @@ func waiting(st *hookpostv1.WebhookDeliveryStatus, reason, message string) {
 	setDelivered(st, metav1.ConditionFalse, reason, message)
 }
 
+// rateLimited notes in st that the delivery's attempt waits for its subscription's rate limit until at, keeping
+// its phase and attempts: waiting spends no retry.
+func rateLimited(st *hookpostv1.WebhookDeliveryStatus, subscription string, limit hookpostv1.RateLimit, at time.Time) {
+	waiting(st, hookpostv1.ReasonRateLimited, fmt.Sprintf("subscription %s's spec.rateLimit (%d per second, burst %d) is used up by the deliveries ahead of this one; its attempt is booked for %s and spends no retry",
+		subscription, limit.PerSecond, limit.Burst, at.UTC().Format(time.RFC3339)))
+}
+
+// rateLimitNoted reports whether after notes a rate limit wait that before did not: that note is written once per
+// wait, not on every look.
+func rateLimitNoted(before, after hookpostv1.WebhookDeliveryStatus) bool {
+	reason := func(st hookpostv1.WebhookDeliveryStatus) string {
+		if c := meta.FindStatusCondition(st.Conditions, hookpostv1.ConditionDelivered); c != nil {
+			return c.Reason
+		}
+		return ""
+	}
+	return reason(after) == hookpostv1.ReasonRateLimited && reason(before) != hookpostv1.ReasonRateLimited
+}
+
 func setDelivered(st *hookpostv1.WebhookDeliveryStatus, status metav1.ConditionStatus, reason, message string) {
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: hookpostv1.ConditionDelivered, Status: status, Reason: reason, Message: message})
 }

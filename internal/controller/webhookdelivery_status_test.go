@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
@@ -95,4 +96,47 @@ func TestReplayResetsButKeepsHistory(t *testing.T) {
 	if r.Phase != hookpostv1.DeliveryPending || r.CompletionTime != nil || r.AttemptsBeforeReplay != 1 || len(r.History) != 1 {
 		t.Fatalf("replayed status %+v", r)
 	}
+}
+
+// TestRateLimitedKeepsPhaseAndAttempts: a wait for the rate limit is noted without touching the delivery's phase
+// (beyond Pending for one never looked at), attempts or schedule, and the note is written once per wait.
+func TestRateLimitedKeepsPhaseAndAttempts(t *testing.T) {
+	at := time.Date(2030, 1, 1, 12, 0, 4, 0, time.UTC)
+	next := metav1.NewTime(at.Add(-3 * time.Second))
+	retrying := hookpostv1.WebhookDeliveryStatus{Phase: hookpostv1.DeliveryRetrying, Attempts: 1, NextAttemptTime: &next}
+	setDelivered(&retrying, metav1.ConditionFalse, hookpostv1.ReasonRetrying, "attempt 1 failed (HTTP 500)")
+	tests := []struct {
+		name      string
+		before    hookpostv1.WebhookDeliveryStatus
+		wantPhase hookpostv1.DeliveryPhase
+		wantNoted bool
+	}{
+		{name: "a delivery never looked at", before: hookpostv1.WebhookDeliveryStatus{}, wantPhase: hookpostv1.DeliveryPending, wantNoted: true},
+		{name: "a retry that became due", before: retrying, wantPhase: hookpostv1.DeliveryRetrying, wantNoted: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			after := *tt.before.DeepCopy()
+			rateLimited(&after, "limited", hookpostv1.RateLimit{PerSecond: 1, Burst: 1}, at)
+			if after.Phase != tt.wantPhase || after.Attempts != tt.before.Attempts || !equalTimes(after.NextAttemptTime, tt.before.NextAttemptTime) {
+				t.Errorf("status = phase %s, attempts %d, next %v; want phase %s and attempts, next attempt unchanged", after.Phase, after.Attempts, after.NextAttemptTime, tt.wantPhase)
+			}
+			c := meta.FindStatusCondition(after.Conditions, hookpostv1.ConditionDelivered)
+			if c == nil || c.Reason != hookpostv1.ReasonRateLimited || !strings.Contains(c.Message, "spec.rateLimit (1 per second, burst 1)") || !strings.Contains(c.Message, "2030-01-01T12:00:04Z") {
+				t.Errorf("Delivered condition = %+v, want reason RateLimited naming the limit and the booked time", c)
+			}
+			if got := rateLimitNoted(tt.before, after); got != tt.wantNoted {
+				t.Errorf("rateLimitNoted(before, after) = %v, want %v", got, tt.wantNoted)
+			}
+			again := *after.DeepCopy()
+			rateLimited(&again, "limited", hookpostv1.RateLimit{PerSecond: 1, Burst: 1}, at)
+			if rateLimitNoted(after, again) {
+				t.Error("the same wait noted again counts as a new note: it would be written on every look")
+			}
+		})
+	}
+}
+
+func equalTimes(a, b *metav1.Time) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && a.Equal(b))
 }

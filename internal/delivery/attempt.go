@@ -47,6 +47,9 @@ type Target struct {
 	Reach Reach
 	// Breaker says when the subscription's circuit opens (see Breakers); the zero policy never opens.
 	Breaker BreakerPolicy
+	// Rate bounds how often the subscription's attempts start (Sender.TakeRate, Sender.ReserveRate); the zero
+	// value is no limit.
+	Rate RateLimit
 }
 
 // CircuitKey names the subscription's circuit in Breakers.

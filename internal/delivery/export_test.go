@@ -11,3 +11,8 @@ func (s *Sender) HostUsers(rawURL string) int {
 	}
 	return s.hosts.users(hostKey(u))
 }
+
+// RateBuckets reports how many subscriptions' rate buckets the Sender keeps.
+func (s *Sender) RateBuckets() int {
+	return s.rates.size()
+}

@@ -13,7 +13,8 @@ type Outcome struct {
 	Error string
 	// ResponseBody is the first MaxResponseBody bytes of the receiver's answer.
 	ResponseBody []byte
-	// RetryAfter is the receiver's Retry-After on a 429 or 503, 0 otherwise.
+	// RetryAfter is the receiver's Retry-After on a 4xx or 5xx answer that is retried (uncapped: backoff.Next
+	// caps it), 0 otherwise.
 	RetryAfter time.Duration
 	// Class says what happens next: done, retry, or stop.
 	Class Class

@@ -71,7 +71,10 @@ type Sender struct {
 	hosts      *slotLimiter
 	namespaces *slotLimiter
 	global     chan struct{}
-	inFlight   atomic.Int64
+	// rates holds the subscriptions' rate limits: the first attempt from ingest and the delivery controller share
+	// the Sender, so they share each subscription's bucket too.
+	rates    *rateLimiter
+	inFlight atomic.Int64
 
 	guard     *netguard.Guard
 	tlsConfig *tls.Config
@@ -103,6 +106,7 @@ func NewSender(o SenderOptions) *Sender {
 	s := &Sender{
 		hosts:        newSlotLimiter(o.MaxPerHost),
 		namespaces:   newSlotLimiter(o.MaxPerNamespace),
+		rates:        newRateLimiter(),
 		global:       make(chan struct{}, o.MaxConcurrent),
 		guard:        o.Guard,
 		tlsConfig:    tlsConfig,
@@ -172,6 +176,21 @@ func (s *Sender) HostFull(rawURL string) bool {
 	}
 	return s.hosts.full(hostKey(u))
 }
+
+// TakeRate admits one attempt to t at now if t's rate limit allows it, and books nothing when it does not: for a
+// caller that hands a refused attempt to someone else (ingest hands it to the delivery controller).
+func (s *Sender) TakeRate(t Target, now time.Time) bool {
+	return s.rates.take(rateKey(t), t.Rate, now)
+}
+
+// ReserveRate books one attempt to t and returns when it may start (now, or later when t's rate limit is used up):
+// for a caller that comes back at that time holding its booking (the delivery controller), so waiters are woken
+// one at a time at the limit's pace.
+func (s *Sender) ReserveRate(t Target, now time.Time) time.Time {
+	return s.rates.reserve(rateKey(t), t.Rate, now)
+}
+
+func rateKey(t Target) string { return t.Namespace + "/" + t.Subscription }
 
 // InFlight reports attempts in flight (holding their slots), for a metric.
 func (s *Sender) InFlight() int {
@@ -281,8 +300,10 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 		ResponseBody: body,
 		Class:        Classify(resp.StatusCode, nil, retryOn4xx),
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		// Reported as the receiver sent it; the retry policy (backoff.Next) caps it.
+	if resp.StatusCode >= 400 && resp.StatusCode <= 599 && out.Class == ClassRetry {
+		// Any error answer that is retried may say when to come back (RFC 9110 allows Retry-After on any
+		// response, and receivers send it on 500s and, with retryOn4xx, on 4xx too). Reported as the receiver
+		// sent it: the retry policy (backoff.Next) is the one place that caps it.
 		out.RetryAfter = backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	out.Error = statusMessage(resp)

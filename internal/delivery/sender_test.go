@@ -93,7 +93,12 @@ func TestSendStatusOutcomes(t *testing.T) {
 		{name: "429 with delta Retry-After", status: 429, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: 2 * time.Minute},
 		{name: "503 with HTTP-date Retry-After", status: 503, header: map[string]string{"Retry-After": "Sun, 16 Nov 2025 10:40:00 GMT"}, wantClass: delivery.ClassRetry, wantError: "HTTP 503 Service Unavailable", wantRetry: 10 * time.Minute},
 		{name: "Retry-After reported as sent (the retry policy caps it)", status: 429, header: map[string]string{"Retry-After": "86400"}, wantClass: delivery.ClassRetry, wantError: "HTTP 429 Too Many Requests", wantRetry: 24 * time.Hour},
-		{name: "Retry-After ignored on 500", status: 500, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error"},
+		{name: "Retry-After honoured on 500", status: 500, header: map[string]string{"Retry-After": "120"}, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error", wantRetry: 2 * time.Minute},
+		{name: "Retry-After honoured on 502", status: 502, header: map[string]string{"Retry-After": "30"}, wantClass: delivery.ClassRetry, wantError: "HTTP 502 Bad Gateway", wantRetry: 30 * time.Second},
+		{name: "Retry-After honoured on a 4xx retried with retryOn4xx", status: 400, header: map[string]string{"Retry-After": "60"}, retryOn4xx: true, wantClass: delivery.ClassRetry, wantError: "HTTP 400 Bad Request", wantRetry: time.Minute},
+		{name: "Retry-After ignored on a 4xx that is not retried", status: 400, header: map[string]string{"Retry-After": "60"}, wantClass: delivery.ClassPermanent, wantError: "HTTP 400 Bad Request"},
+		{name: "Retry-After ignored on 410, which is never retried", status: 410, header: map[string]string{"Retry-After": "60"}, retryOn4xx: true, wantClass: delivery.ClassGone, wantError: "HTTP 410 Gone: the receiver says this endpoint no longer exists; not retrying"},
+		{name: "invalid Retry-After on 500 leaves the schedule", status: 500, header: map[string]string{"Retry-After": "soon"}, wantClass: delivery.ClassRetry, wantError: "HTTP 500 Internal Server Error"},
 	}
 	s := newSender(delivery.SenderOptions{})
 	for _, tt := range tests {

@@ -178,8 +178,9 @@ func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, e
 }
 
 // request builds the first attempt's request; ok is false when the match is to be handed to the delivery
-// controller without an attempt: the subscription cannot send now, or the request cannot be built (the
-// controller then fails the delivery with the reason).
+// controller without an attempt: the subscription cannot send now or is over its rate limit (spec.rateLimit; the
+// controller books it a later start, so neither this batch nor a worker waits), or the request cannot be built
+// (the controller then fails the delivery with the reason).
 func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *source.Event, p *preparedTarget) (req delivery.Request, start time.Time, ok bool, err error) {
 	if !p.gate.Open() {
 		return delivery.Request{}, time.Time{}, false, nil
@@ -192,6 +193,12 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 		return delivery.Request{}, time.Time{}, false, nil
 	}
 	start = f.o.Clock.Now()
+	// Taken before the host slot: a match whose host then turns out busy leaves its start unused, which under-uses
+	// the limit but never exceeds it.
+	if !f.o.Sender.TakeRate(p.target, start) {
+		metrics.RateLimited(sub.Namespace, sub.Name)
+		return delivery.Request{}, time.Time{}, false, nil
+	}
 	att := p.target.Attempt(envelopeEvent(ev), secret, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
 	req, err = delivery.BuildRequest(att, f.o.UserAgent)
 	if err != nil {

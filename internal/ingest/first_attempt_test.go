@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -43,15 +44,25 @@ type operatorConfig struct {
 	hostWait   time.Duration
 	// ledger, when set, gets every attempt, as the binary's ledger writer does.
 	ledger *ledgerpg.Writer
+	// clock stamps attempts and drives rate limits and retries (default the real clock).
+	clock clock.PassiveClock
+	// namespace, when set, is the only namespace whose objects the operator caches and reconciles: a test whose
+	// assertions wait on the delivery controller then does not queue behind the deliveries earlier tests left in
+	// the shared cluster.
+	namespace string
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
 // its defaults, until the test ends.
-func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *operator {
+func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
+	opts := ctrl.Options{Scheme: harness.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own operator in this process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}}
+	if cfg.namespace != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{cfg.namespace: {}}
+	}
+	mgr, err := ctrl.NewManager(cp.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +80,11 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	sealer := controller.NewSealer(key)
-	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clock.RealClock{}, Sender: sender, Secrets: secrets,
+	clk := cfg.clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
 		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers}); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +93,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 		t.Fatal(err)
 	}
 	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait,
+		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait, Clock: clk,
 		Breakers: breakers})
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
@@ -92,7 +107,7 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 }
 
 // readySubscription creates sub, waits until it is Ready and returns its signing secret.
-func readySubscription(t *testing.T, sub *hookpostv1.WebhookSubscription) string {
+func readySubscription(t testing.TB, sub *hookpostv1.WebhookSubscription) string {
 	t.Helper()
 	subscribe(t, sub)
 	key := client.ObjectKeyFromObject(sub)

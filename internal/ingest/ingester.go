@@ -143,6 +143,9 @@ func (i *Ingester) Start(ctx context.Context) error {
 				f.Forget(s.UID)
 			}
 		}
+		if s, ok := o.(*hookpostv1.WebhookSubscription); ok {
+			metrics.ForgetSubscription(s.Namespace, s.Name)
+		}
 	}
 	if err := i.rebuildOn(ctx, &hookpostv1.WebhookSubscription{}, subscriptionChanged, forget); err != nil {
 		return fmt.Errorf("watch subscriptions: %w", err)

@@ -105,7 +105,7 @@ func startIngestWith(t *testing.T, opts ingest.Options, srcs ...source.Source) *
 	return rec
 }
 
-func namespace(t *testing.T) string {
+func namespace(t testing.TB) string {
 	t.Helper()
 	ns := fmt.Sprintf("ingest-%d", counter.Add(1))
 	if err := cp.Client.Create(context.Background(), fixtures.Namespace(ns)); err != nil {
@@ -114,7 +114,7 @@ func namespace(t *testing.T) string {
 	return ns
 }
 
-func subscribe(t *testing.T, subs ...*hookpostv1.WebhookSubscription) {
+func subscribe(t testing.TB, subs ...*hookpostv1.WebhookSubscription) {
 	t.Helper()
 	for _, s := range subs {
 		if err := cp.Client.Create(context.Background(), s); err != nil {
@@ -143,7 +143,7 @@ func deliveries(t *testing.T, ns string) []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
@@ -154,7 +154,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newOutbox(t *testing.T, opts postgres.Options) (*postgres.Source, string) {
+func newOutbox(t testing.TB, opts postgres.Options) (*postgres.Source, string) {
 	t.Helper()
 	opts.DSN = pg.DSN()
 	if opts.Table == "" {
@@ -174,7 +174,7 @@ type row struct{ typ, tenant, collection, payload string }
 
 // insert writes rows in one transaction, as an application does with its business data, and returns their
 // event ids in order.
-func insert(t *testing.T, table string, rows ...row) []string {
+func insert(t testing.TB, table string, rows ...row) []string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.DSN())
@@ -372,7 +372,7 @@ func queryRow(t *testing.T, sql string, args ...any) pgx.Row {
 	return conn.QueryRow(context.Background(), sql, args...)
 }
 
-func pendingRows(t *testing.T, table string) int {
+func pendingRows(t testing.TB, table string) int {
 	t.Helper()
 	// Its own connection, closed at once: waitFor polls this every 50 ms, and connections kept until the test
 	// ends would exhaust the server's before a wait times out with its own message.

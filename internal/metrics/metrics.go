@@ -26,8 +26,12 @@ var (
 	})
 	firstAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_first_attempts_total",
-		Help: "Matches handled by ingest's first attempt, by result: succeeded (no object needed), failed (a WebhookDelivery records the attempt and retries), held (no attempt: subscription paused or not ready, or destination host busy; a WebhookDelivery waits).",
+		Help: "Matches handled by ingest's first attempt, by result: succeeded (no object needed), failed (a WebhookDelivery records the attempt and retries), held (no attempt: subscription paused or not ready, over its rate limit, or destination host busy; a WebhookDelivery waits).",
 	}, []string{"result"})
+	rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_rate_limited_total",
+		Help: "Attempts postponed by their subscription's spec.rateLimit, by subscription: first attempts ingest handed to the delivery controller, and deliveries the controller booked a later start for.",
+	}, []string{"namespace", "subscription"})
 	objectsWritten = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_success_objects_total",
 		Help: "Succeeded first attempts, by whether a WebhookDelivery object was written for them (written) or only counted (counted): only the newest spec.history.succeededLimit per flush interval get one.",
@@ -38,7 +42,7 @@ var (
 // retryBacklog (deliveries waiting for a retry) and from breakers (the subscriptions' circuits).
 func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64, breakers *delivery.Breakers) {
 	reg.MustRegister(ingestCollectors()...)
-	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten,
+	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten, rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookpost_attempts_in_flight",
 			Help: "HTTP attempts in flight.",
@@ -75,6 +79,16 @@ func DeliveryFinished(succeeded bool) {
 		return
 	}
 	deliveriesTotal.WithLabelValues("failed").Inc()
+}
+
+// RateLimited counts an attempt of namespace/subscription postponed by the subscription's rate limit.
+func RateLimited(namespace, subscription string) {
+	rateLimited.WithLabelValues(namespace, subscription).Inc()
+}
+
+// ForgetSubscription drops the series of a deleted subscription, so they do not grow with every one ever made.
+func ForgetSubscription(namespace, subscription string) {
+	rateLimited.DeleteLabelValues(namespace, subscription)
 }
 
 // First-attempt results, for FirstAttempt.
