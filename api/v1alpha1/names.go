@@ -58,3 +58,6 @@ func SubscriptionLabelValue(name string) string {
 	}
 	return name
 }
+
+// DefaultCABundleKey is the data key read when spec.tls.caBundleRef.key is unset.
+const DefaultCABundleKey = "ca.crt"

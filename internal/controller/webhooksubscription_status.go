@@ -39,8 +39,8 @@ func invalidHeader(headers map[string]string) string {
 	return ""
 }
 
-// readyCondition computes the subscription's Ready condition.
-func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution) metav1.Condition {
+// readyCondition computes the subscription's Ready condition from its signing secret and its spec.tls material.
+func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution, material TLSMaterial) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
 	bad := invalidHeader(sub.Spec.Headers)
 	switch {
@@ -49,6 +49,8 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
 	case secret.reason != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
+	case material.Reason != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, material.Reason, material.Message
 	case sub.Spec.Paused:
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonPaused
 		c.Message = "spec.paused is true: deliveries wait and are sent when it is set to false"
@@ -59,7 +61,29 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonSecretReady
 		c.Message = fmt.Sprintf("signing with Secret %s, key %s", secret.ref.Name, secret.ref.Key)
 	}
+	if c.Status == metav1.ConditionTrue {
+		c.Message += tlsSummary(sub.Spec.TLS)
+	}
 	return c
+}
+
+// tlsSummary says which TLS material a Ready subscription connects with, for the Ready message.
+func tlsSummary(t *hookpostv1.SubscriptionTLS) string {
+	if t == nil {
+		return ""
+	}
+	var s string
+	if ref := t.ClientCertificateRef; ref != nil {
+		s += fmt.Sprintf("; client certificate from Secret %s", ref.Name)
+	}
+	if ref := t.CABundleRef; ref != nil {
+		kind, name := "ConfigMap", ref.ConfigMapName
+		if ref.SecretName != "" {
+			kind, name = "Secret", ref.SecretName
+		}
+		s += fmt.Sprintf("; receiver verified with the CA bundle in %s %s, key %s", kind, name, ref.Key)
+	}
+	return s
 }
 
 // deliveryStats are the subscription's counters and times, computed from its retained deliveries.
