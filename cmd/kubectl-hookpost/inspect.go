@@ -72,6 +72,8 @@ type inspectedRequest struct {
 	Headers  http.Header `json:"headers"`
 	// Body is the body's bytes; they are JSON, so the string holds them exactly.
 	Body string `json:"body"`
+	// TLS names the client certificate and CA bundle the connection uses (spec.tls); empty for none.
+	TLS string `json:"tls,omitempty"`
 }
 
 func (o *inspectOptions) run(ctx context.Context, name string) error {
@@ -124,7 +126,7 @@ func buildRequest(ctx context.Context, c client.Client, d *hookpostv1.WebhookDel
 	}
 	return &inspectedRequest{
 		Attempt: att.Number, SignedAt: now.UTC().Truncate(time.Second), Scheme: string(att.Scheme),
-		Method: r.Method, URL: r.URL, Headers: r.Header, Body: string(r.Body),
+		Method: r.Method, URL: r.URL, Headers: r.Header, Body: string(r.Body), TLS: controller.TLSSummary(sub.Spec.TLS),
 	}, nil
 }
 
@@ -159,6 +161,9 @@ func printInspection(w io.Writer, in inspection) {
 		}
 		fmt.Fprintf(w, "Request, as attempt %d would send it now (%s). Each attempt signs at its own time: %s differ per attempt.\n",
 			r.Attempt, r.SignedAt.Format(time.RFC3339), varies)
+		if r.TLS != "" {
+			fmt.Fprintf(w, "Connection (spec.tls): %s.\n", r.TLS)
+		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%s %s\n", r.Method, r.URL)
 		names := make([]string, 0, len(r.Headers))

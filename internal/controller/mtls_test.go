@@ -180,4 +180,3 @@ func pokeSubscription(ns, name string) {
 	s.Annotations["test.hookpost.io/poke"] = time.Now().String()
 	Expect(k8sClient.Patch(context.Background(), s, patch)).To(Succeed())
 }
-

@@ -50,10 +50,7 @@ func (s *Secrets) ReadTLS(ctx context.Context, namespace string, spec *hookpostv
 		}
 	}
 	if ref := spec.CABundleRef; ref != nil {
-		key := ref.Key
-		if key == "" {
-			key = hookpostv1.DefaultCABundleKey
-		}
+		key := caBundleKey(ref)
 		kind, name, field := "ConfigMap", ref.ConfigMapName, "spec.tls.caBundleRef.configMapName"
 		var (
 			data    map[string][]byte
@@ -99,6 +96,15 @@ func (m TLSMaterial) Check(spec *hookpostv1.SubscriptionTLS) TLSMaterial {
 		}
 	}
 	return m
+}
+
+// caBundleKey is the data key ref reads: its key, or the default when unset, as in an object not (yet) read from
+// the API server, which fills the default in.
+func caBundleKey(ref *hookpostv1.CABundleRef) string {
+	if ref.Key == "" {
+		return hookpostv1.DefaultCABundleKey
+	}
+	return ref.Key
 }
 
 func orProblem(m TLSMaterial, problem *TLSMaterial) TLSMaterial {

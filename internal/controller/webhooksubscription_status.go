@@ -61,30 +61,32 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonSecretReady
 		c.Message = fmt.Sprintf("signing with Secret %s, key %s", secret.ref.Name, secret.ref.Key)
 	}
-	if c.Status == metav1.ConditionTrue {
-		c.Message += tlsSummary(sub.Spec.TLS)
+	if tls := TLSSummary(sub.Spec.TLS); c.Status == metav1.ConditionTrue && tls != "" {
+		c.Message += "; " + tls
 	}
 	return c
 }
 
-// tlsSummary says which TLS material a Ready subscription connects with, for the Ready message.
-func tlsSummary(t *hookpostv1.SubscriptionTLS) string {
+// TLSSummary says which TLS material spec.tls connects with ("" for none), for the Ready message and
+// `kubectl hookpost inspect`.
+func TLSSummary(t *hookpostv1.SubscriptionTLS) string {
 	if t == nil {
 		return ""
 	}
-	var s string
+	var parts []string
 	if ref := t.ClientCertificateRef; ref != nil {
-		s += fmt.Sprintf("; client certificate from Secret %s", ref.Name)
+		parts = append(parts, fmt.Sprintf("client certificate from Secret %s", ref.Name))
 	}
 	if ref := t.CABundleRef; ref != nil {
 		kind, name := "ConfigMap", ref.ConfigMapName
 		if ref.SecretName != "" {
 			kind, name = "Secret", ref.SecretName
 		}
-		s += fmt.Sprintf("; receiver verified with the CA bundle in %s %s, key %s", kind, name, ref.Key)
+		parts = append(parts, fmt.Sprintf("receiver verified with the CA bundle in %s %s, key %s", kind, name, caBundleKey(ref)))
 	}
-	return s
+	return strings.Join(parts, "; ")
 }
+
 
 // deliveryStats are the subscription's counters and times, computed from its retained deliveries.
 type deliveryStats struct {
