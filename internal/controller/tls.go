@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -120,19 +121,8 @@ func (s *Secrets) tlsSecretData(ctx context.Context, namespace, name, field stri
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	sec, err := s.Get(ctx, key)
 	if apierrors.IsNotFound(err) {
-		// As for signing Secrets (resolveSecret): an unlabelled Secret is not read, the message says how to label it.
-		unlabeled, uerr := s.Unlabeled(ctx, key)
-		if uerr != nil {
-			return nil, nil, fmt.Errorf("get Secret %s metadata: %w", name, uerr)
-		}
-		if unlabeled {
-			return nil, &TLSMaterial{Reason: hookpostv1.ReasonTLSNotLabeled, Message: fmt.Sprintf(
-				"Secret %q named in %s lacks the label %s=true, and Hookpost reads only Secrets that carry it; label it: kubectl label secret %s -n %s %s=true",
-				name, field, hookpostv1.LabelSigningSecret, name, namespace, hookpostv1.LabelSigningSecret)}, nil
-		}
-		return nil, &TLSMaterial{Reason: hookpostv1.ReasonTLSNotFound, Message: fmt.Sprintf(
-			"Secret %q named in %s does not exist in namespace %s; create it with the label %s=true",
-			name, field, namespace, hookpostv1.LabelSigningSecret)}, nil
+		problem, err := s.missing(ctx, key, "Secret", SigningSecretSelector, hookpostv1.LabelSigningSecret, field, "")
+		return nil, problem, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("get Secret %s: %w", name, err)
@@ -140,27 +130,17 @@ func (s *Secrets) tlsSecretData(ctx context.Context, namespace, name, field stri
 	return sec.Data, nil, nil
 }
 
-// caConfigMapData reads the CA bundle ConfigMap spec.tls.caBundleRef.configMapName names, as data (key) and
-// binaryData merged under their keys.
+// caConfigMapData reads the CA bundle ConfigMap spec.tls.caBundleRef.configMapName names, from data (key) or
+// else binaryData.
 func (s *Secrets) caConfigMapData(ctx context.Context, namespace, name, key string) (map[string][]byte, *TLSMaterial, error) {
-	const field = "spec.tls.caBundleRef.configMapName"
 	nn := types.NamespacedName{Namespace: namespace, Name: name}
 	cm := &corev1.ConfigMap{}
 	// Read, never modified: no copy of the cached object on every attempt.
 	err := s.Metadata.Get(ctx, nn, cm, client.UnsafeDisableDeepCopy)
 	if apierrors.IsNotFound(err) {
-		unlabeled, uerr := s.unlabeled(ctx, nn, "ConfigMap", CABundleSelector)
-		if uerr != nil {
-			return nil, nil, fmt.Errorf("get ConfigMap %s metadata: %w", name, uerr)
-		}
-		if unlabeled {
-			return nil, &TLSMaterial{Reason: hookpostv1.ReasonTLSNotLabeled, Message: fmt.Sprintf(
-				"ConfigMap %q named in %s lacks the label %s=true, and Hookpost reads only ConfigMaps that carry it; label it: kubectl label configmap %s -n %s %s=true",
-				name, field, hookpostv1.LabelCABundle, name, namespace, hookpostv1.LabelCABundle)}, nil
-		}
-		return nil, &TLSMaterial{Reason: hookpostv1.ReasonTLSNotFound, Message: fmt.Sprintf(
-			"ConfigMap %q named in %s does not exist in namespace %s; create it with the PEM CA certificates under key %q and the label %s=true",
-			name, field, namespace, key, hookpostv1.LabelCABundle)}, nil
+		problem, err := s.missing(ctx, nn, "ConfigMap", CABundleSelector, hookpostv1.LabelCABundle, "spec.tls.caBundleRef.configMapName",
+			fmt.Sprintf(", holding the PEM CA certificates under key %q", key))
+		return nil, problem, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("get ConfigMap %s: %w", name, err)
@@ -169,4 +149,22 @@ func (s *Secrets) caConfigMapData(ctx context.Context, namespace, name, key stri
 		return map[string][]byte{key: []byte(v)}, nil, nil
 	}
 	return cm.BinaryData, nil, nil
+}
+
+// missing says why the object of kind at nn, named in field and absent from the cache, cannot be used: it lacks
+// label (selected by selector), or it does not exist. As for signing Secrets (resolveSecret), an unlabelled object
+// is not read: the message says how to label it, and the label brings it into the watch.
+func (s *Secrets) missing(ctx context.Context, nn types.NamespacedName, kind string, selector labels.Selector, label, field, holding string) (*TLSMaterial, error) {
+	unlabeled, err := s.unlabeled(ctx, nn, kind, selector)
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s metadata: %w", kind, nn.Name, err)
+	}
+	if unlabeled {
+		return &TLSMaterial{Reason: hookpostv1.ReasonTLSNotLabeled, Message: fmt.Sprintf(
+			"%s %q named in %s lacks the label %s=true, and Hookpost reads only %ss that carry it; label it: kubectl label %s %s -n %s %s=true",
+			kind, nn.Name, field, label, kind, strings.ToLower(kind), nn.Name, nn.Namespace, label)}, nil
+	}
+	return &TLSMaterial{Reason: hookpostv1.ReasonTLSNotFound, Message: fmt.Sprintf(
+		"%s %q named in %s does not exist in namespace %s; create it with the label %s=true%s",
+		kind, nn.Name, field, nn.Namespace, label, holding)}, nil
 }

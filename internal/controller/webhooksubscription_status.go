@@ -87,7 +87,6 @@ func TLSSummary(t *hookpostv1.SubscriptionTLS) string {
 	return strings.Join(parts, "; ")
 }
 
-
 // deliveryStats are the subscription's counters and times, computed from its retained deliveries.
 type deliveryStats struct {
 	succeeded, failed, pending int64

@@ -1,8 +1,7 @@
 package delivery
 
 import (
-	"crypto/tls"
-	"crypto/x509"
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -100,20 +99,8 @@ func Classify(statusCode int, err error, retryOn4xx bool) Class {
 	}
 }
 
-// tlsFailure reports whether err is a failed TLS handshake or unusable TLS material.
+// tlsFailure reports whether err is a failed TLS handshake or unusable TLS material: errorMessage, which knows
+// every TLS error's shape, words it as one.
 func tlsFailure(err error) bool {
-	var (
-		certErr  *tls.CertificateVerificationError
-		unknown  x509.UnknownAuthorityError
-		hostErr  x509.HostnameError
-		invalid  x509.CertificateInvalidError
-		recErr   tls.RecordHeaderError
-		alertErr tls.AlertError
-	)
-	switch {
-	case errors.Is(err, ErrTLSMaterial), errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &hostErr),
-		errors.As(err, &invalid), errors.As(err, &recErr), errors.As(err, &alertErr), receiverAlert(err) != "":
-		return true
-	}
-	return strings.Contains(err.Error(), "tls: ")
+	return errors.Is(err, ErrTLSMaterial) || strings.HasPrefix(errorMessage(err, context.Background(), 0), "TLS: ")
 }

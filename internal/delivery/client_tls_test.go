@@ -28,8 +28,8 @@ type mtlsWorld struct {
 
 func newMTLSWorld(t *testing.T) *mtlsWorld {
 	t.Helper()
-	w := &mtlsWorld{serverCA: mustCA(t, "receiver CA"), clientCA: mustCA(t, "client CA"), connectionsByAddress: map[string]string{}}
-	serving := mustIssue(t, w.serverCA, "receiver", net.ParseIP("127.0.0.1"))
+	w := &mtlsWorld{serverCA: pki.TestCA(t, "receiver CA"), clientCA: pki.TestCA(t, "client CA"), connectionsByAddress: map[string]string{}}
+	serving := w.serverCA.TestIssue(t, "receiver", net.ParseIP("127.0.0.1"))
 	cert, err := serving.TLSCertificate()
 	if err != nil {
 		t.Fatal(err)
@@ -64,26 +64,8 @@ func (w *mtlsWorld) lastCN() string {
 // receiver's CA.
 func (w *mtlsWorld) client(t *testing.T, cn string) delivery.ClientTLS {
 	t.Helper()
-	c := mustIssue(t, w.clientCA, cn)
+	c := w.clientCA.TestIssue(t, cn)
 	return delivery.ClientTLS{CertPEM: c.CertPEM, KeyPEM: c.KeyPEM, CAPEM: w.serverCA.PEM}
-}
-
-func mustCA(t *testing.T, cn string) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(cn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-func mustIssue(t *testing.T, ca *pki.CA, cn string, ips ...net.IP) pki.Issued {
-	t.Helper()
-	c, err := ca.Issue(cn, ips...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func sendTLS(s *delivery.Sender, url string, material delivery.ClientTLS) delivery.Outcome {
@@ -93,8 +75,8 @@ func sendTLS(s *delivery.Sender, url string, material delivery.ClientTLS) delive
 }
 
 func TestClientTLSConfig(t *testing.T) {
-	ca := mustCA(t, "ca")
-	one, other := mustIssue(t, ca, "one"), mustIssue(t, ca, "other")
+	ca := pki.TestCA(t, "ca")
+	one, other := ca.TestIssue(t, "one"), ca.TestIssue(t, "other")
 	base := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "kept"}
 	tests := []struct {
 		name      string
@@ -156,7 +138,7 @@ func TestSendMutualTLS(t *testing.T) {
 	})
 	t.Run("a CA bundle that did not sign the receiver's certificate", func(t *testing.T) {
 		material := w.client(t, "tenant-a")
-		material.CAPEM = mustCA(t, "someone else's CA").PEM
+		material.CAPEM = pki.TestCA(t, "someone else's CA").PEM
 		out := sendTLS(s, w.srv.URL, material)
 		if out.Class != delivery.ClassTLS || !strings.Contains(out.Error, "TLS: ") || !strings.Contains(out.Error, "certificate signed by unknown authority") {
 			t.Fatalf("outcome %+v, want class TLS, certificate signed by unknown authority", out)

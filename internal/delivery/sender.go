@@ -170,11 +170,10 @@ func (s *Sender) clientFor(r Request) (*http.Client, error) {
 	if s.guard != nil {
 		reach = r.Reach.key()
 	}
-	id := r.TLS.identity()
-	if reach == "" && id == "" {
+	if reach == "" && r.TLS.IsZero() {
 		return s.client, nil
 	}
-	key := reach + "|" + id
+	key := r.TLS.poolKey(reach)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()

@@ -20,22 +20,15 @@ import (
 // present the certificate of spec.tls.clientCertificateRef and verify the receiver with the CA ConfigMap, and
 // succeed without a WebhookDelivery.
 func TestFirstAttemptPresentsTheClientCertificate(t *testing.T) {
-	serverCA, clientCA := mustCA(t, "receiver CA"), mustCA(t, "client CA")
-	serving, err := serverCA.Issue("receiver", net.ParseIP("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := harness.NewMTLSReceiver(serving, clientCA.Pool())
+	serverCA, clientCA := pki.TestCA(t, "receiver CA"), pki.TestCA(t, "client CA")
+	rcv, err := harness.NewMTLSReceiver(serverCA.TestIssue(t, "receiver", net.ParseIP("127.0.0.1")), clientCA.Pool())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rcv.Close()
 	ns := namespace(t)
 	ctx := context.Background()
-	cert, err := clientCA.Issue("tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := clientCA.TestIssue(t, "tenant-a")
 	for _, o := range []client.Object{fixtures.TLSSecret(ns, "client-cert", cert.CertPEM, cert.KeyPEM), fixtures.CABundleConfigMap(ns, "receiver-ca", serverCA.PEM)} {
 		if err := cp.Client.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -58,13 +51,4 @@ func TestFirstAttemptPresentsTheClientCertificate(t *testing.T) {
 	if got := deliveries(t, ns); len(got) != 0 {
 		t.Fatalf("first attempts over mutual TLS failed and became deliveries: %v", got)
 	}
-}
-
-func mustCA(t *testing.T, cn string) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(cn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"testing"
 	"time"
 )
 
@@ -100,4 +101,24 @@ func (ca *CA) Issue(cn string, ips ...net.IP) (Issued, error) {
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62)) // crypto/rand does not fail
 	return n
+}
+
+// TestCA is NewCA for a test, which it fails on error.
+func TestCA(tb testing.TB, cn string) *CA {
+	tb.Helper()
+	ca, err := NewCA(cn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ca
+}
+
+// TestIssue is ca.Issue for a test, which it fails on error.
+func (ca *CA) TestIssue(tb testing.TB, cn string, ips ...net.IP) Issued {
+	tb.Helper()
+	c, err := ca.Issue(cn, ips...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }
