@@ -13,7 +13,8 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 )
 
-// Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only the
+// Secrets reads signing Secrets, and the Secrets and ConfigMap spec.tls names (ReadTLS), without caching every
+// Secret of the cluster: the manager's cache holds only the
 // metadata of Secrets labelled hookpostv1.LabelSigningSecret=true (a label-selected, metadata-only watch; see
 // CacheOptions), and a Secret's data is read from the API server once per resourceVersion and kept here. An
 // operator that watched whole Secrets would hold every credential in the cluster in memory; one that watched all

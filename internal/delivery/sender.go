@@ -164,7 +164,7 @@ func (s *Sender) newClient(guard *netguard.Guard, tlsConfig *tls.Config) *http.C
 
 // clientFor returns the client for r's reach and TLS material: the shared one unless r's namespace is allowed extra
 // ranges or its subscription has TLS material of its own. The material is parsed only when its client is made;
-// a request with the same bytes finds the client by their hash.
+// a request with the same bytes finds the client by them (ClientTLS.poolKey).
 func (s *Sender) clientFor(r Request) (*http.Client, error) {
 	reach := ""
 	if s.guard != nil {
