@@ -90,6 +90,15 @@ const (
 	// ReasonEndpointGone: the endpoint answered 410 Gone and spec.circuitBreaker.disableOnGone is set: deliveries
 	// wait, nothing is dropped, until the spec changes (Ready=False, a Warning Event).
 	ReasonEndpointGone = "EndpointGone"
+	// ReasonTLSNotFound: a Secret or ConfigMap named in spec.tls does not exist (Ready=False).
+	ReasonTLSNotFound = "TLSNotFound"
+	// ReasonTLSNotLabeled: a Secret or ConfigMap named in spec.tls lacks the label the operator's cache selects
+	// (LabelSigningSecret on Secrets, LabelCABundle on ConfigMaps), so it may not be used (Ready=False; the message
+	// gives the kubectl label command).
+	ReasonTLSNotLabeled = "TLSNotLabeled"
+	// ReasonTLSInvalid: what spec.tls names is unusable: a key is missing, the PEM does not parse, or tls.key does
+	// not match tls.crt (Ready=False).
+	ReasonTLSInvalid = "TLSInvalid"
 )
 
 // Reasons on the CircuitOpen condition of a WebhookSubscription (and of its Events).
@@ -189,9 +198,13 @@ const (
 	// real events"): a delivery without a valid seal is sent as a test event. Set by Hookpost only.
 	AnnotationSeal = "webhooks.hookpost.io/seal"
 	// LabelSigningSecret, set to "true", marks a Secret Hookpost may read as a signing secret: the Secrets it
-	// generates carry it, and a Secret named in spec.signing.secretRef must carry it too. The operator's cache
-	// watches only Secrets with this label, so it never holds the other Secrets of the cluster.
+	// generates carry it, and a Secret named in spec.signing.secretRef must carry it too, as must the Secrets
+	// spec.tls names (client certificate, CA bundle). The operator's cache watches only Secrets with this label, so
+	// it never holds the other Secrets of the cluster.
 	LabelSigningSecret = "webhooks.hookpost.io/signing-secret"
+	// LabelCABundle, set to "true", marks a ConfigMap Hookpost may read as a CA bundle (spec.tls.caBundleRef
+	// configMapName). The operator's cache watches only ConfigMaps with this label.
+	LabelCABundle = "webhooks.hookpost.io/ca-bundle"
 	// LabelSubscription names a delivery's subscription.
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).

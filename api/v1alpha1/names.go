@@ -83,3 +83,6 @@ func ParseReplayValue(v string) (name, uid string, attempts int32, ok bool) {
 	}
 	return parts[0], parts[1], int32(n), true
 }
+
+// DefaultCABundleKey is the data key read when spec.tls.caBundleRef.key is unset.
+const DefaultCABundleKey = "ca.crt"

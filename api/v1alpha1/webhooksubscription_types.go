@@ -48,6 +48,7 @@ type HeaderName string
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.header) || !self.headers.exists(k, k.lowerAscii() == self.signing.header.lowerAscii())",message="spec.headers must not set the signature header named in spec.signing.header; Hookpost writes it"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.signing) || !has(self.signing.additional) || !self.signing.additional.exists(a, has(a.header) && self.headers.exists(k, k.lowerAscii() == a.header.lowerAscii()))",message="spec.headers must not set a signature header named in spec.signing.additional; Hookpost writes it"
 // +kubebuilder:validation:XValidation:rule="!has(self.headers) || !has(self.payloadFormat) || self.payloadFormat != 'CloudEventsBinary' || !self.headers.exists(k, k.lowerAscii() in ['ce-specversion', 'ce-id', 'ce-source', 'ce-type', 'ce-subject', 'ce-time', 'ce-tenantid'])",message="spec.headers must not set a CloudEvents attribute Hookpost sends with payloadFormat CloudEventsBinary (ce-specversion, ce-id, ce-source, ce-type, ce-subject, ce-time, ce-tenantid); remove it, or use a ce- name of your own for an extension attribute"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || !isURL(self.url) || url(self.url).getScheme() == 'https'",message="spec.tls applies only to an https:// spec.url; remove spec.tls or use https"
 type WebhookSubscriptionSpec struct {
 	// url is the endpoint that receives a POST for every matching event. It must be https:// unless
 	// allowInsecureHTTP is true.
@@ -130,6 +131,12 @@ type WebhookSubscriptionSpec struct {
 	// +optional
 	CircuitBreaker CircuitBreaker `json:"circuitBreaker,omitempty"`
 
+	// tls configures the TLS client side of https attempts: a client certificate for receivers that require mutual
+	// TLS, and a CA bundle that verifies the receiver instead of the operator's trust roots. Changes to the Secrets
+	// and ConfigMap it names apply from the next attempt on, without a restart. See docs/subscriptions.md.
+	// +optional
+	TLS *SubscriptionTLS `json:"tls,omitempty"`
+
 	// history bounds how many finished WebhookDeliveries are kept for this subscription, so etcd never fills up.
 	// +kubebuilder:default={}
 	// +optional
@@ -210,6 +217,54 @@ type SecretKeyRef struct {
 
 	// key is the data key holding the secret; "secret" when unset.
 	// +kubebuilder:default=secret
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// SubscriptionTLS is a subscription's TLS material.
+// +kubebuilder:validation:XValidation:rule="has(self.clientCertificateRef) || has(self.caBundleRef)",message="spec.tls must set clientCertificateRef, caBundleRef or both; remove spec.tls to use neither"
+type SubscriptionTLS struct {
+	// clientCertificateRef names a kubernetes.io/tls Secret in the subscription's namespace whose tls.crt
+	// (certificate, chain allowed) and tls.key (its private key) are presented to a receiver that asks for a client
+	// certificate. Like a signing Secret, it must carry the label webhooks.hookpost.io/signing-secret=true.
+	// +optional
+	ClientCertificateRef *LocalSecretRef `json:"clientCertificateRef,omitempty"`
+
+	// caBundleRef names the PEM certificates that verify the receiver's certificate, in place of the operator's
+	// trust roots: for receivers whose certificate a private CA signed.
+	// +optional
+	CABundleRef *CABundleRef `json:"caBundleRef,omitempty"`
+}
+
+// LocalSecretRef names a Secret in the same namespace.
+type LocalSecretRef struct {
+	// name is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// CABundleRef points at one key of a Secret or a ConfigMap in the same namespace holding PEM CA certificates.
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) != has(self.configMapName)",message="spec.tls.caBundleRef must set exactly one of secretName or configMapName"
+type CABundleRef struct {
+	// secretName names a Secret holding the bundle; it must carry the label
+	// webhooks.hookpost.io/signing-secret=true.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// configMapName names a ConfigMap holding the bundle; it must carry the label webhooks.hookpost.io/ca-bundle=true.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ConfigMapName string `json:"configMapName,omitempty"`
+
+	// key is the data key holding the PEM certificates; ca.crt when unset.
+	// +kubebuilder:default="ca.crt"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +optional

@@ -76,6 +76,8 @@ type inspectedRequest struct {
 	Headers           http.Header `json:"headers"`
 	// Body is the body's bytes; they are JSON, so the string holds them exactly.
 	Body string `json:"body"`
+	// TLS names the client certificate and CA bundle the connection uses (spec.tls); empty for none.
+	TLS string `json:"tls,omitempty"`
 }
 
 func (o *inspectOptions) run(ctx context.Context, name string) error {
@@ -129,7 +131,7 @@ func buildRequest(ctx context.Context, c client.Client, d *hookpostv1.WebhookDel
 	}
 	in := &inspectedRequest{
 		Attempt: att.Number, SignedAt: now.UTC().Truncate(time.Second), Scheme: string(att.Signatures[0].Scheme),
-		Method: r.Method, URL: r.URL, Headers: r.Header, Body: string(r.Body),
+		Method: r.Method, URL: r.URL, Headers: r.Header, Body: string(r.Body), TLS: controller.TLSSummary(sub.Spec.TLS),
 	}
 	for _, s := range att.Signatures[1:] {
 		in.AdditionalSchemes = append(in.AdditionalSchemes, string(s.Scheme))
@@ -168,6 +170,9 @@ func printInspection(w io.Writer, in inspection) {
 		}
 		fmt.Fprintf(w, "Request, as attempt %d would send it now (%s). Each attempt signs at its own time: %s differ per attempt.\n",
 			r.Attempt, r.SignedAt.Format(time.RFC3339), varies)
+		if r.TLS != "" {
+			fmt.Fprintf(w, "Connection (spec.tls): %s.\n", r.TLS)
+		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%s %s\n", r.Method, r.URL)
 		names := make([]string, 0, len(r.Headers))

@@ -168,6 +168,29 @@ func sendTestEvent(t *testing.T, recv *harness.Receiver, sub *hookpostv1.Webhook
 	return name, got[0], strings.TrimSpace(mustRun(t, "secret", sub.Name, "-n", sub.Namespace))
 }
 
+// TestInspectNamesTheTLSMaterial: a subscription with spec.tls shows, in inspect, the client certificate and CA
+// bundle its connection uses (here while they are still missing: the request is shown all the same).
+func TestInspectNamesTheTLSMaterial(t *testing.T) {
+	ns := newNamespace(t)
+	createReadySubscription(t, fixtures.Subscription(ns, "partner", "https://127.0.0.1:1/hook", fixtures.ClientCertificate("partner-client"),
+		fixtures.CABundle(hookpostv1.CABundleRef{ConfigMapName: "partner-ca"})))
+	d := fixtures.Delivery(ns, "partner", "evt-tls", "order.created", map[string]int{"order_id": 1}, fixtures.Test())
+	if err := k8sClient.Create(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	want := "client certificate from Secret partner-client; receiver verified with the CA bundle in ConfigMap partner-ca, key ca.crt"
+	if out := mustRun(t, "inspect", d.Name, "-n", ns); !strings.Contains(out, "Connection (spec.tls): "+want+".") {
+		t.Errorf("inspect does not name the TLS material:\n%s", out)
+	}
+	var in inspection
+	if err := yaml.Unmarshal([]byte(mustRun(t, "inspect", d.Name, "-n", ns, "-o", "yaml")), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Request == nil || in.Request.TLS != want {
+		t.Errorf("inspect -o yaml request.tls = %+v, want %q", in.Request, want)
+	}
+}
+
 // headerFlags turns headers into --header flags.
 func headerFlags(h http.Header, names ...string) []string {
 	var out []string

@@ -97,6 +97,18 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("a burst of more than a minute's worth",
 			fixtures.Subscription("", "burstbig", "https://example.com/hook", fixtures.RateLimit(1, 61)),
 			"spec.rateLimit.burst must be at most 60 times spec.rateLimit.perSecond (one minute's worth); lower burst or raise perSecond"),
+		Entry("spec.tls on an http URL",
+			fixtures.Subscription("", "tlshttp", "http://example.com/hook", fixtures.InsecureHTTP(), fixtures.ClientCertificate("client-cert")),
+			"spec.tls applies only to an https:// spec.url; remove spec.tls or use https"),
+		Entry("an empty spec.tls",
+			withTLS(fixtures.Subscription("", "tlsempty", "https://example.com/hook"), &hookpostv1.SubscriptionTLS{}),
+			"spec.tls must set clientCertificateRef, caBundleRef or both"),
+		Entry("a CA bundle from both a Secret and a ConfigMap",
+			fixtures.Subscription("", "caboth", "https://example.com/hook", fixtures.CABundle(hookpostv1.CABundleRef{SecretName: "ca", ConfigMapName: "ca"})),
+			"spec.tls.caBundleRef must set exactly one of secretName or configMapName"),
+		Entry("a CA bundle from neither",
+			fixtures.Subscription("", "canone", "https://example.com/hook", fixtures.CABundle(hookpostv1.CABundleRef{Key: "ca.pem"})),
+			"spec.tls.caBundleRef must set exactly one of secretName or configMapName"),
 		Entry("a signature header with StandardWebhooks",
 			fixtures.Subscription("", "stdhdr", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.SignatureHeader("X-Sig")),
 			"spec.signing.header applies only to scheme HMACSHA256Hex"),
@@ -205,3 +217,9 @@ var _ = Describe("kubectl get", func() {
 		Expect(cat).To(ContainSubstring("webhooksubscription.webhooks.hookpost.io/orders"))
 	})
 })
+
+// withTLS sets sub's spec.tls as given, even when empty (the fixtures' options never leave it empty).
+func withTLS(sub *hookpostv1.WebhookSubscription, t *hookpostv1.SubscriptionTLS) *hookpostv1.WebhookSubscription {
+	sub.Spec.TLS = t
+	return sub
+}

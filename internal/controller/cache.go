@@ -28,19 +28,22 @@ const annotationDataStripped = "webhooks.hookpost.io/cache-stripped-data"
 // (the manager's hidden --cache-transforms=false) keeps everything, so the bench can show the difference.
 //
 // Whatever transforms says, the cache watches only Secrets labelled hookpostv1.LabelSigningSecret=true (their
-// metadata; see Secrets): the ones Hookpost generates and the ones users name in spec.signing.secretRef. An
-// unrelated Secret, and its last-applied-configuration annotation, which holds its data in clear, is then never
-// in the operator's memory.
+// metadata; see Secrets): the ones Hookpost generates and the ones users name in spec.signing.secretRef and
+// spec.tls. An unrelated Secret, and its last-applied-configuration annotation, which holds its data in clear, is
+// then never in the operator's memory. ConfigMaps are cached whole (CA bundles are public), but only those
+// labelled hookpostv1.LabelCABundle=true, so the cluster's other ConfigMaps take no memory.
 func CacheOptions(transforms bool) cache.Options {
 	secrets := cache.ByObject{Label: SigningSecretSelector}
+	caBundles := cache.ByObject{Label: CABundleSelector}
 	if !transforms {
-		return cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}}
+		return cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: secrets, &corev1.ConfigMap{}: caBundles}}
 	}
 	return cache.Options{
 		DefaultTransform: stripServerFields,
 		ByObject: map[client.Object]cache.ByObject{
 			&hookpostv1.WebhookDelivery{}: {Transform: stripDelivery},
 			&corev1.Secret{}:              secrets,
+			&corev1.ConfigMap{}:           caBundles,
 		},
 	}
 }

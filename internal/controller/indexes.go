@@ -13,8 +13,11 @@ import (
 const (
 	// IndexDeliverySubscription indexes WebhookDeliveries by spec.subscriptionName.
 	IndexDeliverySubscription = "spec.subscriptionName"
-	// indexSubscriptionSecret indexes WebhookSubscriptions by the name of the Secret they sign with.
-	indexSubscriptionSecret = "signingSecretName"
+	// indexSubscriptionSecret indexes WebhookSubscriptions by the names of the Secrets they read: the one they
+	// sign with and those spec.tls names.
+	indexSubscriptionSecret = "secretNames"
+	// indexSubscriptionConfigMap indexes WebhookSubscriptions by the CA bundle ConfigMap spec.tls names.
+	indexSubscriptionConfigMap = "configMapName"
 )
 
 // setupIndexes registers the cache indexes; call it once per manager, before the controllers.
@@ -25,8 +28,26 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &hookpostv1.WebhookSubscription{}, indexSubscriptionSecret, func(o client.Object) []string {
-		return []string{signingSecretName(o.(*hookpostv1.WebhookSubscription))}
+	if err := idx.IndexField(ctx, &hookpostv1.WebhookSubscription{}, indexSubscriptionSecret, func(o client.Object) []string {
+		sub := o.(*hookpostv1.WebhookSubscription)
+		names := []string{signingSecretName(sub)}
+		if t := sub.Spec.TLS; t != nil {
+			if t.ClientCertificateRef != nil {
+				names = append(names, t.ClientCertificateRef.Name)
+			}
+			if t.CABundleRef != nil && t.CABundleRef.SecretName != "" {
+				names = append(names, t.CABundleRef.SecretName)
+			}
+		}
+		return names
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &hookpostv1.WebhookSubscription{}, indexSubscriptionConfigMap, func(o client.Object) []string {
+		if t := o.(*hookpostv1.WebhookSubscription).Spec.TLS; t != nil && t.CABundleRef != nil && t.CABundleRef.ConfigMapName != "" {
+			return []string{t.CABundleRef.ConfigMapName}
+		}
+		return nil
 	})
 }
 

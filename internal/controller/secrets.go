@@ -13,13 +13,15 @@ import (
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 )
 
-// Secrets reads signing Secrets without caching every Secret of the cluster: the manager's cache holds only the
+// Secrets reads signing Secrets, and the Secrets and ConfigMap spec.tls names (ReadTLS), without caching every
+// Secret of the cluster: the manager's cache holds only the
 // metadata of Secrets labelled hookpostv1.LabelSigningSecret=true (a label-selected, metadata-only watch; see
 // CacheOptions), and a Secret's data is read from the API server once per resourceVersion and kept here. An
 // operator that watched whole Secrets would hold every credential in the cluster in memory; one that watched all
 // Secret metadata would still hold every Secret's last-applied-configuration, which kubectl fills with its data.
 type Secrets struct {
-	// Metadata reads PartialObjectMetadata from the manager's cache.
+	// Metadata reads PartialObjectMetadata of Secrets, and whole CA bundle ConfigMaps (ReadTLS), from the
+	// manager's cache.
 	Metadata client.Reader
 	// Direct reads from the API server (the manager's APIReader).
 	Direct client.Reader
@@ -64,12 +66,18 @@ func (s *Secrets) Get(ctx context.Context, key types.NamespacedName) (*corev1.Se
 // which watches only labelled Secrets, does not hold it. It reads the metadata only, from the API server: the data
 // of a Secret nobody labelled for Hookpost is not read.
 func (s *Secrets) Unlabeled(ctx context.Context, key types.NamespacedName) (bool, error) {
+	return s.unlabeled(ctx, key, "Secret", SigningSecretSelector)
+}
+
+// unlabeled reports whether the object of kind (a core kind: Secret, ConfigMap) at key exists without the labels
+// selector asks for.
+func (s *Secrets) unlabeled(ctx context.Context, key types.NamespacedName, kind string, selector labels.Selector) (bool, error) {
 	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
 	if err := s.Direct.Get(ctx, key, m); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	return !SigningSecretSelector.Matches(labels.Set(m.Labels)), nil
+	return !selector.Matches(labels.Set(m.Labels)), nil
 }
 
 // GetDirect reads the whole Secret from the API server, bypassing the cache and the kept values. The subscription

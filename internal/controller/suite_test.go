@@ -129,9 +129,11 @@ var _ = BeforeSuite(func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
-	// Specs wait a second for a reconcile by default: on a busy machine the first would also wait for the
-	// manager's informers, so they start once those have synced.
+	// Specs wait for a reconcile; on a busy machine the first would also wait for the manager's informers, so they
+	// start once those have synced. A reconcile on a loaded machine can take longer than Gomega's default second:
+	// waiting longer costs nothing when the spec passes, and the waits assert what happens, never how fast.
 	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	SetDefaultEventuallyTimeout(10 * time.Second)
 })
 
 var _ = AfterSuite(func() {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -102,6 +103,9 @@ func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscripti
 type Gate struct {
 	// SecretRef names the Secret and key to sign with; nil when the subscription cannot send yet.
 	SecretRef *hookpostv1.SecretKeyRef
+	// TLS is the subscription's spec.tls, whose material (Secrets.ReadTLS) is read for each attempt, like the
+	// signing secret; nil for none.
+	TLS *hookpostv1.SubscriptionTLS
 	// Reason (a Delivered condition reason) and Message say why it cannot send; empty when it can.
 	Reason, Message string
 }
@@ -128,7 +132,28 @@ func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
 		return Gate{Reason: hookpostv1.ReasonSubscriptionNotReady,
 			Message: fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name)}
 	}
-	return Gate{SecretRef: ref}
+	return Gate{SecretRef: ref, TLS: sub.Spec.TLS}
+}
+
+// Credentials reads what an attempt the gate let through is made with, as it is now: the signing secret and the
+// TLS material. Both attempt paths call it for each attempt, so a rotated Secret counts from the next attempt on.
+// waiting is non-empty, saying why, when the subscription cannot send after all (a Secret emptied or deleted
+// since Ready was last computed; the subscription controller is about to say so in Ready).
+func (g Gate) Credentials(ctx context.Context, secrets *Secrets, namespace string) (secret string, tls delivery.ClientTLS, waiting string, err error) {
+	if secret, err = secrets.Value(ctx, namespace, g.SecretRef); err != nil {
+		return "", delivery.ClientTLS{}, "", fmt.Errorf("read signing secret: %w", err)
+	}
+	if secret == "" {
+		return "", delivery.ClientTLS{}, fmt.Sprintf("Secret %s has no data under key %q", g.SecretRef.Name, g.SecretRef.Key), nil
+	}
+	material, err := secrets.ReadTLS(ctx, namespace, g.TLS)
+	if err != nil {
+		return "", delivery.ClientTLS{}, "", fmt.Errorf("read spec.tls: %w", err)
+	}
+	if material.Reason != "" {
+		return "", delivery.ClientTLS{}, material.Message, nil
+	}
+	return secret, material.TLS, "", nil
 }
 
 // AttemptRecord is the ledger's record of attempt number of event ev, in delivery name of a subscription in

@@ -303,12 +303,12 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 		waiting(&d.Status, gate.Reason, gate.Message)
 		return nil, ctrl.Result{}, nil
 	}
-	secret, err := r.Secrets.Value(ctx, sub.Namespace, gate.SecretRef)
+	secret, tls, why, err := gate.Credentials(ctx, r.Secrets, sub.Namespace)
 	if err != nil {
-		return nil, ctrl.Result{}, fmt.Errorf("read signing secret: %w", err)
+		return nil, ctrl.Result{}, err
 	}
-	if secret == "" {
-		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("Secret %s of subscription %s has no data under key %q; the delivery waits", gate.SecretRef.Name, sub.Name, gate.SecretRef.Key))
+	if why != "" {
+		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("subscription %s cannot send: %s; the delivery waits", sub.Name, why))
 		return nil, ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
@@ -319,7 +319,7 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if err != nil {
 		return nil, ctrl.Result{}, err
 	}
-	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), secret: secret}, ctrl.Result{}, nil
+	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), secret: secret, tls: tls}, ctrl.Result{}, nil
 }
 
 // adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
@@ -345,6 +345,7 @@ type pendingAttempt struct {
 	sub    *hookpostv1.WebhookSubscription
 	target delivery.Target
 	secret string
+	tls    delivery.ClientTLS
 }
 
 // attempt sends the delivery once and records the outcome; sent is false when the destination host had no free
@@ -374,7 +375,9 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		r.warnNotSealed(ctx, d, p.sub)
 	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start), r.UserAgent)
+	att := p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start)
+	att.TLS = p.tls
+	req, err := delivery.BuildRequest(att, r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.

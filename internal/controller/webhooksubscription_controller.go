@@ -59,6 +59,7 @@ const prunedMemory = 10 * time.Minute
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries,verbs=get;list;watch;create;update;patch;delete;deliver-events
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
@@ -104,9 +105,14 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 	sub.Status.SigningSecretRef = secret.ref
+	material, err := r.Secrets.ReadTLS(ctx, sub.Namespace, sub.Spec.TLS)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	material = material.Check(sub.Spec.TLS)
 	key := TargetFor(sub, nil).CircuitKey()
 	gone := r.Breakers.State(key, r.Clock.Now()).Gone
-	r.setReady(sub, before, readyCondition(sub, secret, gone || goneRecorded(before)))
+	r.setReady(sub, before, readyCondition(sub, secret, material, gone || goneRecorded(before)))
 	// Once the status write records the 410 in Ready, the condition keeps it (for this generation).
 	clearGone = gone
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
@@ -120,6 +126,10 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	if secret.reason != "" {
 		// A human has to create or fix the Secret; the Secret watch brings us back when they do.
 		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("signing secret: %s", secret.message))
+	}
+	if material.Reason != "" {
+		// The same for spec.tls; the Secret and ConfigMap watches bring us back.
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("spec.tls: %s", material.Message))
 	}
 	return ctrl.Result{}, nil
 }
@@ -367,12 +377,14 @@ func (r *WebhookSubscriptionReconciler) deletePruned(ctx context.Context, prune 
 	return errors.Join(errs...)
 }
 
-// SetupWithManager watches subscriptions, their deliveries and the Secrets they sign with.
+// SetupWithManager watches subscriptions, their deliveries, the Secrets they sign with and the Secrets and
+// ConfigMaps their spec.tls names (ConfigMaps whole: the informer is the one ReadTLS reads through).
 // Under tenant isolation it also watches namespaces: a grant changed recomputes their subscriptions' condition.
 func (r *WebhookSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookSubscription{}).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsIndexed(indexSubscriptionSecret))).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.subscriptionsIndexed(indexSubscriptionConfigMap))).
 		Watches(&hookpostv1.WebhookDelivery{}, subscriptionOfDeliveryLater())
 	if r.Breakers != nil {
 		b = b.WatchesRawSource(source.Func(r.circuitChanges))
@@ -423,17 +435,20 @@ func (r *WebhookSubscriptionReconciler) subscriptionsInNamespace(ctx context.Con
 	return reqs
 }
 
-func (r *WebhookSubscriptionReconciler) subscriptionsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	subs := &hookpostv1.WebhookSubscriptionList{}
-	if err := r.List(ctx, subs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexSubscriptionSecret: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List subscriptions for a secret", "secretName", o.GetName())
-		return nil
+// subscriptionsIndexed maps a Secret or ConfigMap to the subscriptions that name it, by index.
+func (r *WebhookSubscriptionReconciler) subscriptionsIndexed(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		subs := &hookpostv1.WebhookSubscriptionList{}
+		if err := r.List(ctx, subs, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "List subscriptions naming an object", "index", index, "name", o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(subs.Items))
+		for k := range subs.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&subs.Items[k])})
+		}
+		return reqs
 	}
-	reqs := make([]reconcile.Request, 0, len(subs.Items))
-	for _, s := range subs.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-	}
-	return reqs
 }
 
 // summaryDelay is how long after a delivery changes its subscription's summary is recomputed: the changes of all

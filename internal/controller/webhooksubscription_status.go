@@ -41,9 +41,10 @@ func invalidHeader(headers map[string]string) string {
 	return ""
 }
 
-// readyCondition computes the subscription's Ready condition; gone says its endpoint answered 410 Gone under
-// spec.circuitBreaker.disableOnGone (now, or as the current Ready condition, of this generation, records).
-func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution, gone bool) metav1.Condition {
+// readyCondition computes the subscription's Ready condition from its signing secret and its spec.tls material;
+// gone says its endpoint answered 410 Gone under spec.circuitBreaker.disableOnGone (now, or as the current Ready
+// condition, of this generation, records).
+func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution, material TLSMaterial, gone bool) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
 	bad := invalidHeader(sub.Spec.Headers)
 	switch {
@@ -55,6 +56,8 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
 	case secret.reason != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
+	case material.Reason != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, material.Reason, material.Message
 	case sub.Spec.Paused:
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonPaused
 		c.Message = "spec.paused is true: deliveries wait and are sent when it is set to false"
@@ -65,7 +68,30 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonSecretReady
 		c.Message = fmt.Sprintf("signing with Secret %s, key %s", secret.ref.Name, secret.ref.Key)
 	}
+	if tls := TLSSummary(sub.Spec.TLS); c.Status == metav1.ConditionTrue && tls != "" {
+		c.Message += "; " + tls
+	}
 	return c
+}
+
+// TLSSummary says which TLS material spec.tls connects with ("" for none), for the Ready message and
+// `kubectl hookpost inspect`.
+func TLSSummary(t *hookpostv1.SubscriptionTLS) string {
+	if t == nil {
+		return ""
+	}
+	var parts []string
+	if ref := t.ClientCertificateRef; ref != nil {
+		parts = append(parts, fmt.Sprintf("client certificate from Secret %s", ref.Name))
+	}
+	if ref := t.CABundleRef; ref != nil {
+		kind, name := "ConfigMap", ref.ConfigMapName
+		if ref.SecretName != "" {
+			kind, name = "Secret", ref.SecretName
+		}
+		parts = append(parts, fmt.Sprintf("receiver verified with the CA bundle in %s %s, key %s", kind, name, caBundleKey(ref)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // deliveryStats are the subscription's counters and times, computed from its retained deliveries.

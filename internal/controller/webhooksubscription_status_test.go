@@ -12,31 +12,50 @@ import (
 
 func TestReadyCondition(t *testing.T) {
 	ref := &hookpostv1.SecretKeyRef{Name: "s", Key: "secret"}
+	tlsSpec := &hookpostv1.SubscriptionTLS{
+		ClientCertificateRef: &hookpostv1.LocalSecretRef{Name: "client-cert"},
+		CABundleRef:          &hookpostv1.CABundleRef{ConfigMapName: "receiver-ca", Key: "ca.crt"},
+	}
 	tests := []struct {
-		name       string
-		paused     bool
-		secret     secretResolution
-		wantStatus metav1.ConditionStatus
-		wantReason string
+		name        string
+		paused      bool
+		tls         *hookpostv1.SubscriptionTLS
+		secret      secretResolution
+		material    TLSMaterial
+		wantStatus  metav1.ConditionStatus
+		wantReason  string
+		wantMessage string
 	}{
-		{"a secret from spec", false, secretResolution{ref: ref}, metav1.ConditionTrue, hookpostv1.ReasonSecretReady},
-		{"a generated secret", false, secretResolution{ref: ref, generated: true}, metav1.ConditionTrue, hookpostv1.ReasonSecretGenerated},
-		{"a missing secret", false, secretResolution{reason: hookpostv1.ReasonSecretNotFound, message: "m"}, metav1.ConditionFalse, hookpostv1.ReasonSecretNotFound},
-		{"a missing key outranks paused", true, secretResolution{reason: hookpostv1.ReasonSecretKeyMissing, message: "m"}, metav1.ConditionFalse, hookpostv1.ReasonSecretKeyMissing},
-		{"paused", true, secretResolution{ref: ref}, metav1.ConditionFalse, hookpostv1.ReasonPaused},
+		{name: "a secret from spec", secret: secretResolution{ref: ref}, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady},
+		{name: "a generated secret", secret: secretResolution{ref: ref, generated: true}, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretGenerated},
+		{name: "a missing secret", secret: secretResolution{reason: hookpostv1.ReasonSecretNotFound, message: "m"}, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonSecretNotFound},
+		{name: "a missing key outranks paused", paused: true, secret: secretResolution{reason: hookpostv1.ReasonSecretKeyMissing, message: "m"}, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonSecretKeyMissing},
+		{name: "paused", paused: true, secret: secretResolution{ref: ref}, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonPaused},
+		{name: "TLS material ready is named in the message", tls: tlsSpec, secret: secretResolution{ref: ref}, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady,
+			wantMessage: "signing with Secret s, key secret; client certificate from Secret client-cert; receiver verified with the CA bundle in ConfigMap receiver-ca, key ca.crt"},
+		{name: "unusable TLS material", tls: tlsSpec, secret: secretResolution{ref: ref}, material: TLSMaterial{Reason: hookpostv1.ReasonTLSInvalid, Message: "m"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonTLSInvalid, wantMessage: "m"},
+		{name: "unusable TLS material outranks paused", paused: true, tls: tlsSpec, secret: secretResolution{ref: ref}, material: TLSMaterial{Reason: hookpostv1.ReasonTLSNotLabeled, Message: "m"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonTLSNotLabeled, wantMessage: "m"},
+		{name: "a missing signing secret outranks TLS", secret: secretResolution{reason: hookpostv1.ReasonSecretNotFound, message: "m"}, material: TLSMaterial{Reason: hookpostv1.ReasonTLSNotFound, Message: "t"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonSecretNotFound, wantMessage: "m"},
 	}
 	bad := &hookpostv1.WebhookSubscription{}
 	bad.Spec.Headers = map[string]string{"X-Ok": "fine", "X-Team": "a\r\nX-Injected: 1"}
-	if c := readyCondition(bad, secretResolution{ref: ref}, false); c.Reason != hookpostv1.ReasonInvalidHeader || c.Status != metav1.ConditionFalse {
+	if c := readyCondition(bad, secretResolution{ref: ref}, TLSMaterial{}, false); c.Reason != hookpostv1.ReasonInvalidHeader || c.Status != metav1.ConditionFalse {
 		t.Errorf("a header value with CRLF: got %s/%s, want False/InvalidHeader", c.Status, c.Reason)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
 			sub.Spec.Paused = tc.paused
-			c := readyCondition(sub, tc.secret, false)
+			sub.Spec.TLS = tc.tls
+			c := readyCondition(sub, tc.secret, tc.material, false)
 			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.ObservedGeneration != 3 || c.Message == "" {
 				t.Fatalf("got %+v, want %s/%s with a message", c, tc.wantStatus, tc.wantReason)
+			}
+			if tc.wantMessage != "" && c.Message != tc.wantMessage {
+				t.Fatalf("message %q, want %q", c.Message, tc.wantMessage)
 			}
 		})
 	}

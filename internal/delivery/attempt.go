@@ -65,8 +65,11 @@ func (t Target) Attempt(ev envelope.Event, secret, deliveryName string, number i
 // Attempt is everything needed to make one HTTP attempt, as plain values. Build it with Target.Attempt.
 type Attempt struct {
 	Target
-	Event        envelope.Event
-	Secret       string
+	Event  envelope.Event
+	Secret string
+	// TLS is the subscription's client certificate and CA bundle, read, like Secret, for each attempt, so a
+	// rotated Secret is used from the next attempt on.
+	TLS          ClientTLS
 	DeliveryName string
 	Number       int  // attempt number, 1-based
 	Test         bool // a test event, marked with X-Hookpost-Test: true
@@ -144,7 +147,7 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 		h.Set(ck, v)
 	}
 
-	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body, Namespace: a.Namespace, Reach: a.Reach}, nil
+	return Request{Method: http.MethodPost, URL: a.URL, Header: h, Body: body, Namespace: a.Namespace, Reach: a.Reach, TLS: a.TLS}, nil
 }
 
 // transportOwned are headers the HTTP transport computes from the request;

@@ -49,7 +49,7 @@ func breakerVerdict(c Class) (failed, counts bool) {
 	switch c {
 	case ClassSucceeded:
 		return false, true
-	case ClassRetry:
+	case ClassRetry, ClassTLS:
 		return true, true
 	}
 	return false, false

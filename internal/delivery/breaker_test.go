@@ -37,6 +37,7 @@ func TestBreakerOpensAfterConsecutiveFailuresOnly(t *testing.T) {
 		{name: "three failures in a row", classes: []Class{ClassRetry, ClassRetry, ClassRetry}, wantOpen: true},
 		{name: "a success breaks the streak", classes: []Class{ClassRetry, ClassRetry, ClassSucceeded, ClassRetry, ClassRetry}, wantOpen: false},
 		{name: "rejections say nothing of the endpoint's health", classes: []Class{ClassRetry, ClassPermanent, ClassGone, ClassRetry, ClassRetry}, wantOpen: true},
+		{name: "TLS failures count like any other failure to reach the endpoint", classes: []Class{ClassTLS, ClassRetry, ClassTLS}, wantOpen: true},
 		{name: "rejections alone never open it", classes: []Class{ClassPermanent, ClassPermanent, ClassPermanent, ClassPermanent}, wantOpen: false},
 	}
 	for _, tc := range tests {

@@ -1,8 +1,10 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/hookpost/hookpost/internal/netguard"
 )
@@ -20,6 +22,12 @@ const (
 	// ClassGone: the receiver answered 410 Gone, asking us to stop sending to this
 	// endpoint; the delivery fails now, whatever retryOn4xx says, and its status says why.
 	ClassGone Class = "Gone"
+	// ClassTLS: the TLS handshake failed (a receiver certificate no trusted CA signed,
+	// a wrong host name, the receiver refusing or asking for a client certificate, a
+	// plain-http endpoint) or the subscription's TLS material is unusable. Retried on
+	// the schedule like ClassRetry: certificates and Secrets get fixed; its own class so
+	// metrics, the ledger and status tell it from an unreachable receiver.
+	ClassTLS Class = "TLS"
 )
 
 // ErrInvalidRequest marks errors that come from the request itself (a URL that
@@ -43,10 +51,12 @@ func Classify(statusCode int, err error, retryOn4xx bool) Class {
 			return ClassPermanent
 		case errors.Is(err, ErrInvalidRequest):
 			return ClassPermanent
+		case tlsFailure(err):
+			return ClassTLS
 		default:
-			// Timeouts, refused or reset connections, DNS failures and TLS
-			// errors: doc 000's failure conditions, all of which a receiver
-			// (or its certificate, or its DNS) can recover from.
+			// Timeouts, refused or reset connections, DNS failures: doc 000's
+			// failure conditions, all of which a receiver (or its DNS) can
+			// recover from.
 			return ClassRetry
 		}
 	}
@@ -87,4 +97,10 @@ func Classify(statusCode int, err error, retryOn4xx bool) Class {
 		// not know the event arrived, so try again.
 		return ClassRetry
 	}
+}
+
+// tlsFailure reports whether err is a failed TLS handshake or unusable TLS material: errorMessage, which knows
+// every TLS error's shape, words it as one.
+func tlsFailure(err error) bool {
+	return errors.Is(err, ErrTLSMaterial) || strings.HasPrefix(errorMessage(err, context.Background(), 0), "TLS: ")
 }

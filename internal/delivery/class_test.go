@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -75,8 +76,11 @@ func TestClassify(t *testing.T) {
 		{name: "connection refused", err: netOpErr(syscall.ECONNREFUSED), want: delivery.ClassRetry},
 		{name: "connection reset", err: netOpErr(syscall.ECONNRESET), want: delivery.ClassRetry},
 		{name: "DNS failure", err: netOpErr(&net.DNSError{Err: "no such host", Name: "receiver.example", IsNotFound: true}), want: delivery.ClassRetry},
-		{name: "TLS unknown authority", err: netOpErr(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), want: delivery.ClassRetry},
-		{name: "TLS hostname mismatch", err: netOpErr(x509.HostnameError{Host: "receiver.example", Certificate: &x509.Certificate{}}), want: delivery.ClassRetry},
+		{name: "TLS unknown authority", err: netOpErr(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), want: delivery.ClassTLS},
+		{name: "TLS hostname mismatch", err: netOpErr(x509.HostnameError{Host: "receiver.example", Certificate: &x509.Certificate{}}), want: delivery.ClassTLS},
+		{name: "TLS alert from the receiver", err: netOpErr(&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}), want: delivery.ClassTLS},
+		{name: "TLS material unusable", err: fmt.Errorf("%w: CA bundle: no PEM certificate found", delivery.ErrTLSMaterial), want: delivery.ClassTLS},
+		{name: "plain http behind an https URL", err: netOpErr(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), want: delivery.ClassTLS},
 		{name: "retryOn4xx does not change errors", err: netOpErr(syscall.ECONNREFUSED), retryOn4xx: true, want: delivery.ClassRetry},
 		{name: "SSRF guard refusal", err: netOpErr(refused), want: delivery.ClassPermanent},
 		{name: "SSRF guard refusal with retryOn4xx", err: netOpErr(refused), retryOn4xx: true, want: delivery.ClassPermanent},

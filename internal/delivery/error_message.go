@@ -39,6 +39,9 @@ func errorMessage(err error, parent context.Context, timeout time.Duration) stri
 		// The operator is shutting down or the reconcile was cancelled: not
 		// the receiver's fault, and the attempt will be made again.
 		return "attempt canceled: " + parent.Err().Error()
+	case receiverAlert(err) != "":
+		// Checked before timeouts: an alert is never one, and it says more than any other part of err.
+		return receiverAlertMessage(receiverAlert(err))
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Sprintf("timeout after %s", timeout)
 	case errors.As(err, &dnsErr):
@@ -77,6 +80,32 @@ func errorMessage(err error, parent context.Context, timeout time.Duration) stri
 		return "TLS: " + rest
 	}
 	return msg
+}
+
+// receiverAlert returns the TLS alert the receiver sent, such as "certificate required" when it wants a client
+// certificate and got none; "" when err is no such alert. crypto/tls's type for it is unexported: it arrives as
+// a *net.OpError with Op "remote error", possibly inside other *net.OpErrors.
+func receiverAlert(err error) string {
+	for err != nil {
+		if op, ok := err.(*net.OpError); ok && op.Op == "remote error" && op.Err != nil {
+			return strings.TrimPrefix(op.Err.Error(), "tls: ")
+		}
+		err = errors.Unwrap(err)
+	}
+	return ""
+}
+
+// receiverAlertMessage explains a TLS alert the receiver sent during the handshake. The ones about certificates
+// are, from a receiver that requires mutual TLS, about ours: say which Hookpost setting fixes them.
+func receiverAlertMessage(alert string) string {
+	switch alert {
+	case "certificate required", "handshake failure":
+		return "TLS: the receiver requires a client certificate and was sent none (alert: " + alert + "); name a kubernetes.io/tls Secret in spec.tls.clientCertificateRef"
+	case "bad certificate", "unknown certificate authority", "certificate unknown", "unsupported certificate",
+		"certificate expired", "certificate revoked", "access denied":
+		return "TLS: the receiver rejected the client certificate of spec.tls.clientCertificateRef (alert: " + alert + "); use one signed by a CA the receiver trusts"
+	}
+	return "TLS: receiver sent alert: " + alert
 }
 
 func x509Message(err error) string {

@@ -1,6 +1,9 @@
 package delivery
 
-import "net/url"
+import (
+	"net/url"
+	"time"
+)
 
 // HostUsers reports how many attempts hold or wait for rawURL's host slots, so
 // tests can tell that an attempt is queued before they go on.
@@ -15,4 +18,18 @@ func (s *Sender) HostUsers(rawURL string) int {
 // RateBuckets reports how many subscriptions' rate buckets the Sender keeps.
 func (s *Sender) RateBuckets() int {
 	return s.rates.size()
+}
+
+// SetNow replaces the clock the Sender drops unused clients by.
+func (s *Sender) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// PooledClients reports how many clients of their own (per reach and TLS material) the Sender keeps.
+func (s *Sender) PooledClients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
 }

@@ -14,4 +14,6 @@ type Request struct {
 	Namespace string
 	// Reach is where the request may go beyond the SSRF guard; it is not sent.
 	Reach Reach
+	// TLS is the client certificate and CA bundle the connection uses; it is not sent.
+	TLS ClientTLS
 }

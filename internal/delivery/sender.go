@@ -62,10 +62,11 @@ type SenderOptions struct {
 }
 
 // Sender makes attempts. It shares one Transport so connections to a receiver
-// are reused across deliveries; attempts of namespaces allowed extra ranges get
-// a Transport per set of ranges, so a connection dialed under one namespace's
-// allowance never carries another namespace's request. A Sender is safe for
-// concurrent use.
+// are reused across deliveries; attempts of namespaces allowed extra ranges, and
+// of subscriptions with their own TLS material (ClientTLS), get a Transport per
+// set of ranges and material, so a connection dialed under one namespace's
+// allowance, or presenting one tenant's client certificate, never carries
+// another's request. A Sender is safe for concurrent use.
 type Sender struct {
 	client     *http.Client
 	hosts      *slotLimiter
@@ -80,10 +81,23 @@ type Sender struct {
 	tlsConfig *tls.Config
 	maxIdle   int
 	perHost   int
-	// reachClients holds a client per Reach.key(), made on first use (the keys are a cluster admin's annotations).
-	mu           sync.Mutex
-	reachClients map[string]*http.Client
+	// clients holds a client per Reach.key() and ClientTLS identity, made on first use and dropped once unused for
+	// unusedClientTTL: a rotated certificate leaves its old pool behind, and tenants come and go.
+	mu      sync.Mutex
+	clients map[string]*pooledClient
+	// now reads the wall clock for dropping unused clients; tests replace it.
+	now func() time.Time
 }
+
+// pooledClient is a client of Sender.clients and when it was last used.
+type pooledClient struct {
+	client   *http.Client
+	lastUsed time.Time
+}
+
+// unusedClientTTL is how long a client of Sender.clients is kept without an attempt: longer than the
+// IdleConnTimeout of its connections, so dropping it loses no warm connection.
+const unusedClientTTL = 10 * time.Minute
 
 // NewSender returns a Sender configured by o.
 func NewSender(o SenderOptions) *Sender {
@@ -104,22 +118,23 @@ func NewSender(o SenderOptions) *Sender {
 		}
 	}
 	s := &Sender{
-		hosts:        newSlotLimiter(o.MaxPerHost),
-		namespaces:   newSlotLimiter(o.MaxPerNamespace),
-		rates:        newRateLimiter(),
-		global:       make(chan struct{}, o.MaxConcurrent),
-		guard:        o.Guard,
-		tlsConfig:    tlsConfig,
-		maxIdle:      o.MaxConcurrent,
-		perHost:      o.MaxPerHost,
-		reachClients: map[string]*http.Client{},
+		hosts:      newSlotLimiter(o.MaxPerHost),
+		namespaces: newSlotLimiter(o.MaxPerNamespace),
+		rates:      newRateLimiter(),
+		global:     make(chan struct{}, o.MaxConcurrent),
+		guard:      o.Guard,
+		tlsConfig:  tlsConfig,
+		maxIdle:    o.MaxConcurrent,
+		perHost:    o.MaxPerHost,
+		clients:    map[string]*pooledClient{},
+		now:        time.Now,
 	}
-	s.client = s.newClient(o.Guard)
+	s.client = s.newClient(o.Guard, tlsConfig)
 	return s
 }
 
-// newClient returns a client dialing through guard (none when nil).
-func (s *Sender) newClient(guard *netguard.Guard) *http.Client {
+// newClient returns a client dialing through guard (none when nil) with tlsConfig.
+func (s *Sender) newClient(guard *netguard.Guard, tlsConfig *tls.Config) *http.Client {
 	dial := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
 	if guard != nil {
 		dial = guard.DialContext
@@ -130,7 +145,7 @@ func (s *Sender) newClient(guard *netguard.Guard) *http.Client {
 		// destination on our behalf.
 		Proxy:             nil,
 		DialContext:       dial,
-		TLSClientConfig:   s.tlsConfig,
+		TLSClientConfig:   tlsConfig,
 		ForceAttemptHTTP2: true,
 		// Attempts per host never exceed MaxPerHost, so that many idle
 		// connections is exactly what keeps a busy receiver's connections warm.
@@ -151,20 +166,48 @@ func (s *Sender) newClient(guard *netguard.Guard) *http.Client {
 	}
 }
 
-// clientFor returns the client for r's reach: the shared one unless r's namespace is allowed extra ranges.
-func (s *Sender) clientFor(r Reach) *http.Client {
-	key := r.key()
-	if key == "" || s.guard == nil {
-		return s.client
+// clientFor returns the client for r's reach and TLS material: the shared one unless r's namespace is allowed extra
+// ranges or its subscription has TLS material of its own. The material is parsed only when its client is made;
+// a request with the same bytes finds the client by them (ClientTLS.poolKey).
+func (s *Sender) clientFor(r Request) (*http.Client, error) {
+	reach := ""
+	if s.guard != nil {
+		reach = r.Reach.key()
 	}
+	if reach == "" && r.TLS.IsZero() {
+		return s.client, nil
+	}
+	key := r.TLS.poolKey(reach)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.reachClients[key]
+	now := s.now()
+	c := s.clients[key]
 	if c == nil {
-		c = s.newClient(s.guard.Allowing(r.AllowCIDRs))
-		s.reachClients[key] = c
+		tlsConfig, err := r.TLS.Config(s.tlsConfig)
+		if err != nil {
+			return nil, err
+		}
+		guard := s.guard
+		if reach != "" {
+			guard = s.guard.Allowing(r.Reach.AllowCIDRs)
+		}
+		s.dropUnused(now)
+		c = &pooledClient{client: s.newClient(guard, tlsConfig)}
+		s.clients[key] = c
 	}
-	return c
+	c.lastUsed = now
+	return c.client, nil
+}
+
+// dropUnused forgets the clients unused for unusedClientTTL and closes their idle connections; s.mu is held. It
+// runs when a client is made, so the map is bounded by the material and ranges in use within the TTL.
+func (s *Sender) dropUnused(now time.Time) {
+	for k, c := range s.clients {
+		if now.Sub(c.lastUsed) > unusedClientTTL {
+			c.client.CloseIdleConnections()
+			delete(s.clients, k)
+		}
+	}
 }
 
 // HostFull reports whether every slot for rawURL's host is taken, so a caller can skip encoding and signing a
@@ -274,7 +317,11 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 	// Duration is a measurement of the wall clock, not a policy decision, so
 	// it uses the real clock rather than now.
 	start := time.Now()
-	resp, err := s.clientFor(r.Reach).Do(req)
+	client, err := s.clientFor(r)
+	if err != nil {
+		return Outcome{Error: "TLS: " + err.Error() + "; fix the Secret or ConfigMap named in spec.tls", Class: Classify(0, err, retryOn4xx)}, true
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		msg := errorMessage(err, ctx, timeout)
 		var refused *netguard.RefusedError

@@ -208,8 +208,8 @@ func TestSendVerifiesTLS(t *testing.T) {
 	t.Run("untrusted with the system roots", func(t *testing.T) {
 		out := newSender(delivery.SenderOptions{}).Send(context.Background(), post(srv.URL), 5*time.Second, false, testNow)
 		want := "TLS: certificate signed by unknown authority"
-		if out.Class != delivery.ClassRetry || out.Error != want {
-			t.Errorf("outcome = {class %s, error %q}, want {Retry, %q}", out.Class, out.Error, want)
+		if out.Class != delivery.ClassTLS || out.Error != want {
+			t.Errorf("outcome = {class %s, error %q}, want {TLS, %q}", out.Class, out.Error, want)
 		}
 	})
 }

@@ -185,11 +185,11 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 	if !p.gate.Open() {
 		return delivery.Request{}, time.Time{}, false, nil
 	}
-	secret, err := f.o.Secrets.Value(ctx, sub.Namespace, p.gate.SecretRef)
+	secret, tls, why, err := p.gate.Credentials(ctx, f.o.Secrets, sub.Namespace)
 	if err != nil {
-		return delivery.Request{}, time.Time{}, false, fmt.Errorf("read signing secret of %s/%s: %w", sub.Namespace, sub.Name, err)
+		return delivery.Request{}, time.Time{}, false, fmt.Errorf("subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 	}
-	if secret == "" {
+	if why != "" {
 		return delivery.Request{}, time.Time{}, false, nil
 	}
 	start = f.o.Clock.Now()
@@ -200,6 +200,7 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 		return delivery.Request{}, time.Time{}, false, nil
 	}
 	att := p.target.Attempt(envelopeEvent(ev), secret, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
+	att.TLS = tls
 	req, err = delivery.BuildRequest(att, f.o.UserAgent)
 	if err != nil {
 		return delivery.Request{}, time.Time{}, false, nil

@@ -22,7 +22,7 @@ type Attempt struct {
 	Time         time.Time // when the attempt started
 	Duration     time.Duration
 	StatusCode   int       // 0 when no response
-	ErrorClass   string    // the outcome class: "Succeeded", "Retry", "Permanent", "Gone", ... ("" unknown)
+	ErrorClass   string    // the outcome class: "Succeeded", "Retry", "Permanent", "Gone", "TLS", ... ("" unknown)
 	Error        string    // what went wrong, "" on success
 	Response     []byte    // the first KiB of the response body
 	NextRetry    time.Time // zero when no retry follows

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +10,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/hookpost/hookpost/test/harness/pki"
 )
 
 // Received is one request a Receiver got.
@@ -16,6 +20,8 @@ type Received struct {
 	Header http.Header
 	Body   []byte
 	At     time.Time
+	// ClientCN is the common name of the client certificate presented, on a receiver that requires one.
+	ClientCN string
 }
 
 // Response is what a Receiver answers.
@@ -60,6 +66,21 @@ func NewReceiverOn(addr string) (*Receiver, error) {
 // carries the pool that trusts it.
 func NewTLSReceiver() *Receiver { return newReceiver(true) }
 
+// NewMTLSReceiver starts an HTTPS receiver on 127.0.0.1 serving server (issued for 127.0.0.1) that requires a
+// client certificate signed by a CA in clientCAs, as a receiver demanding mutual TLS does; without one the
+// handshake fails and nothing is recorded.
+func NewMTLSReceiver(server pki.Issued, clientCAs *x509.CertPool) (*Receiver, error) {
+	cert, err := server.TLSCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	r := &Receiver{scripts: map[string][]Response{}, served: map[string]int{}, released: make(chan struct{})}
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	r.Server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs, MinVersion: tls.VersionTLS12}
+	r.Server.StartTLS()
+	return r, nil
+}
+
 func newReceiver(tls bool) *Receiver {
 	r := &Receiver{scripts: map[string][]Response{}, served: map[string]int{}, released: make(chan struct{})}
 	h := http.HandlerFunc(r.serve)
@@ -100,7 +121,11 @@ func (r *Receiver) Close() {
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 8<<20))
 	r.mu.Lock()
-	r.got = append(r.got, Received{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, At: time.Now()})
+	got := Received{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, At: time.Now()}
+	if req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
+		got.ClientCN = req.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	r.got = append(r.got, got)
 	resp := Response{Status: http.StatusOK, Body: `{"received":true}`}
 	if s := r.scripts[req.URL.Path]; len(s) > 0 {
 		n := r.served[req.URL.Path]

@@ -50,10 +50,24 @@ func TestChartNamespacedRBAC(t *testing.T) {
 	}
 	var wantNamespaced, wantCluster []rbacv1.PolicyRule
 	for _, r := range convert[rbacv1.ClusterRole](t, find(t, decodeManifests(t, generated), "ClusterRole")).Rules {
-		if slices.ContainsFunc(r.Resources, func(res string) bool { return slices.Contains(namespacedRuleResources, res) }) {
-			wantCluster = append(wantCluster, r)
-		} else {
-			wantNamespaced = append(wantNamespaced, r)
+		// controller-gen merges resources with the same verbs into one rule (configmaps with namespaces): split it.
+		var cluster, namespaced []string
+		for _, res := range r.Resources {
+			if slices.Contains(namespacedRuleResources, res) {
+				cluster = append(cluster, res)
+			} else {
+				namespaced = append(namespaced, res)
+			}
+		}
+		if len(cluster) > 0 {
+			c := *r.DeepCopy()
+			c.Resources = cluster
+			wantCluster = append(wantCluster, c)
+		}
+		if len(namespaced) > 0 {
+			n := *r.DeepCopy()
+			n.Resources = namespaced
+			wantNamespaced = append(wantNamespaced, n)
 		}
 	}
 
