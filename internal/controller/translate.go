@@ -50,6 +50,30 @@ func SignaturesOf(s hookpostv1.Signing) []signing.Signature {
 	return sigs
 }
 
+// KeysFor returns the keys a subscription signs with at now, from the data of its signing Secret (key is
+// status.signingSecretRef.key) and its status.signingKeys (recorded): the current secret, and the one under
+// key+".previous" until the expiry recorded for it. A previous key the subscription controller has not recorded yet signs too:
+// the Secret changes before the controller sees it, and a rotation must never leave the primary header on a key
+// the receiver does not know yet. Current is "" when the key holds nothing.
+func KeysFor(recorded []hookpostv1.SigningKey, data map[string][]byte, key string, now time.Time) signing.Keys {
+	keys := signing.Keys{Current: string(data[key])}
+	previous := string(data[key+hookpostv1.PreviousKeySuffix])
+	if previous == "" || previous == keys.Current || keys.Current == "" {
+		return keys
+	}
+	id := signing.Fingerprint(previous)
+	for _, k := range recorded {
+		if k.ID != id {
+			continue
+		}
+		if k.Role == hookpostv1.SigningKeyExpired || (k.ExpiresAt != nil && !now.Before(k.ExpiresAt.Time)) {
+			return keys
+		}
+	}
+	keys.Previous = previous
+	return keys
+}
+
 // EventOf returns the event a delivery carries.
 func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
 	var data []byte
@@ -68,8 +92,8 @@ func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
 
 // AttemptFor is the attempt a delivery's next HTTP request is built from, signed as of now: the reconciler sends
 // what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
-func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace, secret string, now time.Time) delivery.Attempt {
-	return TargetFor(sub, ns).Attempt(EventOf(d), secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
+func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace, keys signing.Keys, now time.Time) delivery.Attempt {
+	return TargetFor(sub, ns).Attempt(EventOf(d), keys, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
 }
 
 // Gate says whether a subscription may send now and with which secret.

@@ -31,6 +31,7 @@ import (
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/signing"
 )
 
 // hostBusyRetry is about how soon a delivery whose destination host has no free slot is looked at again. The
@@ -268,11 +269,11 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 		waiting(&d.Status, gate.Reason, gate.Message)
 		return nil, ctrl.Result{}, nil
 	}
-	secret, err := r.Secrets.Value(ctx, sub.Namespace, gate.SecretRef)
+	keys, err := r.Secrets.Keys(ctx, sub.Namespace, gate.SecretRef, sub.Status.SigningKeys, r.Clock.Now())
 	if err != nil {
 		return nil, ctrl.Result{}, fmt.Errorf("read signing secret: %w", err)
 	}
-	if secret == "" {
+	if keys.Current == "" {
 		waiting(&d.Status, hookpostv1.ReasonSubscriptionNotReady, fmt.Sprintf("Secret %s of subscription %s has no data under key %q; the delivery waits", gate.SecretRef.Name, sub.Name, gate.SecretRef.Key))
 		return nil, ctrl.Result{}, nil
 	}
@@ -284,7 +285,7 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if err != nil {
 		return nil, ctrl.Result{}, err
 	}
-	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), secret: secret}, ctrl.Result{}, nil
+	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), keys: keys}, ctrl.Result{}, nil
 }
 
 // adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
@@ -309,7 +310,7 @@ func (r *WebhookDeliveryReconciler) adopt(ctx context.Context, d *hookpostv1.Web
 type pendingAttempt struct {
 	sub    *hookpostv1.WebhookSubscription
 	target delivery.Target
-	secret string
+	keys   signing.Keys
 }
 
 // attempt sends the delivery once and records the outcome; sent is false when the destination host had no free
@@ -325,7 +326,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		r.warnNotSealed(ctx, d, p.sub)
 	}
 	start := r.Clock.Now()
-	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start), r.UserAgent)
+	req, err := delivery.BuildRequest(p.target.Attempt(EventOf(d), p.keys, d.Name, int(d.Status.Attempts)+1, test, start), r.UserAgent)
 	if err != nil {
 		// The event cannot be encoded or signed: no attempt can ever succeed, so fail it with the reason. Nothing
 		// was sent, so no attempt is counted.

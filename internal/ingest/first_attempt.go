@@ -76,6 +76,8 @@ type preparedTarget struct {
 	subscriptionVersion, namespaceVersion string
 	target                                delivery.Target
 	gate                                  controller.Gate
+	// signingKeys is the subscription's status.signingKeys, which says until when a previous key signs.
+	signingKeys []hookpostv1.SigningKey
 }
 
 // NewFirstAttempt returns a FirstAttempt configured by o.
@@ -171,15 +173,15 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 	if !p.gate.Open() {
 		return delivery.Request{}, time.Time{}, false, nil
 	}
-	secret, err := f.o.Secrets.Value(ctx, sub.Namespace, p.gate.SecretRef)
+	start = f.o.Clock.Now()
+	keys, err := f.o.Secrets.Keys(ctx, sub.Namespace, p.gate.SecretRef, p.signingKeys, start)
 	if err != nil {
 		return delivery.Request{}, time.Time{}, false, fmt.Errorf("read signing secret of %s/%s: %w", sub.Namespace, sub.Name, err)
 	}
-	if secret == "" {
+	if keys.Current == "" {
 		return delivery.Request{}, time.Time{}, false, nil
 	}
-	start = f.o.Clock.Now()
-	att := p.target.Attempt(envelopeEvent(ev), secret, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
+	att := p.target.Attempt(envelopeEvent(ev), keys, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
 	req, err = delivery.BuildRequest(att, f.o.UserAgent)
 	if err != nil {
 		return delivery.Request{}, time.Time{}, false, nil
@@ -211,7 +213,7 @@ func (f *FirstAttempt) prepare(ctx context.Context, sub *Subscription) (*prepare
 	p := f.targets[obj.UID]
 	if p == nil || p.subscriptionVersion != obj.ResourceVersion || p.namespaceVersion != nsVersion {
 		p = &preparedTarget{subscriptionVersion: obj.ResourceVersion, namespaceVersion: nsVersion,
-			target: controller.TargetFor(obj, ns), gate: controller.GateFor(obj)}
+			target: controller.TargetFor(obj, ns), gate: controller.GateFor(obj), signingKeys: obj.Status.SigningKeys}
 		f.targets[obj.UID] = p
 	}
 	return p, nil
