@@ -26,7 +26,8 @@ func newSecretCommand(root *rootOptions) *cobra.Command {
 		Use:   "secret SUBSCRIPTION",
 		Short: "Print the signing secret a subscription signs with",
 		Long: `Prints the signing secret in use for the subscription (the Secret named in its status.signingSecretRef),
-whether Hookpost generated it or you supplied it, so you can configure your receiver with it.`,
+whether Hookpost generated it or you supplied it, so you can configure your receiver with it. During a rotation
+(kubectl hookpost secret rotate) it prints the new secret; -o json adds the previous one and both ids.`,
 		Example: `  kubectl hookpost secret orders
   export WEBHOOK_SECRET="$(kubectl hookpost secret orders)"`,
 		Args: cobra.ExactArgs(1),

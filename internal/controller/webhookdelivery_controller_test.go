@@ -615,6 +615,39 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(strings.Fields(after[0].Header.Get("webhook-signature"))).To(HaveLen(1))
 	})
 
+	It("expires the previous key of a Secret the user owns without editing the Secret", func() {
+		subscribe("owned", "/owned", fixtures.RotationOverlap(time.Minute))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signing"}, s)).To(Succeed())
+		s.Data = map[string][]byte{"secret": []byte("the-new-secret"), "secret.previous": []byte(testSecret)}
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		previous := And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyPrevious))
+		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "owned")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(ContainElement(previous))
+
+		during := deliver("owned", "evt-during")
+		Eventually(phaseOf(ns, during)).WithTimeout(30 * time.Second).Should(Equal(hookpostv1.DeliverySucceeded))
+		r := rcv.Requests("/owned")[0]
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(signing.VerifyHMACHex([]byte("the-new-secret"), r.Body, r.Header.Get("X-Webhook-Signature-Next"))).To(Succeed())
+
+		fakeClock.Step(time.Minute)
+		sub := getSubscription(ns, "owned")()
+		patch := client.MergeFrom(sub.DeepCopy())
+		sub.Annotations = map[string]string{"test.hookpost.io/poke": "expiry"}
+		Expect(k8sClient.Patch(ctx, sub, patch)).To(Succeed())
+		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "owned")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(ContainElement(
+			And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyExpired))))
+		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationFinished))
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signing"}, s)).To(Succeed())
+		Expect(s.Data).To(HaveKey("secret.previous"), "a Secret the user owns is left as applied")
+
+		after := deliver("owned", "evt-after")
+		Eventually(phaseOf(ns, after)).WithTimeout(30 * time.Second).Should(Equal(hookpostv1.DeliverySucceeded))
+		r = rcv.Requests("/owned")[1]
+		Expect(signing.VerifyHMACHex([]byte("the-new-secret"), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(r.Header.Get("X-Webhook-Signature-Next")).To(BeEmpty())
+	})
+
 	It("deletes the oldest finished deliveries beyond the history limits and keeps counting them", func() {
 		subscribe("bounded", "/bounded", fixtures.HistoryLimits(2, 1))
 		var names []string
