@@ -582,7 +582,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		s.Data = map[string][]byte{"secret": []byte(newSecret), "secret.previous": []byte(oldSecret)}
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 		rotatedAt := fakeClock.Now()
-		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "rotating")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(ConsistOf(
+		Eventually(signingKeysOf(ns, "rotating")).WithTimeout(30 * time.Second).Should(ConsistOf(
 			hookpostv1.SigningKey{ID: signing.Fingerprint(newSecret), Role: hookpostv1.SigningKeyCurrent},
 			And(HaveField("ID", signing.Fingerprint(oldSecret)), HaveField("Role", hookpostv1.SigningKeyPrevious),
 				HaveField("ExpiresAt.Time", BeTemporally("~", rotatedAt.Add(time.Hour), time.Second)))))
@@ -596,11 +596,8 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(strings.Fields(during[0].Header.Get("webhook-signature"))).To(HaveLen(2))
 
 		fakeClock.Step(time.Hour)
-		sub := getSubscription(ns, "rotating")()
-		patch := client.MergeFrom(sub.DeepCopy())
-		sub.Annotations = map[string]string{"test.hookpost.io/poke": "expiry"}
-		Expect(k8sClient.Patch(ctx, sub, patch)).To(Succeed())
-		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "rotating")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(Equal(
+		pokeSubscription(ns, "rotating")
+		Eventually(signingKeysOf(ns, "rotating")).WithTimeout(30 * time.Second).Should(Equal(
 			[]hookpostv1.SigningKey{{ID: signing.Fingerprint(newSecret), Role: hookpostv1.SigningKeyCurrent}}))
 		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationFinished))
 		Eventually(func() map[string][]byte {
@@ -622,7 +619,7 @@ var _ = Describe("WebhookDelivery controller", func() {
 		s.Data = map[string][]byte{"secret": []byte("the-new-secret"), "secret.previous": []byte(testSecret)}
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 		previous := And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyPrevious))
-		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "owned")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(ContainElement(previous))
+		Eventually(signingKeysOf(ns, "owned")).WithTimeout(30 * time.Second).Should(ContainElement(previous))
 
 		during := deliver("owned", "evt-during")
 		Eventually(phaseOf(ns, during)).WithTimeout(30 * time.Second).Should(Equal(hookpostv1.DeliverySucceeded))
@@ -631,11 +628,8 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(signing.VerifyHMACHex([]byte("the-new-secret"), r.Body, r.Header.Get("X-Webhook-Signature-Next"))).To(Succeed())
 
 		fakeClock.Step(time.Minute)
-		sub := getSubscription(ns, "owned")()
-		patch := client.MergeFrom(sub.DeepCopy())
-		sub.Annotations = map[string]string{"test.hookpost.io/poke": "expiry"}
-		Expect(k8sClient.Patch(ctx, sub, patch)).To(Succeed())
-		Eventually(func() []hookpostv1.SigningKey { return getSubscription(ns, "owned")().Status.SigningKeys }).WithTimeout(30 * time.Second).Should(ContainElement(
+		pokeSubscription(ns, "owned")
+		Eventually(signingKeysOf(ns, "owned")).WithTimeout(30 * time.Second).Should(ContainElement(
 			And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyExpired))))
 		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationFinished))
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signing"}, s)).To(Succeed())
