@@ -66,6 +66,15 @@ const (
 	ReasonTenantNotGranted = "TenantNotGranted"
 )
 
+// Reasons of the Normal Events a WebhookSubscription gets during a secret rotation (docs/receivers.md).
+const (
+	// ReasonRotationStarted: a new previous secret appeared under "<key>.previous"; both keys sign until the
+	// expiry the Event names.
+	ReasonRotationStarted = "RotationStarted"
+	// ReasonRotationFinished: the previous secret's overlap ended; only the current secret signs.
+	ReasonRotationFinished = "RotationFinished"
+)
+
 // Reasons on the Ready condition of a WebhookSubscription.
 const (
 	// ReasonSecretReady: the signing secret resolves (Ready=True).

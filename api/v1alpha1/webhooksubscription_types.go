@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -166,6 +168,7 @@ type EventFilter struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.additional) || self.scheme != 'HMACSHA256Hex' || !self.additional.exists(a, a.scheme == 'HMACSHA256Hex' && (has(a.header) ? a.header : 'X-Webhook-Signature').lowerAscii() == (has(self.header) ? self.header : 'X-Webhook-Signature').lowerAscii())",message="spec.signing.additional HMACSHA256Hex entries must use a header other than spec.signing.header (X-Webhook-Signature when unset): two signatures cannot share a header; set spec.signing.additional[].header"
 // +kubebuilder:validation:XValidation:rule="!has(self.additional) || self.additional.all(a, a.scheme != 'HMACSHA256Hex' || self.additional.filter(b, b.scheme == 'HMACSHA256Hex' && (has(b.header) ? b.header : 'X-Webhook-Signature').lowerAscii() == (has(a.header) ? a.header : 'X-Webhook-Signature').lowerAscii()).size() == 1)",message="spec.signing.additional HMACSHA256Hex entries must each use a different header (X-Webhook-Signature when unset): two signatures cannot share a header"
 // +kubebuilder:validation:XValidation:rule="!has(self.additional) || !has(self.header) || !(self.header.lowerAscii() in ['content-type', 'content-length', 'host', 'user-agent', 'x-event-id'] || self.header.lowerAscii().startsWith('webhook-') || self.header.lowerAscii().startsWith('x-hookpost-'))",message="spec.signing.header must not name a header Hookpost owns (Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-*) when spec.signing.additional is set; choose another header"
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || !self.header.lowerAscii().endsWith('-next')",message="spec.signing.header must not end in -Next: during a secret rotation Hookpost sends the new key's signature in <header>-Next; choose another header"
 type Signing struct {
 	// scheme is HMACSHA256Hex (hex HMAC-SHA256 of the body in header) or StandardWebhooks
 	// (webhook-id, webhook-timestamp, webhook-signature; secret in whsec_ form).
@@ -191,11 +194,62 @@ type Signing struct {
 	// Hookpost generates one into a Secret it owns.
 	// +optional
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+
+	// rotationOverlap is how long the previous secret keeps signing after a rotation (a new value under the
+	// secret's key and the old one under "<key>.previous" in the same Secret, as `kubectl hookpost secret rotate`
+	// writes them): during it every request also carries the new key's signature (docs/receivers.md), and at
+	// its end the previous key stops signing. From 1m to 720h.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="spec.signing.rotationOverlap must be between 1m and 720h, such as 24h"
+	// +optional
+	RotationOverlap *metav1.Duration `json:"rotationOverlap,omitempty"`
+}
+
+// PreviousKeySuffix is appended to a signing Secret's key to name the key that holds the previous secret during a
+// rotation: "secret.previous" for the default key.
+const PreviousKeySuffix = ".previous"
+
+// DefaultRotationOverlap is spec.signing.rotationOverlap's default.
+const DefaultRotationOverlap = 24 * time.Hour
+
+// SigningKeyRole says what a signing key does.
+// +kubebuilder:validation:Enum=Current;Previous;Expired
+type SigningKeyRole string
+
+const (
+	// SigningKeyCurrent is the secret under the Secret's key: it signs every request (during an overlap, in the
+	// -Next header and first among the webhook-signature values).
+	SigningKeyCurrent SigningKeyRole = "Current"
+	// SigningKeyPrevious is the secret under "<key>.previous" until expiresAt: it keeps signing the primary
+	// HMACSHA256Hex header, and second among the webhook-signature values.
+	SigningKeyPrevious SigningKeyRole = "Previous"
+	// SigningKeyExpired is a previous secret past expiresAt that is still in a Secret Hookpost does not own; it
+	// signs nothing, and you may remove "<key>.previous".
+	SigningKeyExpired SigningKeyRole = "Expired"
+)
+
+// SigningKey identifies one key of a subscription's signing Secret, never showing its value.
+type SigningKey struct {
+	// id is the first 8 hex digits of the SHA-256 of the secret value: enough to tell keys apart and to match
+	// `kubectl hookpost secret -o json`, not enough to recover the secret.
+	// +kubebuilder:validation:MaxLength=16
+	// +required
+	ID string `json:"id"`
+
+	// role is Current, Previous (still signing until expiresAt) or Expired.
+	// +required
+	Role SigningKeyRole `json:"role"`
+
+	// expiresAt is when a Previous key stops signing: when Hookpost first saw it plus spec.signing.rotationOverlap.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 }
 
 // AdditionalSignature is one more signature a request carries, keyed with the subscription's signing secret.
 // +kubebuilder:validation:XValidation:rule="!has(self.header) || self.scheme == 'HMACSHA256Hex'",message="spec.signing.additional[].header applies only to scheme HMACSHA256Hex; StandardWebhooks always uses the webhook-* headers"
 // +kubebuilder:validation:XValidation:rule="!has(self.header) || !(self.header.lowerAscii() in ['content-type', 'content-length', 'host', 'user-agent', 'x-event-id'] || self.header.lowerAscii().startsWith('webhook-') || self.header.lowerAscii().startsWith('x-hookpost-'))",message="spec.signing.additional[].header must not name a header Hookpost owns (Content-Type, Content-Length, Host, User-Agent, X-Event-Id, X-Hookpost-*, webhook-*); choose another header such as X-urBackend-Signature"
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || !self.header.lowerAscii().endsWith('-next')",message="spec.signing.additional[].header must not end in -Next: during a secret rotation Hookpost sends the new key's signature in <header>-Next; choose another header"
 type AdditionalSignature struct {
 	// scheme is HMACSHA256Hex (hex HMAC-SHA256 of the body in header) or StandardWebhooks (webhook-id,
 	// webhook-timestamp, webhook-signature).
@@ -407,6 +461,13 @@ type WebhookSubscriptionStatus struct {
 	// signingSecretRef is the Secret and key in use for signing (generated or the one in spec).
 	// +optional
 	SigningSecretRef *SecretKeyRef `json:"signingSecretRef,omitempty"`
+
+	// signingKeys are the ids, roles and expiry of the signing Secret's keys: the current one and, during a
+	// rotation's overlap, the previous one. Never their values.
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=atomic
+	// +optional
+	SigningKeys []SigningKey `json:"signingKeys,omitempty"`
 
 	// delivered counts deliveries that succeeded.
 	// +optional

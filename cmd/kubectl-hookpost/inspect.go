@@ -119,12 +119,12 @@ func buildRequest(ctx context.Context, c client.Client, d *hookpostv1.WebhookDel
 	if err := c.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: d.Spec.SubscriptionName}, sub); err != nil {
 		return nil, fmt.Errorf("cannot build the request: get WebhookSubscription %s: %w", d.Spec.SubscriptionName, err)
 	}
-	secret, err := signingSecret(ctx, c, sub)
+	keys, err := signingKeys(ctx, c, sub, now)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the request: %w", err)
 	}
 	// The namespace's reach decides where a request may go, not its bytes: inspect needs no namespace access.
-	att := controller.AttemptFor(d, sub, nil, secret, now)
+	att := controller.AttemptFor(d, sub, nil, keys, now)
 	r, err := delivery.BuildRequest(att, version.UserAgent())
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the request: %w", err)

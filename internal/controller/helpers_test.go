@@ -90,6 +90,22 @@ func poke(d *hookpostv1.WebhookDelivery) {
 	Expect(k8sClient.Patch(context.Background(), d, patch)).To(Succeed())
 }
 
+// pokeSubscription makes the subscription controller look at a subscription again, as its RequeueAfter timer would
+// after stepping the fake clock.
+func pokeSubscription(ns, name string) {
+	sub := getSubscription(ns, name)()
+	patch := client.MergeFrom(sub.DeepCopy())
+	if sub.Annotations == nil {
+		sub.Annotations = map[string]string{}
+	}
+	sub.Annotations["test.hookpost.io/poke"] = fmt.Sprint(time.Now().UnixNano())
+	Expect(k8sClient.Patch(context.Background(), sub, patch)).To(Succeed())
+}
+
+func signingKeysOf(ns, name string) func() []hookpostv1.SigningKey {
+	return func() []hookpostv1.SigningKey { return getSubscription(ns, name)().Status.SigningKeys }
+}
+
 // stepAndPoke advances the fake clock and wakes the delivery.
 func stepAndPoke(ns, name string, by time.Duration) {
 	fakeClock.Step(by)

@@ -169,14 +169,3 @@ var _ = Describe("Mutual TLS and custom CAs (spec.tls)", func() {
 		Expect(readyOf(ns, "mismatch")().Message).NotTo(ContainSubstring("PRIVATE KEY"))
 	})
 })
-
-// pokeSubscription makes the subscription controller look at a subscription again.
-func pokeSubscription(ns, name string) {
-	s := getSubscription(ns, name)()
-	patch := client.MergeFrom(s.DeepCopy())
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	s.Annotations["test.hookpost.io/poke"] = time.Now().String()
-	Expect(k8sClient.Patch(context.Background(), s, patch)).To(Succeed())
-}

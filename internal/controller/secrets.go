@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/signing"
 )
 
 // Secrets reads signing Secrets, and the Secrets and ConfigMap spec.tls names (ReadTLS), without caching every
@@ -91,11 +93,12 @@ func (s *Secrets) GetDirect(ctx context.Context, key types.NamespacedName) (*cor
 	return sec, nil
 }
 
-// Value returns the signing secret ref names in namespace, "" when the Secret or its key does not exist (yet).
-func (s *Secrets) Value(ctx context.Context, namespace string, ref *hookpostv1.SecretKeyRef) (string, error) {
+// Keys returns the keys a subscription in namespace whose status records recorded (status.signingKeys) signs with
+// at now, from the Secret ref names (KeysFor); Current is "" when the Secret or its key does not exist (yet).
+func (s *Secrets) Keys(ctx context.Context, namespace string, ref *hookpostv1.SecretKeyRef, recorded []hookpostv1.SigningKey, now time.Time) (signing.Keys, error) {
 	sec, err := s.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name})
 	if err != nil {
-		return "", client.IgnoreNotFound(err)
+		return signing.Keys{}, client.IgnoreNotFound(err)
 	}
-	return string(sec.Data[ref.Key]), nil
+	return KeysFor(recorded, sec.Data, ref.Key, now), nil
 }

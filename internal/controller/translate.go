@@ -77,6 +77,30 @@ func SignaturesOf(s hookpostv1.Signing) []signing.Signature {
 	return sigs
 }
 
+// KeysFor returns the keys a subscription signs with at now, from the data of its signing Secret (key is
+// status.signingSecretRef.key) and its status.signingKeys (recorded): the current secret, and the one under
+// key+".previous" until the expiry recorded for it. A previous key the subscription controller has not recorded yet signs too:
+// the Secret changes before the controller sees it, and a rotation must never leave the primary header on a key
+// the receiver does not know yet. Current is "" when the key holds nothing.
+func KeysFor(recorded []hookpostv1.SigningKey, data map[string][]byte, key string, now time.Time) signing.Keys {
+	keys := signing.Keys{Current: string(data[key])}
+	previous := string(data[key+hookpostv1.PreviousKeySuffix])
+	if previous == "" || previous == keys.Current || keys.Current == "" {
+		return keys
+	}
+	id := signing.Fingerprint(previous)
+	for _, k := range recorded {
+		if k.ID != id {
+			continue
+		}
+		if k.Role == hookpostv1.SigningKeyExpired || (k.ExpiresAt != nil && !now.Before(k.ExpiresAt.Time)) {
+			return keys
+		}
+	}
+	keys.Previous = previous
+	return keys
+}
+
 // EventOf returns the event a delivery carries.
 func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
 	var data []byte
@@ -95,8 +119,8 @@ func EventOf(d *hookpostv1.WebhookDelivery) envelope.Event {
 
 // AttemptFor is the attempt a delivery's next HTTP request is built from, signed as of now: the reconciler sends
 // what it returns and `kubectl hookpost inspect` shows it, so the two cannot drift apart.
-func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace, secret string, now time.Time) delivery.Attempt {
-	return TargetFor(sub, ns).Attempt(EventOf(d), secret, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
+func AttemptFor(d *hookpostv1.WebhookDelivery, sub *hookpostv1.WebhookSubscription, ns *corev1.Namespace, keys signing.Keys, now time.Time) delivery.Attempt {
+	return TargetFor(sub, ns).Attempt(EventOf(d), keys, d.Name, int(d.Status.Attempts)+1, d.Spec.Test, now)
 }
 
 // Gate says whether a subscription may send now and with which secret.
@@ -106,6 +130,8 @@ type Gate struct {
 	// TLS is the subscription's spec.tls, whose material (Secrets.ReadTLS) is read for each attempt, like the
 	// signing secret; nil for none.
 	TLS *hookpostv1.SubscriptionTLS
+	// SigningKeys is the subscription's status.signingKeys, which says until when a previous key signs.
+	SigningKeys []hookpostv1.SigningKey
 	// Reason (a Delivered condition reason) and Message say why it cannot send; empty when it can.
 	Reason, Message string
 }
@@ -132,28 +158,29 @@ func GateFor(sub *hookpostv1.WebhookSubscription) Gate {
 		return Gate{Reason: hookpostv1.ReasonSubscriptionNotReady,
 			Message: fmt.Sprintf("subscription %s has no usable signing secret yet (see its Ready condition); the delivery waits", sub.Name)}
 	}
-	return Gate{SecretRef: ref, TLS: sub.Spec.TLS}
+	return Gate{SecretRef: ref, TLS: sub.Spec.TLS, SigningKeys: sub.Status.SigningKeys}
 }
 
-// Credentials reads what an attempt the gate let through is made with, as it is now: the signing secret and the
-// TLS material. Both attempt paths call it for each attempt, so a rotated Secret counts from the next attempt on.
+// Credentials reads what an attempt the gate let through is made with, as it is now: the signing keys (the
+// current secret, and the previous one during a rotation's overlap, which status.signingKeys bounds) and the TLS
+// material. Both attempt paths call it for each attempt, so a rotated Secret counts from the next attempt on.
 // waiting is non-empty, saying why, when the subscription cannot send after all (a Secret emptied or deleted
 // since Ready was last computed; the subscription controller is about to say so in Ready).
-func (g Gate) Credentials(ctx context.Context, secrets *Secrets, namespace string) (secret string, tls delivery.ClientTLS, waiting string, err error) {
-	if secret, err = secrets.Value(ctx, namespace, g.SecretRef); err != nil {
-		return "", delivery.ClientTLS{}, "", fmt.Errorf("read signing secret: %w", err)
+func (g Gate) Credentials(ctx context.Context, secrets *Secrets, namespace string, now time.Time) (keys signing.Keys, tls delivery.ClientTLS, waiting string, err error) {
+	if keys, err = secrets.Keys(ctx, namespace, g.SecretRef, g.SigningKeys, now); err != nil {
+		return signing.Keys{}, delivery.ClientTLS{}, "", fmt.Errorf("read signing secret: %w", err)
 	}
-	if secret == "" {
-		return "", delivery.ClientTLS{}, fmt.Sprintf("Secret %s has no data under key %q", g.SecretRef.Name, g.SecretRef.Key), nil
+	if keys.Current == "" {
+		return signing.Keys{}, delivery.ClientTLS{}, fmt.Sprintf("Secret %s has no data under key %q", g.SecretRef.Name, g.SecretRef.Key), nil
 	}
 	material, err := secrets.ReadTLS(ctx, namespace, g.TLS)
 	if err != nil {
-		return "", delivery.ClientTLS{}, "", fmt.Errorf("read spec.tls: %w", err)
+		return signing.Keys{}, delivery.ClientTLS{}, "", fmt.Errorf("read spec.tls: %w", err)
 	}
 	if material.Reason != "" {
-		return "", delivery.ClientTLS{}, material.Message, nil
+		return signing.Keys{}, delivery.ClientTLS{}, material.Message, nil
 	}
-	return secret, material.TLS, "", nil
+	return keys, material.TLS, "", nil
 }
 
 // AttemptRecord is the ledger's record of attempt number of event ev, in delivery name of a subscription in

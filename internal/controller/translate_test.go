@@ -66,8 +66,8 @@ func TestTargetForUsesTheStoredSpec(t *testing.T) {
 		URL: "https://receiver.example/hooks", PayloadFormat: hookpostv1.PayloadFormatCollection,
 		Signing: hookpostv1.Signing{Scheme: hookpostv1.SigningSchemeHMACSHA256Hex, Header: "X-urBackend-Signature",
 			Additional: []hookpostv1.AdditionalSignature{{Scheme: hookpostv1.SigningSchemeStandardWebhooks}, {Scheme: hookpostv1.SigningSchemeHMACSHA256Hex}}},
-		Headers: map[string]string{"Authorization": "Bearer t"},
-		Timeout: &metav1.Duration{Duration: 7 * time.Second},
+		Headers:   map[string]string{"Authorization": "Bearer t"},
+		Timeout:   &metav1.Duration{Duration: 7 * time.Second},
 		Retry:     hookpostv1.RetryPolicy{Schedule: []metav1.Duration{{Duration: time.Second}, {Duration: time.Minute}}, RetryOn4xx: true},
 		RateLimit: &hookpostv1.RateLimit{PerSecond: 10, Burst: 3},
 	}
@@ -83,8 +83,8 @@ func TestTargetForUsesTheStoredSpec(t *testing.T) {
 	if got := TargetFor(sub, nil); got.Rate.Limited() {
 		t.Errorf("target of a subscription without spec.rateLimit is limited: %+v", got.Rate)
 	}
-	att := got.Attempt(EventOf(&hookpostv1.WebhookDelivery{}), "s3cret", "orders-abc", 2, true, time.Unix(0, 0))
-	if att.Event.Source != "/hookpost/shop/orders" || att.Number != 2 || !att.Test || att.Secret != "s3cret" || att.DeliveryName != "orders-abc" {
+	att := got.Attempt(EventOf(&hookpostv1.WebhookDelivery{}), signing.Keys{Current: "s3cret"}, "orders-abc", 2, true, time.Unix(0, 0))
+	if att.Event.Source != "/hookpost/shop/orders" || att.Number != 2 || !att.Test || att.Keys.Current != "s3cret" || att.DeliveryName != "orders-abc" {
 		t.Errorf("attempt = %+v", att)
 	}
 }
@@ -112,6 +112,46 @@ func TestLedgerAttemptTakesOutcomeAndNextRetryFromStatus(t *testing.T) {
 			if a.Outcome != tt.wantOutcome || !a.NextRetry.Equal(tt.wantNext) || a.Replay != tt.wantReplay || a.Number != int(tt.status.Attempts) ||
 				a.DeliveryName != "orders-abc" || a.Subscription != "orders" || a.EventID != "e1" || a.TenantID != "7" || a.ErrorClass != "Retry" {
 				t.Fatalf("ledger attempt = %+v", a)
+			}
+		})
+	}
+}
+
+func TestKeysFor(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := metav1.NewTime(now.Add(time.Minute))
+	data := map[string][]byte{"secret": []byte("new"), "secret.previous": []byte("old")}
+	old := signing.Fingerprint("old")
+	tests := []struct {
+		name     string
+		recorded []hookpostv1.SigningKey
+		data     map[string][]byte
+		now      time.Time
+		want     signing.Keys
+	}{
+		{name: "no previous key", data: map[string][]byte{"secret": []byte("new")}, now: now, want: signing.Keys{Current: "new"}},
+		{name: "a previous key not recorded yet signs", data: data, now: now, want: signing.Keys{Current: "new", Previous: "old"}},
+		{
+			name:     "before its expiry",
+			recorded: []hookpostv1.SigningKey{{ID: old, Role: hookpostv1.SigningKeyPrevious, ExpiresAt: &later}},
+			data:     data, now: now, want: signing.Keys{Current: "new", Previous: "old"},
+		},
+		{
+			name:     "at its expiry, before the controller marks it",
+			recorded: []hookpostv1.SigningKey{{ID: old, Role: hookpostv1.SigningKeyPrevious, ExpiresAt: &later}},
+			data:     data, now: later.Time, want: signing.Keys{Current: "new"},
+		},
+		{
+			name:     "Expired",
+			recorded: []hookpostv1.SigningKey{{ID: old, Role: hookpostv1.SigningKeyExpired, ExpiresAt: &later}},
+			data:     data, now: now, want: signing.Keys{Current: "new"},
+		},
+		{name: "no current key", data: map[string][]byte{"secret.previous": []byte("old")}, now: now, want: signing.Keys{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := KeysFor(tc.recorded, tc.data, "secret", tc.now); got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/signing"
 )
 
 // hostBusyRetry is about how soon a delivery whose destination host has no free slot is looked at again. The
@@ -303,7 +304,7 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 		waiting(&d.Status, gate.Reason, gate.Message)
 		return nil, ctrl.Result{}, nil
 	}
-	secret, tls, why, err := gate.Credentials(ctx, r.Secrets, sub.Namespace)
+	keys, tls, why, err := gate.Credentials(ctx, r.Secrets, sub.Namespace, r.Clock.Now())
 	if err != nil {
 		return nil, ctrl.Result{}, err
 	}
@@ -319,7 +320,7 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if err != nil {
 		return nil, ctrl.Result{}, err
 	}
-	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), secret: secret, tls: tls}, ctrl.Result{}, nil
+	return &pendingAttempt{sub: sub, target: TargetFor(sub, ns), keys: keys, tls: tls}, ctrl.Result{}, nil
 }
 
 // adopt makes a delivery created by hand (kubectl create) owned by its subscription, as ingest's deliveries are,
@@ -344,7 +345,7 @@ func (r *WebhookDeliveryReconciler) adopt(ctx context.Context, d *hookpostv1.Web
 type pendingAttempt struct {
 	sub    *hookpostv1.WebhookSubscription
 	target delivery.Target
-	secret string
+	keys   signing.Keys
 	tls    delivery.ClientTLS
 }
 
@@ -375,7 +376,7 @@ func (r *WebhookDeliveryReconciler) attempt(ctx context.Context, d *hookpostv1.W
 		r.warnNotSealed(ctx, d, p.sub)
 	}
 	start := r.Clock.Now()
-	att := p.target.Attempt(EventOf(d), p.secret, d.Name, int(d.Status.Attempts)+1, test, start)
+	att := p.target.Attempt(EventOf(d), p.keys, d.Name, int(d.Status.Attempts)+1, test, start)
 	att.TLS = p.tls
 	req, err := delivery.BuildRequest(att, r.UserAgent)
 	if err != nil {

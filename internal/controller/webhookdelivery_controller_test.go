@@ -524,6 +524,134 @@ var _ = Describe("WebhookDelivery controller", func() {
 		Expect(r.Header.Get("webhook-id")).To(Equal("evt-both"))
 	})
 
+	It("rotates a generated secret: both keys sign for the overlap, the old one expires by itself, and every receiver keeps verifying", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "rotating", rcv.URL+"/rotating", fixtures.InsecureHTTP(),
+			fixtures.RotationOverlap(time.Hour),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, ""),
+			fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-urBackend-Signature")))).To(Succeed())
+		Eventually(readyOf(ns, "rotating")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)))
+		secretKey := client.ObjectKey{Namespace: ns, Name: "rotating-signing-secret"}
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, secretKey, s)).To(Succeed())
+		oldSecret := string(s.Data["secret"])
+
+		// rotationEvents events per phase (1,002 in all, the issue's 1,000 spread across a rotation), created as ingest
+		// creates deliveries, each with its own body.
+		const rotationEvents = 334
+		sendPhase := func(phase string) []harness.Received {
+			for i := range rotationEvents {
+				d := fixtures.Delivery(ns, "rotating", fmt.Sprintf("%s-%d", phase, i), "order.created", map[string]any{"order_id": i, "phase": phase})
+				testSealer.Seal(d)
+				Expect(k8sClient.Create(ctx, d)).To(Succeed())
+			}
+			// Succeeded deliveries beyond the history limit are pruned: count what the receiver got instead.
+			received := func() []harness.Received {
+				var got []harness.Received
+				for _, r := range rcv.Requests("/rotating") {
+					if strings.HasPrefix(r.Header.Get("X-Event-Id"), phase+"-") {
+						got = append(got, r)
+					}
+				}
+				return got
+			}
+			Eventually(received).WithTimeout(time.Minute).Should(HaveLen(rotationEvents))
+			return received()
+		}
+		// docChecks are the requests as a doc-000 receiver (X-Webhook-Signature, or header000) and a doc-002 receiver
+		// (X-urBackend-Signature, or its -Next) configured with secret check them.
+		docChecks := func(reqs []harness.Received, secret, suffix string) []harness.DocCheck {
+			var checks []harness.DocCheck
+			for _, r := range reqs {
+				checks = append(checks, harness.DocCheck{Body: string(r.Body), Secret: secret,
+					Signature000: r.Header.Get("X-Webhook-Signature" + suffix), Signature002: r.Header.Get("X-urBackend-Signature" + suffix)})
+			}
+			return checks
+		}
+		expectAccepted := func(checks []harness.DocCheck, what string) {
+			verdicts, err := harness.ProductDocVerdicts(checks)
+			Expect(err).NotTo(HaveOccurred())
+			for i, v := range verdicts {
+				Expect(v).To(Equal([2]bool{true, true}), "%s: request %d", what, i)
+			}
+		}
+		expectStandard := func(reqs []harness.Received, secret string) {
+			wh, err := standardwebhooks.NewWebhook(secret)
+			Expect(err).NotTo(HaveOccurred())
+			for _, r := range reqs {
+				Expect(wh.VerifyIgnoringTimestamp(r.Body, r.Header)).To(Succeed(), "the fake clock signs webhook-timestamp")
+			}
+		}
+
+		before := sendPhase("before")
+		expectAccepted(docChecks(before, oldSecret, ""), "before the rotation, receivers on the old secret")
+		expectStandard(before, oldSecret)
+
+		// What `kubectl hookpost secret rotate` writes: a new value, the old one under secret.previous, in one update.
+		newSecret, err := signing.GenerateSecret(signing.SchemeStandardWebhooks)
+		Expect(err).NotTo(HaveOccurred())
+		s.Data = map[string][]byte{"secret": []byte(newSecret), "secret.previous": []byte(oldSecret)}
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		rotatedAt := fakeClock.Now()
+		Eventually(signingKeysOf(ns, "rotating")).WithTimeout(30 * time.Second).Should(ConsistOf(
+			hookpostv1.SigningKey{ID: signing.Fingerprint(newSecret), Role: hookpostv1.SigningKeyCurrent},
+			And(HaveField("ID", signing.Fingerprint(oldSecret)), HaveField("Role", hookpostv1.SigningKeyPrevious),
+				HaveField("ExpiresAt.Time", BeTemporally("~", rotatedAt.Add(time.Hour), time.Second)))))
+		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationStarted))
+
+		during := sendPhase("during")
+		expectAccepted(docChecks(during, oldSecret, ""), "during the overlap, untouched receivers on the old secret (primary headers)")
+		expectAccepted(docChecks(during, newSecret, signing.NextHeaderSuffix), "during the overlap, receivers on the new secret (-Next headers)")
+		expectStandard(during, oldSecret)
+		expectStandard(during, newSecret)
+		Expect(strings.Fields(during[0].Header.Get("webhook-signature"))).To(HaveLen(2))
+
+		fakeClock.Step(time.Hour)
+		pokeSubscription(ns, "rotating")
+		Eventually(signingKeysOf(ns, "rotating")).WithTimeout(30 * time.Second).Should(Equal(
+			[]hookpostv1.SigningKey{{ID: signing.Fingerprint(newSecret), Role: hookpostv1.SigningKeyCurrent}}))
+		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationFinished))
+		Eventually(func() map[string][]byte {
+			Expect(k8sClient.Get(ctx, secretKey, s)).To(Succeed())
+			return s.Data
+		}).WithTimeout(30*time.Second).Should(Equal(map[string][]byte{"secret": []byte(newSecret)}), "Hookpost removes the expired key from the Secret it owns")
+
+		after := sendPhase("after")
+		expectAccepted(docChecks(after, newSecret, ""), "after the overlap, receivers switched to the new secret")
+		expectStandard(after, newSecret)
+		Expect(after[0].Header.Get("X-Webhook-Signature-Next")).To(BeEmpty())
+		Expect(strings.Fields(after[0].Header.Get("webhook-signature"))).To(HaveLen(1))
+	})
+
+	It("expires the previous key of a Secret the user owns without editing the Secret", func() {
+		subscribe("owned", "/owned", fixtures.RotationOverlap(time.Minute))
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signing"}, s)).To(Succeed())
+		s.Data = map[string][]byte{"secret": []byte("the-new-secret"), "secret.previous": []byte(testSecret)}
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		previous := And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyPrevious))
+		Eventually(signingKeysOf(ns, "owned")).WithTimeout(30 * time.Second).Should(ContainElement(previous))
+
+		during := deliver("owned", "evt-during")
+		Eventually(phaseOf(ns, during)).WithTimeout(30 * time.Second).Should(Equal(hookpostv1.DeliverySucceeded))
+		r := rcv.Requests("/owned")[0]
+		Expect(signing.VerifyHMACHex([]byte(testSecret), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(signing.VerifyHMACHex([]byte("the-new-secret"), r.Body, r.Header.Get("X-Webhook-Signature-Next"))).To(Succeed())
+
+		fakeClock.Step(time.Minute)
+		pokeSubscription(ns, "owned")
+		Eventually(signingKeysOf(ns, "owned")).WithTimeout(30 * time.Second).Should(ContainElement(
+			And(HaveField("ID", signing.Fingerprint(testSecret)), HaveField("Role", hookpostv1.SigningKeyExpired))))
+		Eventually(eventReasons(ns)).WithTimeout(30 * time.Second).Should(ContainElement(hookpostv1.ReasonRotationFinished))
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signing"}, s)).To(Succeed())
+		Expect(s.Data).To(HaveKey("secret.previous"), "a Secret the user owns is left as applied")
+
+		after := deliver("owned", "evt-after")
+		Eventually(phaseOf(ns, after)).WithTimeout(30 * time.Second).Should(Equal(hookpostv1.DeliverySucceeded))
+		r = rcv.Requests("/owned")[1]
+		Expect(signing.VerifyHMACHex([]byte("the-new-secret"), r.Body, r.Header.Get("X-Webhook-Signature"))).To(Succeed())
+		Expect(r.Header.Get("X-Webhook-Signature-Next")).To(BeEmpty())
+	})
+
 	It("deletes the oldest finished deliveries beyond the history limits and keeps counting them", func() {
 		subscribe("bounded", "/bounded", fixtures.HistoryLimits(2, 1))
 		var names []string

@@ -131,7 +131,11 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		// The same for spec.tls; the Secret and ConfigMap watches bring us back.
 		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("spec.tls: %s", material.Message))
 	}
-	return ctrl.Result{}, nil
+	expiry, err := r.trackRotation(ctx, sub, secret)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: expiry}, nil
 }
 
 // setReady sets Ready and emits an Event only when its status flips.
@@ -232,11 +236,15 @@ func (r *WebhookSubscriptionReconciler) resolveSecret(ctx context.Context, sub *
 			return secretResolution{reason: hookpostv1.ReasonSecretKeyMissing,
 				message: fmt.Sprintf("Secret %q has no data under key %q; add it, or set spec.signing.secretRef.key to the key that holds the secret", ref.Name, key)}, nil
 		}
-		if _, err := signing.Key(scheme, string(value)); err != nil {
-			return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
-				message: fmt.Sprintf("Secret %q key %q cannot sign with scheme %s: %v%s", ref.Name, key, scheme, err, secretFormHint(sub.Spec.Signing, scheme))}, nil
+		for _, k := range []string{key, key + hookpostv1.PreviousKeySuffix} {
+			if v, ok := s.Data[k]; ok || k == key {
+				if _, err := signing.Key(scheme, string(v)); err != nil {
+					return secretResolution{reason: hookpostv1.ReasonSecretInvalid,
+						message: fmt.Sprintf("Secret %q key %q cannot sign with scheme %s: %v%s", ref.Name, k, scheme, err, secretFormHint(sub.Spec.Signing, scheme))}, nil
+				}
+			}
 		}
-		return secretResolution{ref: &hookpostv1.SecretKeyRef{Name: ref.Name, Key: key}}, nil
+		return withKeyIDs(secretResolution{ref: &hookpostv1.SecretKeyRef{Name: ref.Name, Key: key}}, s.Data), nil
 	}
 	return r.ensureGeneratedSecret(ctx, sub, scheme)
 }
@@ -273,7 +281,7 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 		_, keyErr := signing.Key(scheme, string(s.Data[ref.Key]))
 		labelled := s.Labels[hookpostv1.LabelSigningSecret] == "true"
 		if keyErr == nil && labelled {
-			return secretResolution{ref: ref, generated: true}, nil
+			return withKeyIDs(secretResolution{ref: ref, generated: true}, s.Data), nil
 		}
 		s = s.DeepCopy() // the one Secrets holds is shared
 		if keyErr != nil {
@@ -291,7 +299,7 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 		if err := r.Update(ctx, s); err != nil {
 			return secretResolution{}, fmt.Errorf("update generated signing secret: %w", err)
 		}
-		return secretResolution{ref: ref, generated: true}, nil
+		return withKeyIDs(secretResolution{ref: ref, generated: true}, s.Data), nil
 	}
 	value, genErr := signing.GenerateSecret(scheme)
 	if genErr != nil {
@@ -310,7 +318,65 @@ func (r *WebhookSubscriptionReconciler) ensureGeneratedSecret(ctx context.Contex
 		return secretResolution{}, fmt.Errorf("create generated signing secret: %w", err)
 	}
 	ctrl.LoggerFrom(ctx).Info("Generated signing secret", "secretName", ref.Name)
-	return secretResolution{ref: ref, generated: true}, nil
+	return withKeyIDs(secretResolution{ref: ref, generated: true}, s.Data), nil
+}
+
+// withKeyIDs sets the ids of the secret and of the previous one in data (the signing Secret's) on res.
+func withKeyIDs(res secretResolution, data map[string][]byte) secretResolution {
+	res.currentID = signing.Fingerprint(string(data[res.ref.Key]))
+	if v := data[res.ref.Key+hookpostv1.PreviousKeySuffix]; len(v) > 0 {
+		res.previousID = signing.Fingerprint(string(v))
+	}
+	return res
+}
+
+// trackRotation records the signing keys' ids and expiry in status, with an Event when a rotation starts or
+// finishes, and returns when to look again (the previous key's expiry; zero when none is pending). At the end of
+// an overlap it removes "<key>.previous" from a Secret Hookpost generated; a Secret you own is left as you
+// applied it (a GitOps tool would put the key back), and its previous key stays listed as Expired and unused.
+func (r *WebhookSubscriptionReconciler) trackRotation(ctx context.Context, sub *hookpostv1.WebhookSubscription, secret secretResolution) (time.Duration, error) {
+	overlap := hookpostv1.DefaultRotationOverlap
+	if o := sub.Spec.Signing.RotationOverlap; o != nil {
+		overlap = o.Duration
+	}
+	now := r.Clock.Now()
+	keys, change := signingKeysStatus(sub.Status.SigningKeys, secret.currentID, secret.previousID, overlap, now)
+	if change == rotationFinished && secret.generated && secret.previousID != "" {
+		if err := r.dropPrevious(ctx, sub, secret.ref); err != nil {
+			return 0, err
+		}
+		keys = keys[:1]
+	}
+	sub.Status.SigningKeys = keys
+	switch {
+	case change == rotationStarted && r.Recorder != nil:
+		r.Recorder.Eventf(sub, nil, corev1.EventTypeNormal, hookpostv1.ReasonRotationStarted, "Rotate",
+			"signing secret %s replaces %s; both sign until %s (spec.signing.rotationOverlap %s)",
+			secret.currentID, secret.previousID, keys[1].ExpiresAt.UTC().Format(time.RFC3339), overlap)
+	case change == rotationFinished && r.Recorder != nil:
+		r.Recorder.Eventf(sub, nil, corev1.EventTypeNormal, hookpostv1.ReasonRotationFinished, "Rotate",
+			"only signing secret %s signs now; the previous secret's overlap ended", secret.currentID)
+	}
+	for _, k := range keys {
+		if k.Role == hookpostv1.SigningKeyPrevious {
+			return k.ExpiresAt.Sub(now), nil
+		}
+	}
+	return 0, nil
+}
+
+// dropPrevious removes "<key>.previous" from the generated Secret ref names once its overlap ended.
+func (r *WebhookSubscriptionReconciler) dropPrevious(ctx context.Context, sub *hookpostv1.WebhookSubscription, ref *hookpostv1.SecretKeyRef) error {
+	s, err := r.Secrets.GetDirect(ctx, types.NamespacedName{Namespace: sub.Namespace, Name: ref.Name})
+	if err != nil {
+		return fmt.Errorf("get generated signing secret: %w", err)
+	}
+	delete(s.Data, ref.Key+hookpostv1.PreviousKeySuffix)
+	if err := r.Update(ctx, s); err != nil {
+		return fmt.Errorf("remove the expired previous key from the generated signing secret: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Removed the expired previous signing key", "secretName", ref.Name)
+	return nil
 }
 
 // summariseDeliveries recomputes the counters and returns the finished deliveries beyond the history limits,

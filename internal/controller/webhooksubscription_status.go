@@ -22,6 +22,50 @@ type secretResolution struct {
 	generated bool
 	// reason and message explain a failure; reason is empty on success.
 	reason, message string
+	// currentID and previousID are the fingerprints (signing.Fingerprint) of the secret and, during a rotation,
+	// of the one under "<key>.previous"; previousID is "" when there is none.
+	currentID, previousID string
+}
+
+// keyChange is what happened to a rotation since the status was last written, for the Event it gets.
+type keyChange int
+
+const (
+	keysUnchanged keyChange = iota
+	// rotationStarted: a previous key appeared; both sign until its expiry.
+	rotationStarted
+	// rotationFinished: the previous key expired, or was removed before its expiry.
+	rotationFinished
+)
+
+// signingKeysStatus computes status.signingKeys at now from what it recorded and the Secret's key ids (previousID
+// "" when the Secret holds no previous key). A previous key seen for the first time signs until now + overlap;
+// recording that time is what lets it expire by itself, whoever owns the Secret. A previous key past its expiry
+// stays listed as Expired while the Secret still holds it, so that senders (KeysFor) keep ignoring it.
+func signingKeysStatus(recorded []hookpostv1.SigningKey, currentID, previousID string, overlap time.Duration, now time.Time) ([]hookpostv1.SigningKey, keyChange) {
+	keys := []hookpostv1.SigningKey{{ID: currentID, Role: hookpostv1.SigningKeyCurrent}}
+	var was *hookpostv1.SigningKey
+	for i := range recorded {
+		if recorded[i].Role != hookpostv1.SigningKeyCurrent {
+			was = &recorded[i]
+		}
+	}
+	if previousID == "" || previousID == currentID {
+		if was != nil && was.Role == hookpostv1.SigningKeyPrevious {
+			return keys, rotationFinished
+		}
+		return keys, keysUnchanged
+	}
+	if was == nil || was.ID != previousID {
+		expires := metav1.NewTime(now.Add(overlap).Truncate(time.Second))
+		return append(keys, hookpostv1.SigningKey{ID: previousID, Role: hookpostv1.SigningKeyPrevious, ExpiresAt: &expires}), rotationStarted
+	}
+	prev := *was
+	if prev.Role == hookpostv1.SigningKeyPrevious && prev.ExpiresAt != nil && !now.Before(prev.ExpiresAt.Time) {
+		prev.Role = hookpostv1.SigningKeyExpired
+		return append(keys, prev), rotationFinished
+	}
+	return append(keys, prev), keysUnchanged
 }
 
 // invalidHeader names the first static header whose value HTTP cannot carry, "" when all are fine. Admission

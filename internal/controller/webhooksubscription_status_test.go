@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -186,6 +187,68 @@ func TestCircuitCondition(t *testing.T) {
 			}
 			if tc.wantMessage != "" && c.Message != tc.wantMessage {
 				t.Fatalf("message %q, want %q", c.Message, tc.wantMessage)
+			}
+		})
+	}
+}
+
+func TestSigningKeysStatus(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	current := hookpostv1.SigningKey{ID: "new", Role: hookpostv1.SigningKeyCurrent}
+	tests := []struct {
+		name       string
+		recorded   []hookpostv1.SigningKey
+		previousID string
+		want       []hookpostv1.SigningKey
+		wantChange keyChange
+	}{
+		{name: "no rotation", want: []hookpostv1.SigningKey{current}},
+		{
+			name:       "a previous key seen for the first time signs for the overlap",
+			recorded:   []hookpostv1.SigningKey{{ID: "old", Role: hookpostv1.SigningKeyCurrent}},
+			previousID: "old",
+			want:       []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(time.Hour)}},
+			wantChange: rotationStarted,
+		},
+		{
+			name:       "during the overlap the expiry stays",
+			recorded:   []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(time.Minute)}},
+			previousID: "old",
+			want:       []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(time.Minute)}},
+		},
+		{
+			name:       "at its expiry the previous key still in the Secret is Expired",
+			recorded:   []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(0)}},
+			previousID: "old",
+			want:       []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyExpired, ExpiresAt: at(0)}},
+			wantChange: rotationFinished,
+		},
+		{
+			name:       "an Expired key stays Expired",
+			recorded:   []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyExpired, ExpiresAt: at(-time.Hour)}},
+			previousID: "old",
+			want:       []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyExpired, ExpiresAt: at(-time.Hour)}},
+		},
+		{
+			name:       "a previous key removed before its expiry finishes the rotation",
+			recorded:   []hookpostv1.SigningKey{current, {ID: "old", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(time.Minute)}},
+			want:       []hookpostv1.SigningKey{current},
+			wantChange: rotationFinished,
+		},
+		{
+			name:       "a second rotation starts a new overlap",
+			recorded:   []hookpostv1.SigningKey{{ID: "mid", Role: hookpostv1.SigningKeyCurrent}, {ID: "old", Role: hookpostv1.SigningKeyExpired, ExpiresAt: at(-time.Hour)}},
+			previousID: "mid",
+			want:       []hookpostv1.SigningKey{current, {ID: "mid", Role: hookpostv1.SigningKeyPrevious, ExpiresAt: at(time.Hour)}},
+			wantChange: rotationStarted,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, change := signingKeysStatus(tc.recorded, "new", tc.previousID, time.Hour, now)
+			if change != tc.wantChange || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v (change %d), want %v (change %d)", got, change, tc.want, tc.wantChange)
 			}
 		})
 	}

@@ -55,19 +55,20 @@ type Target struct {
 // CircuitKey names the subscription's circuit in Breakers.
 func (t Target) CircuitKey() string { return t.Namespace + "/" + t.Subscription }
 
-// Attempt returns attempt number (1-based) of ev to t, signed with secret at now: the one place that turns
-// (subscription, event, secret, attempt number, now) into what BuildRequest sends.
-func (t Target) Attempt(ev envelope.Event, secret, deliveryName string, number int, test bool, now time.Time) Attempt {
+// Attempt returns attempt number (1-based) of ev to t, signed with keys at now: the one place that turns
+// (subscription, event, keys, attempt number, now) into what BuildRequest sends.
+func (t Target) Attempt(ev envelope.Event, keys signing.Keys, deliveryName string, number int, test bool, now time.Time) Attempt {
 	ev.Source = "/hookpost/" + t.Namespace + "/" + t.Subscription
-	return Attempt{Target: t, Event: ev, Secret: secret, DeliveryName: deliveryName, Number: number, Test: test, Now: now}
+	return Attempt{Target: t, Event: ev, Keys: keys, DeliveryName: deliveryName, Number: number, Test: test, Now: now}
 }
 
 // Attempt is everything needed to make one HTTP attempt, as plain values. Build it with Target.Attempt.
 type Attempt struct {
 	Target
-	Event  envelope.Event
-	Secret string
-	// TLS is the subscription's client certificate and CA bundle, read, like Secret, for each attempt, so a
+	Event envelope.Event
+	// Keys sign the request: the current secret, and the previous one during a rotation's overlap.
+	Keys signing.Keys
+	// TLS is the subscription's client certificate and CA bundle, read, like Keys, for each attempt, so a
 	// rotated Secret is used from the next attempt on.
 	TLS          ClientTLS
 	DeliveryName string
@@ -111,7 +112,7 @@ func BuildRequest(a Attempt, userAgent string) (Request, error) {
 
 	// The message id is the event id, so Standard Webhooks' webhook-id is the
 	// same idempotency key as X-Event-Id, stable across retries.
-	sig, err := signing.HeadersAll(a.Signatures, a.Secret, signing.Message{ID: a.Event.ID, Timestamp: a.Now, Body: body})
+	sig, err := signing.HeadersAll(a.Signatures, a.Keys, signing.Message{ID: a.Event.ID, Timestamp: a.Now, Body: body})
 	if err != nil {
 		// signing's errors name what is wrong with a secret, never the secret.
 		return Request{}, fmt.Errorf("%w: signing: %w", ErrInvalidRequest, err)

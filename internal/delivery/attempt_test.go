@@ -33,7 +33,7 @@ func testAttempt(url string) delivery.Attempt {
 		TenantID:   "123",
 		OccurredAt: time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC),
 		Data:       []byte(`{"order_id":1001,"total":299.99}`),
-	}, testSecret, "orders-evt-2f1c", 1, false, testNow)
+	}, signing.Keys{Current: testSecret}, "orders-evt-2f1c", 1, false, testNow)
 }
 
 func TestBuildRequestHeaders(t *testing.T) {
@@ -134,7 +134,7 @@ func TestBuildRequestErrorsArePermanent(t *testing.T) {
 		},
 		"a StandardWebhooks signature with a hex secret": func(a *delivery.Attempt) {
 			a.Signatures = append(a.Signatures, signing.Signature{Scheme: signing.SchemeStandardWebhooks})
-			a.Secret = "5d41402abc4b2a76b9719d911017c592"
+			a.Keys.Current = "5d41402abc4b2a76b9719d911017c592"
 		},
 		"header value with CRLF": func(a *delivery.Attempt) {
 			a.StaticHeaders = map[string]string{"X-Team": "a\r\nX-Injected: 1"}
@@ -198,9 +198,9 @@ func TestReceiverSeesVerifiableRequest(t *testing.T) {
 func verify(scheme signing.Scheme, a delivery.Attempt, h http.Header, body []byte) error {
 	switch scheme {
 	case signing.SchemeHMACSHA256Hex:
-		return signing.VerifyHMACHex([]byte(a.Secret), body, h.Get("X-Webhook-Signature"))
+		return signing.VerifyHMACHex([]byte(a.Keys.Current), body, h.Get("X-Webhook-Signature"))
 	case signing.SchemeStandardWebhooks:
-		return signing.VerifyStandard(a.Secret, h, body, a.Now, 5*time.Minute)
+		return signing.VerifyStandard(a.Keys.Current, h, body, a.Now, 5*time.Minute)
 	}
 	return errors.New("unknown scheme " + string(scheme))
 }

@@ -125,7 +125,7 @@ func TestCloudEventsSDKReceivesBothModes(t *testing.T) {
 				t.Errorf("body is not JSON: %s", r.body)
 			}
 			// The signature covers the body: the event in structured mode, the data in binary mode.
-			if err := signing.VerifyHMACHex([]byte(a.Secret), r.body, r.header.Get(a.Signatures[0].Header)); err != nil {
+			if err := signing.VerifyHMACHex([]byte(a.Keys.Current), r.body, r.header.Get(a.Signatures[0].Header)); err != nil {
 				t.Errorf("signature over the body does not verify: %v", err)
 			}
 		})

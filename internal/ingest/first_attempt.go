@@ -185,7 +185,7 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 	if !p.gate.Open() {
 		return delivery.Request{}, time.Time{}, false, nil
 	}
-	secret, tls, why, err := p.gate.Credentials(ctx, f.o.Secrets, sub.Namespace)
+	keys, tls, why, err := p.gate.Credentials(ctx, f.o.Secrets, sub.Namespace, f.o.Clock.Now())
 	if err != nil {
 		return delivery.Request{}, time.Time{}, false, fmt.Errorf("subscription %s/%s: %w", sub.Namespace, sub.Name, err)
 	}
@@ -199,7 +199,7 @@ func (f *FirstAttempt) request(ctx context.Context, sub *Subscription, ev *sourc
 		metrics.RateLimited(sub.Namespace, sub.Name)
 		return delivery.Request{}, time.Time{}, false, nil
 	}
-	att := p.target.Attempt(envelopeEvent(ev), secret, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
+	att := p.target.Attempt(envelopeEvent(ev), keys, hookpostv1.DeliveryName(sub.Name, ev.ID), 1, false, start)
 	att.TLS = tls
 	req, err = delivery.BuildRequest(att, f.o.UserAgent)
 	if err != nil {

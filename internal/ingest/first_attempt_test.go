@@ -237,6 +237,51 @@ func TestFirstAttemptCarriesEverySignature(t *testing.T) {
 	}
 }
 
+// TestFirstAttemptSignsWithBothKeysDuringARotation: the first attempt, made straight from ingest, reads the previous
+// key through the same translation as the delivery controller (controller.KeysFor) and signs with both.
+func TestFirstAttemptSignsWithBothKeysDuringARotation(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	sub := fixtures.Subscription(ns, "rotating", rcv.URL+"/rotating", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
+		fixtures.AdditionalSignature(hookpostv1.SigningSchemeStandardWebhooks, ""))
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
+	oldSecret := readySubscription(t, sub)
+
+	newSecret, err := signing.GenerateSecret(signing.SchemeStandardWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: sub.Status.SigningSecretRef.Name}, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data = map[string][]byte{"secret": []byte(newSecret), "secret.previous": []byte(oldSecret)}
+	if err := cp.Client.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rotation in status", func() bool {
+		keys := getSubscription(t, ns, "rotating").Status.SigningKeys
+		return len(keys) == 2 && keys[1].Role == hookpostv1.SigningKeyPrevious
+	})
+
+	insert(t, table, row{"order.created", "7", "", `{"order_id":1}`})
+	waitFor(t, "the first attempt", func() bool { return len(rcv.Requests("/rotating")) >= 1 })
+	r := rcv.Requests("/rotating")[0]
+	if err := signing.VerifyHMACHex([]byte(oldSecret), r.Body, r.Header.Get("X-Webhook-Signature")); err != nil {
+		t.Errorf("X-Webhook-Signature with the old secret: %v", err)
+	}
+	if err := signing.VerifyHMACHex([]byte(newSecret), r.Body, r.Header.Get("X-Webhook-Signature-Next")); err != nil {
+		t.Errorf("X-Webhook-Signature-Next with the new secret: %v", err)
+	}
+	for _, secret := range []string{oldSecret, newSecret} {
+		if err := signing.VerifyStandard(secret, r.Header, r.Body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("webhook-signature with either secret: %v", err)
+		}
+	}
+}
+
 func TestFailedFirstAttemptBecomesADeliveryThatRetries(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()

@@ -152,7 +152,7 @@ func TestOneRequestVerifiesWithEveryRecipe(t *testing.T) {
 		{Scheme: signing.SchemeHMACSHA256Hex},
 		{Scheme: signing.SchemeStandardWebhooks},
 		{Scheme: signing.SchemeHMACSHA256Hex, Header: "X-urBackend-Signature"},
-	}, secret, signing.Message{ID: "evt_1", Timestamp: time.Now(), Body: body})
+	}, signing.Keys{Current: secret}, signing.Message{ID: "evt_1", Timestamp: time.Now(), Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -84,27 +85,78 @@ type Signature struct {
 	Header string
 }
 
+// NextHeaderSuffix is appended to an HMACSHA256Hex header's name for the header that carries the current (new)
+// key's signature during a rotation's overlap: X-Webhook-Signature-Next.
+const NextHeaderSuffix = "-Next"
+
+// Keys are the secrets a request is signed with: Current always, Previous during a rotation's overlap (empty
+// otherwise).
+type Keys struct {
+	Current, Previous string
+}
+
 // HeadersAll returns the headers of every signature, all keyed with the one secret, for subscriptions that sign
 // each request several ways (a receiver migrating between schemes verifies whichever it knows). It refuses two
 // signatures that write the same header, since the second would silently replace the first.
-func HeadersAll(signatures []Signature, secret string, m Message) (http.Header, error) {
+//
+// During a rotation's overlap (keys.Previous set) each HMACSHA256Hex header keeps the previous key, which
+// receivers nobody touched still verify, and <header>-Next carries the current key's, which a receiver can switch
+// to at any time of the overlap; webhook-signature carries both v1 signatures, the current key's first.
+func HeadersAll(signatures []Signature, keys Keys, m Message) (http.Header, error) {
 	if len(signatures) == 0 {
 		return nil, errors.New("no signing scheme")
 	}
 	all := http.Header{}
-	for _, s := range signatures {
-		h, err := Headers(s.Scheme, s.Header, secret, m)
-		if err != nil {
-			return nil, err
-		}
+	add := func(h http.Header) error {
 		for k, vs := range h {
 			if _, dup := all[k]; dup {
-				return nil, fmt.Errorf("two signatures write header %s; give each HMACSHA256Hex signature its own header", k)
+				return fmt.Errorf("two signatures write header %s; give each HMACSHA256Hex signature its own header", k)
 			}
 			all[k] = vs
 		}
+		return nil
+	}
+	for _, s := range signatures {
+		h, err := Headers(s.Scheme, s.Header, keys.Current, m)
+		if err != nil {
+			return nil, err
+		}
+		if keys.Previous != "" {
+			if h, err = withPrevious(s, h, keys.Previous, m); err != nil {
+				return nil, fmt.Errorf("previous secret: %w", err)
+			}
+		}
+		if err := add(h); err != nil {
+			return nil, err
+		}
 	}
 	return all, nil
+}
+
+// withPrevious adds the previous key's signature to h, the current key's headers of signature s.
+func withPrevious(s Signature, h http.Header, previous string, m Message) (http.Header, error) {
+	old, err := Headers(s.Scheme, s.Header, previous, m)
+	if err != nil {
+		return nil, err
+	}
+	if s.Scheme == SchemeStandardWebhooks {
+		h.Set(HeaderWebhookSignature, h.Get(HeaderWebhookSignature)+" "+old.Get(HeaderWebhookSignature))
+		return h, nil
+	}
+	// One header each: the primary moves to the old key, the new one goes to -Next.
+	out := http.Header{}
+	for k := range h {
+		out.Set(k+NextHeaderSuffix, h.Get(k))
+		out.Set(k, old.Get(k))
+	}
+	return out, nil
+}
+
+// Fingerprint identifies a secret without revealing it: the first 8 hex digits of its SHA-256. Status and the
+// plugin show it so a person can tell which key is which.
+func Fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:4])
 }
 
 // SecretScheme is the scheme whose form the one secret of signatures must have: StandardWebhooks when any

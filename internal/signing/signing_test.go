@@ -137,11 +137,19 @@ func TestHeadersAll(t *testing.T) {
 	m := Message{ID: readmeID, Timestamp: readmeTime, Body: []byte(readmeBody)}
 	// One whsec_ secret keys both schemes: Standard Webhooks its decoded bytes, hex HMAC the string itself.
 	hexOfString := SignHMACHex([]byte(readmeSecret), m.Body)
+	// A rotation from previous to readmeSecret: whsec_ + base64 of 24 bytes, like the README's.
+	const previous = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
+	previousStandard, err := SignStandard(previous, m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		signatures []Signature
-		want       http.Header
-		wantErr    string
+		// keys default to readmeSecret alone.
+		keys    Keys
+		want    http.Header
+		wantErr string
 	}{
 		{
 			name:       "hex HMAC and Standard Webhooks",
@@ -168,11 +176,48 @@ func TestHeadersAll(t *testing.T) {
 			signatures: []Signature{{Scheme: SchemeStandardWebhooks}, {Scheme: SchemeHMACSHA256Hex, Header: "Webhook-Signature"}},
 			wantErr:    "two signatures write header Webhook-Signature",
 		},
+		{
+			name:       "rotation: the hex header stays on the previous key, -Next carries the current one",
+			signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeHMACSHA256Hex, Header: "X-urBackend-Signature"}},
+			keys:       Keys{Current: readmeSecret, Previous: previous},
+			want: http.Header{
+				"X-Urbackend-Signature":      {SignHMACHex([]byte(previous), m.Body)},
+				"X-Urbackend-Signature-Next": {hexOfString},
+				"X-Webhook-Signature":        {SignHMACHex([]byte(previous), m.Body)},
+				"X-Webhook-Signature-Next":   {hexOfString},
+			},
+		},
+		{
+			name:       "rotation: webhook-signature carries both keys' signatures, the current one first",
+			signatures: []Signature{{Scheme: SchemeStandardWebhooks}},
+			keys:       Keys{Current: readmeSecret, Previous: previous},
+			want: http.Header{
+				"Webhook-Id":        {readmeID},
+				"Webhook-Timestamp": {"1614265330"},
+				"Webhook-Signature": {readmeSignature + " " + previousStandard},
+			},
+		},
+		{
+			name:       "rotation: a -Next header that another signature writes",
+			signatures: []Signature{{Scheme: SchemeHMACSHA256Hex}, {Scheme: SchemeHMACSHA256Hex, Header: "X-Webhook-Signature-Next"}},
+			keys:       Keys{Current: readmeSecret, Previous: previous},
+			wantErr:    "two signatures write header X-Webhook-Signature-Next",
+		},
+		{
+			name:       "rotation: a previous key Standard Webhooks cannot use",
+			signatures: []Signature{{Scheme: SchemeStandardWebhooks}},
+			keys:       Keys{Current: readmeSecret, Previous: "5d41402abc4b2a76"},
+			wantErr:    "previous secret: standard webhooks secret does not start with",
+		},
 		{name: "none", wantErr: "no signing scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := HeadersAll(tt.signatures, readmeSecret, m)
+			keys := tt.keys
+			if keys == (Keys{}) {
+				keys.Current = readmeSecret
+			}
+			got, err := HeadersAll(tt.signatures, keys, m)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
