@@ -75,6 +75,9 @@ var _ = Describe("The API's admission rules", func() {
 		Entry("a signature header with StandardWebhooks",
 			fixtures.Subscription("", "stdhdr", "https://example.com/hook", fixtures.Scheme(hookpostv1.SigningSchemeStandardWebhooks), fixtures.SignatureHeader("X-Sig")),
 			"spec.signing.header applies only to scheme HMACSHA256Hex"),
+		Entry("a filter expression over 4096 bytes",
+			fixtures.Subscription("", "longfilter", "https://example.com/hook", fixtures.FilterExpression("true"+strings.Repeat(" ", 4096))),
+			"spec.filter.expression: Too long: may not be more than 4096 bytes"),
 	)
 
 	It("accepts http with allowInsecureHTTP and fills in the defaults", func() {

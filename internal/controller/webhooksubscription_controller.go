@@ -95,7 +95,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 	sub.Status.SigningSecretRef = secret.ref
-	r.setReady(sub, before, readyCondition(sub, secret))
+	ready := readyCondition(sub, secret)
+	r.setReady(sub, before, ready)
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -106,6 +107,10 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	if secret.reason != "" {
 		// A human has to create or fix the Secret; the Secret watch brings us back when they do.
 		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("signing secret: %s", secret.message))
+	}
+	if ready.Reason == hookpostv1.ReasonInvalidFilter {
+		// Only a spec change can fix it, and that brings us back.
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(ready.Message))
 	}
 	return ctrl.Result{}, nil
 }
