@@ -117,17 +117,7 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Expect(k8sClient.Update(ctx, sub)).To(Succeed())
 		Eventually(readyOf(ns, "big-orders")).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("ObservedGeneration", sub.Generation)), "the Update returned the new generation")
 
-		events := &corev1.EventList{}
-		Eventually(func() []string {
-			Expect(k8sClient.List(ctx, events, client.InNamespace(ns))).To(Succeed())
-			var reasons []string
-			for _, e := range events.Items {
-				if e.InvolvedObject.Name == "big-orders" {
-					reasons = append(reasons, e.Reason)
-				}
-			}
-			return reasons
-		}).Should(ConsistOf(hookpostv1.ReasonInvalidFilter, hookpostv1.ReasonSecretGenerated), "an Event only when Ready flips")
+		Eventually(eventReasons(ns)).Should(ConsistOf(hookpostv1.ReasonInvalidFilter, hookpostv1.ReasonSecretGenerated), "an Event only when Ready flips")
 	})
 
 	It("reports a paused subscription as not Ready with reason Paused", func() {
