@@ -94,6 +94,10 @@ const (
 	// ReasonInvalidHeader: a spec.headers value holds a control character (such as CR or LF) that HTTP cannot
 	// carry (Ready=False).
 	ReasonInvalidHeader = "InvalidHeader"
+	// ReasonInvalidFilter: spec.filter.expression does not compile (the message quotes the compiler), does not
+	// evaluate to a bool, or always costs more than the limit: no event is delivered to the subscription until it
+	// is fixed, and its deliveries wait (Ready=False).
+	ReasonInvalidFilter = "InvalidFilter"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
 	// ReasonEndpointGone: the endpoint answered 410 Gone and spec.circuitBreaker.disableOnGone is set: deliveries

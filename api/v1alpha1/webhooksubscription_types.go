@@ -73,7 +73,7 @@ type WebhookSubscriptionSpec struct {
 	// +required
 	Events []EventPattern `json:"events"`
 
-	// filter narrows the events further, by tenant or collection.
+	// filter narrows the events further, by tenant, collection or content (a CEL expression).
 	// +optional
 	Filter *EventFilter `json:"filter,omitempty"`
 
@@ -145,7 +145,8 @@ type WebhookSubscriptionSpec struct {
 	History HistoryLimits `json:"history,omitempty"`
 }
 
-// EventFilter narrows a subscription's events. An empty list does not filter.
+// EventFilter narrows a subscription's events: an event is delivered when it passes every filter set. An empty
+// list or expression does not filter.
 type EventFilter struct {
 	// tenants are the tenant ids whose events are delivered.
 	// +kubebuilder:validation:MaxItems=256
@@ -160,6 +161,18 @@ type EventFilter struct {
 	// +listType=set
 	// +optional
 	Collections []string `json:"collections,omitempty"`
+
+	// expression is a CEL expression over the event that must evaluate to true for the event to be delivered,
+	// such as `data.amount > 100 && tenant == "acme"`. Its variables: type (string, the event type), tenant
+	// (string, "" for none), collection (string, "" for none), data (the event's JSON payload: objects are maps,
+	// numbers are doubles) and time (timestamp, when the event occurred). Reading a field data lacks is an error:
+	// guard it with has(data.field). Hookpost compiles it when the subscription changes (Ready=False with reason
+	// InvalidFilter and the compiler's message when it does not compile, and then no event is delivered) and
+	// evaluates it on every event that matches events, within a cost limit; an event whose evaluation fails or
+	// exceeds the limit is not delivered, and counted in hookpost_filter_errors_total. See docs/subscriptions.md.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Expression string `json:"expression,omitempty"`
 }
 
 // Signing selects the signature schemes and their one secret.

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/filter"
 )
 
 type testOptions struct {
@@ -36,6 +37,9 @@ func newTestCommand(root *rootOptions) *cobra.Command {
 		Long: `Creates a WebhookDelivery of a test event for the subscription. Hookpost delivers it like any other
 event, signed, with the header X-Hookpost-Test: true so the receiver can tell it apart. Prints the delivery's
 name; with --wait, waits until the delivery finished and prints its outcome (exit code 1 unless it succeeded).
+
+When the subscription has a spec.filter.expression, says on stderr whether it accepts the event (a test event
+is sent either way).
 
 Without --data the event carries built-in sample data for these types:
   ` + strings.Join(sampleTypes(), ", "),
@@ -72,6 +76,9 @@ func (o *testOptions) run(ctx context.Context, subscription string) error {
 		return err
 	}
 	d := testDelivery(sub, o.event, o.tenant, o.collection, data, uuid.NewString(), time.Now())
+	if note := filterNote(sub, d); note != "" {
+		fmt.Fprintln(o.streams.ErrOut, note)
+	}
 	if err := controllerutil.SetOwnerReference(sub, d, scheme); err != nil {
 		return fmt.Errorf("set owner reference: %w", err)
 	}
@@ -159,6 +166,30 @@ func testDelivery(sub *hookpostv1.WebhookSubscription, eventType, tenant, collec
 			Test: true,
 		},
 	}
+}
+
+// filterNote says whether the subscription's spec.filter.expression accepts the test delivery's event, "" when it
+// has none. A test event is sent whatever the filter says (it is not matched, see docs/subscriptions.md); the
+// note tells whether the same event from a source would be delivered.
+func filterNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelivery) string {
+	if sub.Spec.Filter == nil || sub.Spec.Filter.Expression == "" {
+		return ""
+	}
+	const sent = "the test event is sent anyway"
+	p, err := filter.Compile(sub.Spec.Filter.Expression)
+	if err != nil {
+		return fmt.Sprintf("Note: spec.filter.expression does not compile, so no event from a source is delivered; %s:\n%v", sent, err)
+	}
+	ev := d.Spec.Event
+	ok, err := p.Match(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw})
+	switch {
+	case err != nil:
+		// The data is the user's own (--data or the sample), so CEL's message may quote it.
+		return fmt.Sprintf("Note: spec.filter.expression cannot decide this event (%v), so from a source it would not be delivered; %s.", err, sent)
+	case !ok:
+		return fmt.Sprintf("Note: spec.filter.expression is false for this event, so from a source it would not be delivered; %s.", sent)
+	}
+	return "spec.filter.expression accepts this event."
 }
 
 // printOutcome prints a finished (or still waiting) delivery's phase and last attempt as a table, with the

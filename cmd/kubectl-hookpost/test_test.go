@@ -119,6 +119,29 @@ func TestTestCreatesATestDeliveryThatIsDelivered(t *testing.T) {
 	}
 }
 
+func TestFilterNote(t *testing.T) {
+	sample := []byte(sampleData["order.created"]) // total 299.99
+	for _, tc := range []struct {
+		name, expression string
+		// want is a part of the note; "" means no note.
+		want string
+	}{
+		{name: "no filter"},
+		{name: "accepted", expression: "data.total > 100", want: "spec.filter.expression accepts this event."},
+		{name: "refused", expression: "data.total > 1000", want: "is false for this event, so from a source it would not be delivered; the test event is sent anyway"},
+		{name: "undecided", expression: "data.amount > 100", want: "cannot decide this event (evaluation: no such key: amount)"},
+		{name: "invalid", expression: "amount >", want: "does not compile, so no event from a source is delivered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := fixtures.Subscription("ns", "orders", "https://example.com/hooks", fixtures.FilterExpression(tc.expression))
+			note := filterNote(sub, testDelivery(sub, "order.created", "123", "", sample, "e1", time.Now()))
+			if (tc.want == "") != (note == "") || !strings.Contains(note, tc.want) {
+				t.Fatalf("note = %q, want one containing %q", note, tc.want)
+			}
+		})
+	}
+}
+
 func TestTestWithoutSampleDataNeedsData(t *testing.T) {
 	ns := newNamespace(t)
 	recv := harness.NewReceiver()

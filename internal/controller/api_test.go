@@ -153,6 +153,9 @@ var _ = Describe("The API's admission rules", func() {
 			fixtures.Subscription("", "addstatic", "https://example.com/hook", fixtures.AdditionalSignature(hookpostv1.SigningSchemeHMACSHA256Hex, "X-Sig"),
 				fixtures.Headers(map[string]string{"x-sig": "forged"})),
 			"spec.headers must not set a signature header named in spec.signing.additional"),
+		Entry("a filter expression over 4096 bytes",
+			fixtures.Subscription("", "longfilter", "https://example.com/hook", fixtures.FilterExpression("true"+strings.Repeat(" ", 4096))),
+			"spec.filter.expression: Too long: may not be more than 4096 bytes"),
 	)
 
 	It("accepts hex HMAC and StandardWebhooks signatures on one subscription, and existing YAML unchanged", func() {

@@ -112,7 +112,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	material = material.Check(sub.Spec.TLS)
 	key := TargetFor(sub, nil).CircuitKey()
 	gone := r.Breakers.State(key, r.Clock.Now()).Gone
-	r.setReady(sub, before, readyCondition(sub, secret, material, gone || goneRecorded(before)))
+	ready := readyCondition(sub, secret, material, gone || goneRecorded(before))
+	r.setReady(sub, before, ready)
 	// Once the status write records the 410 in Ready, the condition keeps it (for this generation).
 	clearGone = gone
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
@@ -126,6 +127,10 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	if secret.reason != "" {
 		// A human has to create or fix the Secret; the Secret watch brings us back when they do.
 		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("signing secret: %s", secret.message))
+	}
+	if ready.Reason == hookpostv1.ReasonInvalidFilter {
+		// Only a spec change can fix it, and that brings us back.
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(ready.Message))
 	}
 	if material.Reason != "" {
 		// The same for spec.tls; the Secret and ConfigMap watches bring us back.

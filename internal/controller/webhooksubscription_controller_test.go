@@ -122,6 +122,20 @@ var _ = Describe("WebhookSubscription controller", func() {
 		}).Should(ConsistOf(hookpostv1.ReasonSecretNotFound, hookpostv1.ReasonSecretReady), "an Event only when Ready flips")
 	})
 
+	It("reports a filter expression that does not compile as not Ready with the compiler's message, and recovers when it is fixed", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "big-orders", "https://example.com/hook", fixtures.FilterExpression("amount > 100")))).To(Succeed())
+		Eventually(readyOf(ns, "big-orders")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonInvalidFilter)))
+		Expect(readyOf(ns, "big-orders")().Message).To(ContainSubstring("spec.filter.expression is invalid, so no event is delivered until it is fixed"))
+		Expect(readyOf(ns, "big-orders")().Message).To(ContainSubstring("undeclared reference to 'amount'"), "the compiler's own words")
+
+		sub := getSubscription(ns, "big-orders")()
+		sub.Spec.Filter.Expression = "data.amount > 100"
+		Expect(k8sClient.Update(ctx, sub)).To(Succeed())
+		Eventually(readyOf(ns, "big-orders")).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("ObservedGeneration", sub.Generation)), "the Update returned the new generation")
+
+		Eventually(eventReasons(ns)).Should(ConsistOf(hookpostv1.ReasonInvalidFilter, hookpostv1.ReasonSecretGenerated), "an Event only when Ready flips")
+	})
+
 	It("reports a paused subscription as not Ready with reason Paused", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "paused", "https://example.com/hook", fixtures.Paused()))).To(Succeed())
 		Eventually(readyOf(ns, "paused")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))

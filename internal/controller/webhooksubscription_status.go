@@ -12,6 +12,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/filter"
 )
 
 // secretResolution is what resolving a subscription's signing secret found.
@@ -85,12 +86,30 @@ func invalidHeader(headers map[string]string) string {
 	return ""
 }
 
+// maxFilterMessage bounds the compiler's message quoted in the Ready condition: it quotes the expression, which
+// may be up to 4096 bytes long.
+const maxFilterMessage = 1024
+
+// invalidFilter says why spec.filter.expression cannot filter, "" when it can (or is not set). A CRD validation
+// rule cannot compile a user's CEL expression, so the controller does, with the compiler ingest uses.
+func invalidFilter(f *hookpostv1.EventFilter) string {
+	if f == nil || f.Expression == "" {
+		return ""
+	}
+	if _, err := filter.Compile(f.Expression); err != nil {
+		return fmt.Sprintf("spec.filter.expression is invalid, so no event is delivered until it is fixed (see docs/subscriptions.md, Content filters): %s",
+			truncateRunes(err.Error(), maxFilterMessage))
+	}
+	return ""
+}
+
 // readyCondition computes the subscription's Ready condition from its signing secret and its spec.tls material;
 // gone says its endpoint answered 410 Gone under spec.circuitBreaker.disableOnGone (now, or as the current Ready
 // condition, of this generation, records).
 func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution, material TLSMaterial, gone bool) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
 	bad := invalidHeader(sub.Spec.Headers)
+	badFilter := invalidFilter(sub.Spec.Filter)
 	switch {
 	case gone && sub.Spec.CircuitBreaker.DisableOnGone:
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonEndpointGone
@@ -98,6 +117,8 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 	case bad != "":
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonInvalidHeader
 		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
+	case badFilter != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, hookpostv1.ReasonInvalidFilter, badFilter
 	case secret.reason != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
 	case material.Reason != "":

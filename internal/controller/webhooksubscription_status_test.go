@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,43 @@ func TestReadyCondition(t *testing.T) {
 			}
 			if tc.wantMessage != "" && c.Message != tc.wantMessage {
 				t.Fatalf("message %q, want %q", c.Message, tc.wantMessage)
+			}
+		})
+	}
+}
+
+func TestReadyConditionFilter(t *testing.T) {
+	ref := &hookpostv1.SecretKeyRef{Name: "s", Key: "secret"}
+	for _, tc := range []struct {
+		name, expression string
+		secret           secretResolution
+		wantStatus       metav1.ConditionStatus
+		wantReason       string
+		// wantMessage is a part of the message; "" checks none.
+		wantMessage string
+	}{
+		{name: "a valid expression", expression: "data.amount > 100", secret: secretResolution{ref: ref},
+			wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady},
+		{name: "no expression", secret: secretResolution{ref: ref}, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady},
+		{name: "an undeclared variable quotes the compiler", expression: "amount > 100", secret: secretResolution{ref: ref},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidFilter,
+			wantMessage: "spec.filter.expression is invalid, so no event is delivered until it is fixed (see docs/subscriptions.md, Content filters): ERROR: <input>:1:1: undeclared reference to 'amount'"},
+		{name: "not a bool", expression: "tenant", secret: secretResolution{ref: ref},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidFilter, wantMessage: "a filter must evaluate to a bool"},
+		{name: "an invalid filter outranks a missing secret", expression: "data.amount >", secret: secretResolution{reason: hookpostv1.ReasonSecretNotFound, message: "m"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidFilter, wantMessage: "Syntax error"},
+		{name: "a long message is bounded", expression: strings.Repeat("x", 4000), secret: secretResolution{ref: ref},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidFilter, wantMessage: "undeclared reference"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+			sub.Spec.Filter = &hookpostv1.EventFilter{Expression: tc.expression}
+			c := readyCondition(sub, tc.secret, TLSMaterial{}, false)
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantMessage) {
+				t.Fatalf("got %+v, want %s/%s with a message containing %q", c, tc.wantStatus, tc.wantReason, tc.wantMessage)
+			}
+			if len(c.Message) > maxFilterMessage+200 {
+				t.Fatalf("message is %d bytes long, want it bounded", len(c.Message))
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/filter"
 )
 
 // Subscription is what matching needs to know about a WebhookSubscription.
@@ -21,6 +22,11 @@ type Subscription struct {
 	// Grant is the namespace's tenant grant under tenant isolation: an event reaches the subscription only when
 	// the grant allows its tenant. nil when isolation is off.
 	Grant *controller.TenantGrant
+	// Expression is spec.filter.expression, "" for none. The Ingester compiles it into Filter, or FilterErr when
+	// it does not compile; it is evaluated after Match (see contentFilter).
+	Expression string
+	Filter     *filter.Program
+	FilterErr  error
 }
 
 // Event is what matching needs to know about an event.

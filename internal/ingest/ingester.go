@@ -19,6 +19,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/filter"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
@@ -93,6 +94,9 @@ type Ingester struct {
 	mu    sync.Mutex
 	index *Index
 	dirty atomic.Bool
+	// filters holds the compiled spec.filter.expression of the subscriptions in index, by expression text, so a
+	// rebuild compiles only the expressions that are new; subscriptions with the same text share one program.
+	filters map[string]compiledFilter
 
 	// detached counts batches finishing in the background, without a place among the batches in flight.
 	detached    atomic.Int64
@@ -277,6 +281,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	for k := range events {
 		ev := &events[k]
 		matches = idx.Match(Event{Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt}, matches[:0])
+		matches = contentFilter(ctx, ev, matches)
 		for _, sub := range matches {
 			dispatched++
 			g.Go(func() error { return i.dispatcher.Dispatch(gctx, sub, ev, late.later) })
@@ -323,6 +328,7 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 		return nil, err
 	}
 	subs := make([]*Subscription, 0, len(list.Items))
+	filters := map[string]compiledFilter{}
 	for k := range list.Items {
 		if s := FromAPI(&list.Items[k]); s != nil {
 			if grants != nil {
@@ -331,11 +337,28 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 					s.Grant = &controller.TenantGrant{}
 				}
 			}
+			if s.Expression != "" {
+				c, ok := filters[s.Expression]
+				if !ok {
+					if c, ok = i.filters[s.Expression]; !ok {
+						c.program, c.err = filter.Compile(s.Expression)
+					}
+					filters[s.Expression] = c
+				}
+				s.Filter, s.FilterErr = c.program, c.err
+			}
 			subs = append(subs, s)
 		}
 	}
-	i.index = NewIndex(subs)
+	// Expressions no subscription uses any more are dropped with the old map.
+	i.index, i.filters = NewIndex(subs), filters
 	return i.index, nil
+}
+
+// compiledFilter is an expression compiled, or why it does not compile.
+type compiledFilter struct {
+	program *filter.Program
+	err     error
 }
 
 // rebuildOn marks the index for a rebuild when an object of obj's kind is added or deleted, or updated in a way
@@ -397,6 +420,7 @@ func FromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
 	}
 	if f := s.Spec.Filter; f != nil {
 		out.Tenants, out.Collections = set(f.Tenants), set(f.Collections)
+		out.Expression = f.Expression
 	}
 	return out
 }

@@ -26,6 +26,10 @@ var (
 		Name: "hookpost_deliveries_refused_total",
 		Help: "WebhookDeliveries the API server refused for good, by reason (admissionDenied, forbidden, invalid, namespaceTerminating, quotaExceeded); unless its first attempt had succeeded, the event was not delivered to that subscription and is in the ledger with outcome refused.",
 	}, []string{"reason"})
+	filterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookpost_filter_errors_total",
+		Help: "Matches of an event and a subscription whose spec.filter.expression could not decide, so the event was not delivered to it, by reason (invalid: the expression does not compile; evaluation: e.g. a missing field read without has(); costExceeded: the cost limit; notBool).",
+	}, []string{"reason"})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",
 		Help: "Age of the oldest event of the batch just claimed, by source; 0 once the source has been idle: how far ingest trails the producers.",
@@ -67,7 +71,13 @@ func DeliveryRefused(reason string) {
 	deliveriesRefused.WithLabelValues(reason).Inc()
 }
 
+// FilterError counts a match whose content filter could not decide, by reason; the event was not delivered to
+// that subscription.
+func FilterError(reason string) {
+	filterErrors.WithLabelValues(reason).Inc()
+}
+
 // ingestCollectors are the source and ingest metrics, registered by Register.
 func ingestCollectors() []prometheus.Collector {
-	return []prometheus.Collector{eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, sourceLag}
+	return []prometheus.Collector{eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, filterErrors, sourceLag}
 }

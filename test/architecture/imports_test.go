@@ -14,6 +14,7 @@ import (
 var domainPackages = []string{
 	"github.com/hookpost/hookpost/internal/signing",
 	"github.com/hookpost/hookpost/internal/envelope",
+	"github.com/hookpost/hookpost/internal/filter",
 	"github.com/hookpost/hookpost/internal/delivery",
 	"github.com/hookpost/hookpost/internal/backoff",
 	"github.com/hookpost/hookpost/internal/netguard",
