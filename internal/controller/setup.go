@@ -57,6 +57,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Recorder:        FitNotes(mgr.GetEventRecorder("hookpost-subscription")),
 		Clock:           o.Clock,
 		TenantIsolation: o.TenantIsolation,
+		Ledger:          o.Ledger,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}

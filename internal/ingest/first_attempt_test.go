@@ -41,8 +41,11 @@ type operatorConfig struct {
 	// maxPerHost and hostWait bound the first attempt's wait for a busy host (0: the defaults).
 	maxPerHost int
 	hostWait   time.Duration
-	// ledger, when set, gets every attempt, as the binary's ledger writer does.
+	// ledger, when set, gets every attempt, as the binary's ledger writer does, and holds the parked deliveries.
 	ledger *ledgerpg.Writer
+	// maxUnfinished, when set, caps each subscription's unfinished deliveries as the binary does (with the
+	// drain when there is a ledger), and refusals get Events.
+	maxUnfinished int
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
@@ -76,8 +79,12 @@ func startOperator(t *testing.T, cfg operatorConfig, srcs ...source.Source) *ope
 	if err := mgr.Add(op.successes); err != nil {
 		t.Fatal(err)
 	}
-	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
-		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait})
+	fo := ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
+		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait}
+	if cfg.maxUnfinished > 0 {
+		fo.Refusals, fo.Caps = startCaps(t, ctx, mgr, cfg, rec, sealer)
+	}
+	d := ingest.NewFirstAttempt(fo)
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)

@@ -34,9 +34,9 @@ var (
 	}, []string{"result"})
 )
 
-// Register registers the collectors with reg, plus gauges read from the sender (attempts in flight) and from
-// retryBacklog (deliveries waiting for a retry).
-func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64) {
+// Register registers the collectors with reg, plus gauges read from the sender (attempts in flight), from
+// retryBacklog (deliveries waiting for a retry) and from unfinished (deliveries not finished).
+func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog, unfinished func() float64) {
 	reg.MustRegister(ingestCollectors()...)
 	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -47,6 +47,10 @@ func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog f
 			Name: "hookpost_retry_backlog",
 			Help: "Deliveries waiting for a retry (phase Retrying).",
 		}, retryBacklog),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookpost_unfinished_deliveries",
+			Help: "WebhookDeliveries not finished (phase Pending or Retrying), counted against --max-unfinished.",
+		}, unfinished),
 	)
 }
 
