@@ -280,6 +280,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`,priority=1
 // +kubebuilder:printcolumn:name="Failing",type=integer,JSONPath=`.status.consecutiveFailures`,priority=1
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
+// +kubebuilder:printcolumn:name="Backlogged",type=string,JSONPath=`.status.conditions[?(@.type=="Backlogged")].status`,priority=1
 type WebhookSubscription struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
