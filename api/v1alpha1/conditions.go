@@ -31,6 +31,13 @@ const (
 	// circuit of the replica that ran the subscription controller.
 	ConditionCircuitOpen = "CircuitOpen"
 
+	// ConditionBacklogged is True on a WebhookSubscription while matches of it are parked in the ledger's
+	// database because it (or the cluster) had reached its cap of unfinished WebhookDeliveries
+	// (--max-unfinished-per-subscription, --max-unfinished); the message counts them. They become deliveries in
+	// order of arrival as its deliveries finish and while it is not paused; nothing is lost. Negative polarity:
+	// True needs attention (a paused subscription, or a receiver that does not keep up); absent or False is healthy.
+	ConditionBacklogged = "Backlogged"
+
 	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
 	// limits; its message says until when. Negative polarity: absent (or False) is the normal state.
 	ConditionReplayDeferred = "ReplayDeferred"
@@ -141,6 +148,17 @@ const (
 	ReasonNamespaceTerminating = "NamespaceTerminating"
 	// ReasonDeliveriesCreated: deliveries are created again (DeliveriesRefused=False).
 	ReasonDeliveriesCreated = "DeliveriesCreated"
+	// ReasonUnfinishedCapReached: the subscription, or the cluster, has as many unfinished WebhookDeliveries as its
+	// cap allows. On Backlogged=True: new matches are parked in the ledger's database. On DeliveriesRefused=True
+	// (no ledger configured): new matches are refused and not delivered to this subscription.
+	ReasonUnfinishedCapReached = "UnfinishedCapReached"
+)
+
+// Reasons on the Backlogged condition of a WebhookSubscription besides ReasonUnfinishedCapReached.
+const (
+	// ReasonBacklogDrained: every parked match of the subscription became a delivery (Backlogged=False, and a
+	// Normal Event).
+	ReasonBacklogDrained = "BacklogDrained"
 )
 
 // Reasons on the Delivered condition of a WebhookDelivery.

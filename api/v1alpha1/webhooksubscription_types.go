@@ -544,6 +544,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
 // +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Rate",type=integer,JSONPath=`.spec.rateLimit.perSecond`,description="Attempts started per second at most (spec.rateLimit.perSecond); empty when unlimited",priority=1
+// +kubebuilder:printcolumn:name="Backlogged",type=string,JSONPath=`.status.conditions[?(@.type=="Backlogged")].status`,priority=1
 type WebhookSubscription struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -124,7 +124,11 @@ func TestOpenLedger(t *testing.T) {
 			t.Errorf("metric %s not registered (have %v)", want, names)
 		}
 	}
-	if !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries"`) {
-		t.Errorf("--ledger-print-ddl prints:\n%s", o.ddl())
+	if !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries"`) || !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries_parked"`) {
+		t.Errorf("--ledger-print-ddl prints:\n%s\nwant the ledger table and the parked table next to it", o.ddl())
+	}
+	// Migrated with the ledger: the parked deliveries' table is there.
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM hookpost.webhook_deliveries_parked`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("hookpost.webhook_deliveries_parked: %d rows (%v), want an empty table", rows, err)
 	}
 }

@@ -62,6 +62,7 @@ type options struct {
 	sealSecret             string
 	sources                sourceOptions
 	ledger                 ledgerOptions
+	caps                   capsOptions
 }
 
 func run() error {
@@ -94,6 +95,9 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 
 	if err := o.validateReplay(); err != nil {
+		return err
+	}
+	if err := o.caps.validate(); err != nil {
 		return err
 	}
 	scheme := runtime.NewScheme()
@@ -134,7 +138,7 @@ func run() error {
 	})
 	clk := clock.RealClock{}
 	breakers := delivery.NewBreakers()
-	rec, err := o.setupLedger(ctx, mgr)
+	rec, parking, err := o.setupLedger(ctx, mgr)
 	if err != nil {
 		return err
 	}
@@ -155,9 +159,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	metrics.Register(crmetrics.Registry, sender, backlog.Count, breakers)
+	unfinished, err := ingest.WatchUnfinished(ctx, mgr.GetCache(), clk)
+	if err != nil {
+		return err
+	}
+	metrics.Register(crmetrics.Registry, sender, backlog.Count, func() float64 { return float64(unfinished.Total()) }, breakers)
 	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
-		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent, breakers: breakers}); err != nil {
+		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent,
+		unfinished: unfinished, parking: parking, caps: o.caps, breakers: breakers}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -221,22 +230,24 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	fs.Var(&o.watchNamespaces, "watch-namespaces", "Namespaces whose subscriptions, deliveries and Secrets the operator watches (comma-separated, or repeated); empty watches the whole cluster. With the chart's rbac.scope=namespaced the operator holds Roles in these namespaces only. Env HOOKPOST_WATCH_NAMESPACES.")
 	o.sources.bind(fs)
 	o.ledger.bind(fs)
+	o.caps.bind(fs)
 	zapOpts.BindFlags(fs)
 }
 
-// setupLedger opens the delivery ledger and adds its writer to mgr; ledger.Discard when none is configured. A
-// ledger in the outbox's database is migrated with the outbox (--postgres-migrate).
-func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, error) {
+// setupLedger opens the delivery ledger and adds its writer to mgr, and returns it with the table of parked
+// deliveries next to it; ledger.Discard and nil when none is configured. A ledger in the outbox's database is
+// migrated with the outbox (--postgres-migrate).
+func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, ledger.Parking, error) {
 	w, err := o.ledger.open(ctx, o.sources.postgresDSN, o.sources.postgresMigrate)
 	if err != nil || w == nil {
-		return ledger.Discard, err
+		return ledger.Discard, nil, err
 	}
 	if err := mgr.Add(w); err != nil {
 		w.Close()
-		return ledger.Discard, fmt.Errorf("add ledger writer: %w", err)
+		return ledger.Discard, nil, fmt.Errorf("add ledger writer: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("Delivery ledger configured", "table", o.ledger.schema+"."+o.ledger.table)
-	return w, nil
+	return w, w.Parking(), nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -57,6 +57,11 @@ type dispatchDeps struct {
 	attemptSlots int
 	// breakers holds the subscriptions' circuits, shared with the delivery controller.
 	breakers *delivery.Breakers
+	// unfinished counts the unfinished deliveries against caps; parking holds the matches past them (nil
+	// without a ledger: they are refused).
+	unfinished *ingest.Unfinished
+	parking    ledger.Parking
+	caps       capsOptions
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -87,12 +92,16 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) (ingest.Dispatcher, error) {
 	refusals := ingest.NewRefusals(ingest.RefusalsOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Direct: mgr.GetAPIReader(),
 		Events: mgr.GetEventRecorder("hookpost-ingest"), Ledger: deps.ledger, Clock: clk})
+	caps, err := o.setupCaps(mgr, deps, refusals)
+	if err != nil {
+		return nil, err
+	}
 	if !o.firstAttempt {
-		return ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals, Sealer: deps.sealer}, nil
+		return ingest.DeliveryCreator{Client: mgr.GetClient(), Refusals: refusals, Sealer: deps.sealer, Caps: caps}, nil
 	}
 	fo := ingest.FirstAttemptOptions{
 		Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: deps.secrets, Sealer: deps.sealer, Sender: deps.sender,
-		Ledger: deps.ledger, Refusals: refusals, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait,
+		Ledger: deps.ledger, Refusals: refusals, UserAgent: deps.userAgent, Clock: clk, HostWait: o.hostWait, Caps: caps,
 		Breakers: deps.breakers,
 	}
 	switch o.successObjects {
@@ -108,6 +117,25 @@ func (o *sourceOptions) dispatcher(mgr ctrl.Manager, clk clock.PassiveClock, dep
 		return nil, fmt.Errorf("--success-objects=%q: use %q or %q", o.successObjects, successObjectsNewest, successObjectsAll)
 	}
 	return ingest.NewFirstAttempt(fo), nil
+}
+
+// setupCaps returns the caps on unfinished deliveries, adding to mgr their refresh (every replica) and, with a
+// ledger to park in, the drain (the leader).
+func (o *sourceOptions) setupCaps(mgr ctrl.Manager, deps dispatchDeps, refusals *ingest.Refusals) (*ingest.Caps, error) {
+	caps := ingest.NewCaps(ingest.CapsOptions{PerSubscription: deps.caps.perSubscription, Total: deps.caps.total,
+		Unfinished: deps.unfinished, Parking: deps.parking, Refusals: refusals})
+	if err := mgr.Add(caps); err != nil {
+		return nil, fmt.Errorf("add unfinished-delivery caps: %w", err)
+	}
+	if deps.parking == nil {
+		return caps, nil
+	}
+	drain := ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: deps.parking, Caps: caps,
+		Refusals: refusals, Sealer: deps.sealer, Events: mgr.GetEventRecorder("hookpost-drain")})
+	if err := mgr.Add(drain); err != nil {
+		return nil, fmt.Errorf("add parked-delivery drain: %w", err)
+	}
+	return caps, nil
 }
 
 // setup adds an ingest runnable, and a readiness check, per configured source.

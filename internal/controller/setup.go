@@ -60,6 +60,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Clock:           o.Clock,
 		TenantIsolation: o.TenantIsolation,
 		Breakers:        o.Breakers,
+		Ledger:          o.Ledger,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}

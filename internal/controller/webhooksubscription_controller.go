@@ -29,6 +29,7 @@ import (
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/signing"
 )
 
@@ -44,6 +45,9 @@ type WebhookSubscriptionReconciler struct {
 	TenantIsolation bool
 	// Breakers holds the circuits the CircuitOpen condition reports; nil reports none.
 	Breakers *delivery.Breakers
+	// Ledger is written (ledger.Flush) before Failed deliveries beyond spec.history.failedLimit are pruned, so a
+	// pruned failure's attempts are in the ledger; ledger.Discard when none is configured.
+	Ledger ledger.Recorder
 
 	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
 	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
@@ -52,6 +56,9 @@ type WebhookSubscriptionReconciler struct {
 
 // prunedMemory is how long a pruned delivery's UID is remembered; the cache sees a deletion long before.
 const prunedMemory = 10 * time.Minute
+
+// failedPruneRetry is how soon pruning Failed deliveries is tried again after the ledger could not be written.
+const failedPruneRetry = 30 * time.Second
 
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhooksubscriptions/status,verbs=get;update;patch
@@ -121,7 +128,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	}
 	r.setCircuitOpen(sub, before)
 
-	if prune, err = r.summariseDeliveries(ctx, sub); err != nil {
+	var failedKept bool
+	if prune, failedKept, err = r.summariseDeliveries(ctx, sub); err != nil {
 		return ctrl.Result{}, err
 	}
 	if secret.reason != "" {
@@ -139,6 +147,9 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	expiry, err := r.trackRotation(ctx, sub, secret)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if failedKept && (expiry == 0 || expiry > failedPruneRetry) {
+		expiry = failedPruneRetry
 	}
 	return ctrl.Result{RequeueAfter: expiry}, nil
 }
@@ -385,13 +396,15 @@ func (r *WebhookSubscriptionReconciler) dropPrevious(ctx context.Context, sub *h
 }
 
 // summariseDeliveries recomputes the counters and returns the finished deliveries beyond the history limits,
-// already counted into the pruned counters, for the caller to delete once the status is written.
-func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) ([]hookpostv1.WebhookDelivery, error) {
+// already counted into the pruned counters, for the caller to delete once the status is written. Failed ones
+// are pruned only once the ledger holds what this process recorded (their attempts among it): failedKept says
+// they were kept because it could not be written.
+func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context, sub *hookpostv1.WebhookSubscription) (prune []hookpostv1.WebhookDelivery, failedKept bool, err error) {
 	list := &hookpostv1.WebhookDeliveryList{}
 	// A subscription can have tens of thousands of deliveries in flight and this runs on each of their
 	// transitions: read the cache without copying. Nothing here modifies the objects.
 	if err := r.List(ctx, list, client.InNamespace(sub.Namespace), client.MatchingFields{IndexDeliverySubscription: sub.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+		return nil, false, fmt.Errorf("list deliveries: %w", err)
 	}
 	r.forgetOldPrunes()
 	live := list.Items[:0]
@@ -401,9 +414,17 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 		}
 	}
 	succeeded, failed := deliveriesToPrune(live, sub.Spec.History)
+	if len(failed) > 0 {
+		// A Failed delivery's status was written after its attempts were handed to the ledger, but a ledger that
+		// was down then still holds them in memory: the object is the only durable record until they are written.
+		if err := ledger.Flush(ctx, r.Ledger); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Ledger not written; Failed deliveries beyond the history limit are kept until it is", "kept", len(failed))
+			failed, failedKept = nil, true
+		}
+	}
 	sub.Status.PrunedSucceeded += int64(len(succeeded))
 	sub.Status.PrunedFailed += int64(len(failed))
-	prune := append(succeeded, failed...)
+	prune = append(succeeded, failed...)
 	gone := make(map[types.UID]bool, len(prune))
 	for _, d := range prune {
 		gone[d.UID] = true
@@ -415,7 +436,7 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 		}
 	}
 	applyDeliveryStats(&sub.Status, computeDeliveryStats(sub.Status, kept))
-	return prune, nil
+	return prune, failedKept, nil
 }
 
 // forgetOldPrunes drops remembered prunes older than prunedMemory: by then the cache has long seen the deletion.

@@ -43,11 +43,18 @@ type DeliveryCreator struct {
 	Refusals *Refusals
 	// Sealer seals each delivery, so the delivery controller sends it as a real event.
 	Sealer *controller.Sealer
+	// Caps parks or refuses matches past the unfinished-delivery caps; nil admits every match.
+	Caps *Caps
 }
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
-	return createDelivery(ctx, c.Client, c.Refusals, sub, ev, NewDelivery(sub, ev, c.Sealer))
+	release, admitted, err := c.Caps.Hold(ctx, sub, ev)
+	if !admitted {
+		return err
+	}
+	defer release()
+	return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(sub, ev, c.Sealer))
 }
 
 // Forget drops what was kept for a deleted subscription.
@@ -55,8 +62,8 @@ func (c DeliveryCreator) Forget(uid types.UID) { c.Refusals.Forget(uid) }
 
 // createDelivery creates d, the delivery of ev to sub. AlreadyExists is success (an earlier hand-over of the
 // event created it), and so is a refusal no retry can fix, which is reported through refusals instead.
-func createDelivery(ctx context.Context, c client.Client, refusals *Refusals, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
-	reason, err := tryCreate(ctx, c, refusals, sub, ev, d)
+func createDelivery(ctx context.Context, c client.Client, refusals *Refusals, caps *Caps, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) error {
+	reason, err := tryCreate(ctx, c, refusals, caps, sub, ev, d)
 	if reason != "" {
 		// Retrying would be refused again and hold back every event behind this one, for every namespace: the
 		// refusal is scoped to this subscription's namespace, so report it there and move on.
@@ -68,10 +75,11 @@ func createDelivery(ctx context.Context, c client.Client, refusals *Refusals, su
 
 // tryCreate creates d; AlreadyExists is success. A refusal no retry can fix returns its reason (counted in
 // hookpost_deliveries_refused_total) with the API server's error, for the caller to report; any other error is
-// returned for the batch to be handed back.
-func tryCreate(ctx context.Context, c client.Client, refusals *Refusals, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) (refused string, err error) {
+// returned for the batch to be handed back. A created delivery stays counted by caps until it finishes.
+func tryCreate(ctx context.Context, c client.Client, refusals *Refusals, caps *Caps, sub *Subscription, ev *source.Event, d *hookpostv1.WebhookDelivery) (refused string, err error) {
 	err = c.Create(ctx, d)
 	if err == nil {
+		caps.created(sub, d.Name)
 		refusals.Created(ctx, sub)
 		return "", nil
 	}
@@ -98,6 +106,9 @@ const (
 	refusalQuota       = "quotaExceeded"
 	refusalAdmission   = "admissionDenied"
 	refusalForbidden   = "forbidden"
+	// refusalUnfinishedCap is not the API server's: Caps refuses a match past the unfinished-delivery caps when
+	// there is no ledger to park it in.
+	refusalUnfinishedCap = "unfinishedCap"
 )
 
 // refusal classifies a create error that no retry can fix ("" when a retry may). Each is scoped to the

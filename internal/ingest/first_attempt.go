@@ -58,6 +58,8 @@ type FirstAttemptOptions struct {
 	// Breakers holds each subscription's circuit, shared with the delivery controller: a match whose circuit is
 	// open is handed over without an attempt. nil opens none.
 	Breakers *delivery.Breakers
+	// Caps parks or refuses matches past the unfinished-delivery caps, before any attempt; nil admits every match.
+	Caps *Caps
 }
 
 // FirstAttempt dispatches a match by attempting it at once, through the same Sender, signing and envelope as the
@@ -114,6 +116,11 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if exists, err := f.delivered(ctx, sub, ev); err != nil || exists {
 		return err
 	}
+	// Past a cap the match is not attempted either: a subscription with parked matches gets its events in order
+	// of arrival, after them.
+	if admitted, err := f.o.Caps.Admit(ctx, sub, ev); !admitted {
+		return err
+	}
 	key := p.target.CircuitKey()
 	circuit := f.o.Breakers.Allow(key, p.target.Breaker, f.o.Clock.Now())
 	var req delivery.Request
@@ -136,7 +143,13 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
 		later(func(ctx context.Context) error {
-			return createDelivery(ctx, f.o.Client, f.o.Refusals, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
+			// Counted before it is created, so the matches of a paused subscription stop at its cap.
+			release, admitted, err := f.o.Caps.Hold(ctx, sub, ev)
+			if !admitted {
+				return err
+			}
+			defer release()
+			return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
 		})
 		return nil
 	}
@@ -163,7 +176,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 // a success is delivered all the same (and in the ledger already); a failure is not retried, and is reported as
 // refused, its attempt in the ledger with outcome refused, since no delivery controller will record it.
 func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, sub, ev, deliveryWithFirstAttempt(sub, ev, first, f.o.Sealer))
+	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, deliveryWithFirstAttempt(sub, ev, first, f.o.Sealer))
 	if reason == "" {
 		return err
 	}

@@ -42,7 +42,7 @@ type operatorConfig struct {
 	// maxPerHost and hostWait bound the first attempt's wait for a busy host (0: the defaults).
 	maxPerHost int
 	hostWait   time.Duration
-	// ledger, when set, gets every attempt, as the binary's ledger writer does.
+	// ledger, when set, gets every attempt, as the binary's ledger writer does, and holds the parked deliveries.
 	ledger *ledgerpg.Writer
 	// clock stamps attempts and drives rate limits and retries (default the real clock).
 	clock clock.PassiveClock
@@ -50,6 +50,9 @@ type operatorConfig struct {
 	// assertions wait on the delivery controller then does not queue behind the deliveries earlier tests left in
 	// the shared cluster.
 	namespace string
+	// maxUnfinished, when set, caps each subscription's unfinished deliveries as the binary does (with the
+	// drain when there is a ledger), and refusals get Events.
+	maxUnfinished int
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
@@ -92,9 +95,13 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 	if err := mgr.Add(op.successes); err != nil {
 		t.Fatal(err)
 	}
-	d := ingest.NewFirstAttempt(ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
+	fo := ingest.FirstAttemptOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Secrets: secrets,
 		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait, Clock: clk,
-		Breakers: breakers})
+		Breakers: breakers}
+	if cfg.maxUnfinished > 0 {
+		fo.Refusals, fo.Caps = startCaps(t, ctx, mgr, cfg, rec, sealer)
+	}
+	d := ingest.NewFirstAttempt(fo)
 	for _, src := range srcs {
 		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
 			t.Fatal(err)

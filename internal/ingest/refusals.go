@@ -117,7 +117,7 @@ func NewRefusals(o RefusalsOptions) *Refusals {
 func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Event, reason string, refusedBy error, first *controller.FirstAttempt) {
 	log := ctrl.LoggerFrom(ctx).WithValues("eventID", ev.ID, "eventType", ev.Type, "subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason)
 	if r == nil {
-		log.Error(refusedBy, "Delivery refused by the API server; event not delivered to this subscription")
+		log.Error(refusedBy, "Delivery refused; event not delivered to this subscription")
 		return
 	}
 	r.record(sub, ev, refusedBy, first)
@@ -141,15 +141,18 @@ func (r *Refusals) Refused(ctx context.Context, sub *Subscription, ev *source.Ev
 
 	// Logged at error level as often as an Event is made; every one at V(1), for the flood's event ids.
 	if emit {
-		log.Error(refusedBy, "Delivery refused by the API server; event not delivered to this subscription", "refusedSinceLastReport", n)
+		log.Error(refusedBy, "Delivery refused; event not delivered to this subscription", "refusedSinceLastReport", n)
 	} else {
-		log.V(1).Info("Delivery refused by the API server; event not delivered to this subscription", "error", refusedBy.Error())
+		log.V(1).Info("Delivery refused; event not delivered to this subscription", "error", refusedBy.Error())
 	}
 	obj := r.cached(ctx, sub)
 	if obj == nil {
 		return // deleted: its deliveries would go with it
 	}
 	msg := fmt.Sprintf("The API server refused the WebhookDelivery of event %s (%s): %s", ev.ID, ev.Type, truncate(refusedBy.Error(), refusalMessageMax))
+	if reason == refusalUnfinishedCap {
+		msg = fmt.Sprintf("Event %s (%s) was not delivered to this subscription: %s", ev.ID, ev.Type, truncate(refusedBy.Error(), refusalMessageMax))
+	}
 	if emit && r.o.Events != nil {
 		note := msg
 		if n > 1 {
@@ -374,6 +377,8 @@ func conditionReason(refusal string) string {
 		return hookpostv1.ReasonNamespaceTerminating
 	case refusalForbidden:
 		return hookpostv1.ReasonDeliveryForbidden
+	case refusalUnfinishedCap:
+		return hookpostv1.ReasonUnfinishedCapReached
 	}
 	return hookpostv1.ReasonDeliveryInvalid
 }

@@ -1,7 +1,8 @@
 // Package ledger owns the delivery ledger: an append-only record of every HTTP attempt of every delivery, kept
 // outside Kubernetes so history survives the WebhookDelivery objects that subscriptions' history limits prune,
 // and so fast-path attempts that never had an object are recorded too. Callers hand attempts to a Recorder,
-// which must never hold them up; postgres/ implements it with a table written in batches off the hot path.
+// which must never hold them up; postgres/ implements it with a table written in batches off the hot path. Next to
+// it, Parking holds the deliveries set aside past the caps on unfinished WebhookDeliveries, until there is room.
 package ledger
 
 import (

@@ -24,12 +24,20 @@ var (
 	}, []string{"source"})
 	deliveriesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_deliveries_refused_total",
-		Help: "WebhookDeliveries the API server refused for good, by reason (admissionDenied, forbidden, invalid, namespaceTerminating, quotaExceeded); unless its first attempt had succeeded, the event was not delivered to that subscription and is in the ledger with outcome refused.",
+		Help: "WebhookDeliveries the API server refused for good, by reason (admissionDenied, forbidden, invalid, namespaceTerminating, quotaExceeded), and matches refused past the unfinished-delivery caps without a ledger to park them in (unfinishedCap); unless its first attempt had succeeded, the event was not delivered to that subscription and is in the ledger with outcome refused (when there is one).",
 	}, []string{"reason"})
 	filterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookpost_filter_errors_total",
 		Help: "Matches of an event and a subscription whose spec.filter.expression could not decide, so the event was not delivered to it, by reason (invalid: the expression does not compile; evaluation: e.g. a missing field read without has(); costExceeded: the cost limit; notBool).",
 	}, []string{"reason"})
+	deliveriesParked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hookpost_deliveries_parked_total",
+		Help: "Matches parked in the ledger's database because their subscription, or the cluster, had reached its cap of unfinished WebhookDeliveries; each becomes a WebhookDelivery when there is room.",
+	})
+	parkedNow = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hookpost_parked_deliveries",
+		Help: "Matches parked in the ledger's database and not yet made into WebhookDeliveries, as the drain last counted them (on the leader; 0 elsewhere).",
+	})
 	sourceLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "hookpost_source_lag_seconds",
 		Help: "Age of the oldest event of the batch just claimed, by source; 0 once the source has been idle: how far ingest trails the producers.",
@@ -77,7 +85,13 @@ func FilterError(reason string) {
 	filterErrors.WithLabelValues(reason).Inc()
 }
 
+// DeliveryParked counts a match parked past the unfinished-delivery caps.
+func DeliveryParked() { deliveriesParked.Inc() }
+
+// SetParked sets the number of parked matches.
+func SetParked(n int64) { parkedNow.Set(float64(n)) }
+
 // ingestCollectors are the source and ingest metrics, registered by Register.
 func ingestCollectors() []prometheus.Collector {
-	return []prometheus.Collector{eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, filterErrors, sourceLag}
+	return []prometheus.Collector{eventsIngested, eventsRejected, deliveriesCreated, deliveriesRefused, deliveriesParked, parkedNow, filterErrors, sourceLag}
 }

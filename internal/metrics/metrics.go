@@ -39,8 +39,9 @@ var (
 )
 
 // Register registers the collectors with reg, plus gauges read from the sender (attempts in flight), from
-// retryBacklog (deliveries waiting for a retry) and from breakers (the subscriptions' circuits).
-func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog func() float64, breakers *delivery.Breakers) {
+// retryBacklog (deliveries waiting for a retry), from unfinished (deliveries not finished) and from breakers (the
+// subscriptions' circuits).
+func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog, unfinished func() float64, breakers *delivery.Breakers) {
 	reg.MustRegister(ingestCollectors()...)
 	reg.MustRegister(deliveriesTotal, attemptsTotal, attemptDuration, firstAttempts, objectsWritten, rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -51,6 +52,10 @@ func Register(reg prometheus.Registerer, sender *delivery.Sender, retryBacklog f
 			Name: "hookpost_retry_backlog",
 			Help: "Deliveries waiting for a retry (phase Retrying).",
 		}, retryBacklog),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookpost_unfinished_deliveries",
+			Help: "WebhookDeliveries not finished (phase Pending or Retrying), counted against --max-unfinished.",
+		}, unfinished),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hookpost_circuits_open",
 			Help: "Subscriptions whose circuit (spec.circuitBreaker) is open or half-open in this replica: their deliveries wait.",

@@ -71,7 +71,8 @@ func TestChartRendersAndApplies(t *testing.T) {
 			if got := envVar(t, c, "HOOKPOST_MAX_CONCURRENT_ATTEMPTS").Value; got != "64" {
 				t.Errorf("HOOKPOST_MAX_CONCURRENT_ATTEMPTS %q, want 64", got)
 			}
-			for name, want := range map[string]string{"HOOKPOST_REPLAY_INTERVAL": "10s", "HOOKPOST_REPLAY_RATE": "10", "HOOKPOST_REPLAY_BURST": "20"} {
+			for name, want := range map[string]string{"HOOKPOST_REPLAY_INTERVAL": "10s", "HOOKPOST_REPLAY_RATE": "10", "HOOKPOST_REPLAY_BURST": "20",
+				"HOOKPOST_MAX_UNFINISHED_PER_SUBSCRIPTION": "10000", "HOOKPOST_MAX_UNFINISHED": "100000"} {
 				if got := envVar(t, c, name).Value; got != want {
 					t.Errorf("%s %q, want %q", name, got, want)
 				}
@@ -280,6 +281,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"deliveryAdmission.enabled=maybe"}, "/deliveryAdmission/enabled"},
 		{[]string{"replay.burst=0"}, "/replay/burst"},
 		{[]string{"replay.interval=10"}, "/replay/interval"},
+		{[]string{"unfinished.perSubscription=0"}, "/unfinished/perSubscription"},
 	} {
 		args := []string{"template", "hookpost", chart}
 		for _, s := range tc.set {

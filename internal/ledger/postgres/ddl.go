@@ -99,7 +99,8 @@ END $hookpost$;
 	return b.String()
 }
 
-// Migrate applies DDL for the writer's table. Concurrent callers wait for each other.
+// Migrate applies DDL and ParkingDDL for the writer's table. Concurrent callers wait for each other.
 func (w *Writer) Migrate(ctx context.Context) error {
-	return pgschema.Apply(ctx, w.pool, migrateLockKey, "ledger table "+w.table.Qualified(), DDL(w.table.Schema, w.table.Name))
+	return pgschema.Apply(ctx, w.pool, migrateLockKey, "ledger table "+w.table.Qualified(),
+		DDL(w.table.Schema, w.table.Name)+"\n"+ParkingDDL(w.table.Schema, w.table.Name))
 }

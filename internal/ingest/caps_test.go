@@ -1,0 +1,421 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/delivery"
+	"github.com/hookpost/hookpost/internal/ingest"
+	"github.com/hookpost/hookpost/internal/ledger"
+	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
+	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/source/postgres"
+	"github.com/hookpost/hookpost/test/fixtures"
+	"github.com/hookpost/hookpost/test/harness"
+)
+
+// startCaps wires the unfinished-delivery caps into a test operator as the binary does: the count from the
+// cache, the caps' refresh, and with a ledger the table of parked deliveries and the drain. It returns the
+// Refusals (with Events) and the Caps for the first attempt.
+func startCaps(t testing.TB, ctx context.Context, mgr ctrl.Manager, cfg operatorConfig, rec ledger.Recorder, sealer *controller.Sealer) (*ingest.Refusals, *ingest.Caps) {
+	t.Helper()
+	unfinished, err := ingest.WatchUnfinished(ctx, mgr.GetCache(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := ingest.NewRefusals(ingest.RefusalsOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Direct: mgr.GetAPIReader(),
+		Events: mgr.GetEventRecorder("hookpost-ingest"), Ledger: rec})
+	var parking ledger.Parking
+	if cfg.ledger != nil {
+		parking = cfg.ledger.Parking()
+	}
+	caps := ingest.NewCaps(ingest.CapsOptions{PerSubscription: cfg.maxUnfinished, Unfinished: unfinished, Parking: parking, Refusals: refusals})
+	if err := mgr.Add(caps); err != nil {
+		t.Fatal(err)
+	}
+	if parking != nil {
+		if err := mgr.Add(ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: parking, Caps: caps,
+			Refusals: refusals, Sealer: sealer, Events: mgr.GetEventRecorder("hookpost-drain")})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capsMetricsOnce.Do(func() {
+		metrics.Register(capsMetrics, delivery.NewSender(delivery.SenderOptions{}), func() float64 { return 0 },
+			func() float64 { return float64(unfinished.Total()) }, delivery.NewBreakers())
+	})
+	return refusals, caps
+}
+
+// capsMetrics holds the operator's metrics as the binary registers them; the counters are the process's, so
+// tests read differences.
+var (
+	capsMetrics     = prometheus.NewRegistry()
+	capsMetricsOnce sync.Once
+)
+
+// metricValue is the value of the metric name with the label pairs labels (name, value, ...), 0 when absent.
+func metricValue(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := capsMetrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+				}
+				if !found {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+func pgxConn(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// parkedEvents returns the event ids parked in the table next to ledger table, in order of arrival.
+func parkedEvents(t *testing.T, ledgerTable string) []string {
+	t.Helper()
+	rows, err := pgxConn(t).Query(context.Background(), fmt.Sprintf(`SELECT event_id FROM %q ORDER BY seq`, ledgerTable+"_parked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// watchCreations records the names of the deliveries created in ns from now on, in the order the API server
+// made them.
+func watchCreations(t *testing.T, ns string) func() []string {
+	t.Helper()
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: harness.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From the list's resourceVersion on: the deliveries that exist already are not created now.
+	existing := &hookpostv1.WebhookDeliveryList{}
+	if err := wc.List(context.Background(), existing, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(context.Background(), &hookpostv1.WebhookDeliveryList{}, client.InNamespace(ns),
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: existing.ResourceVersion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	var names []string
+	go func() {
+		for e := range w.ResultChan() {
+			if d, ok := e.Object.(*hookpostv1.WebhookDelivery); ok && e.Type == watch.Added {
+				mu.Lock()
+				names = append(names, d.Name)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
+}
+
+// removeSubscriptionsAfter deletes ns's subscriptions (and so their deliveries) when the test ends: the operators
+// of later tests match every namespace's subscriptions and reconcile every delivery.
+func removeSubscriptionsAfter(t *testing.T, ns string) {
+	t.Cleanup(func() {
+		_ = cp.Client.DeleteAllOf(context.Background(), &hookpostv1.WebhookSubscription{}, client.InNamespace(ns))
+	})
+}
+
+func condition(t *testing.T, ns, name, typ string) *metav1.Condition {
+	t.Helper()
+	return meta.FindStatusCondition(getSubscription(t, ns, name).Status.Conditions, typ)
+}
+
+// events returns the notes of the Events of type kind with reason on subscription sub in ns.
+func events(t *testing.T, ns, sub, kind, reason string) []string {
+	t.Helper()
+	list := &corev1.EventList{}
+	if err := cp.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == sub && e.Type == kind && e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+// TestPastTheCapMatchesAreParkedAndDrainedInOrder: a paused subscription capped at 5 unfinished deliveries gets
+// 20 events, one after the other. 5 become Pending objects and 15 are parked next to the ledger, in order; the
+// subscription says so (Backlogged=True with the count, a Warning Event) and so do the metrics. Once it resumes,
+// the parked ones become objects in order of arrival as room frees up, the receiver gets all 20 once each, the
+// parked table is empty and Backlogged turns False with a Normal Event.
+func TestPastTheCapMatchesAreParkedAndDrainedInOrder(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	w := newLedger(t, table)
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 5}, src)
+	subscribe(t, fixtures.Subscription(ns, "paused", rcv.URL+"/p", fixtures.Events("capped.*"), fixtures.InsecureHTTP(), fixtures.Paused()))
+	parkedBefore := metricValue(t, "hookpost_deliveries_parked_total")
+
+	// One at a time, so the order of arrival is the order of the ids.
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, insert(t, table, row{"capped.event", "", "", fmt.Sprintf(`{"n":%d}`, i)})...)
+		waitFor(t, "the event ingested", func() bool { return pendingRows(t, table) == 0 })
+	}
+	var want []string
+	for _, id := range ids[:5] {
+		want = append(want, "paused/"+id)
+	}
+	if got := deliveries(t, ns); fmt.Sprint(got) != fmt.Sprint(sortedCopy(want)) {
+		t.Fatalf("deliveries = %v, want the first 5 events' %v", got, want)
+	}
+	if got := parkedEvents(t, "ledger_"+table); fmt.Sprint(got) != fmt.Sprint(ids[5:]) {
+		t.Fatalf("parked = %v, want the last 15 events in order %v", got, ids[5:])
+	}
+	if got := metricValue(t, "hookpost_deliveries_parked_total") - parkedBefore; got != 15 {
+		t.Errorf("hookpost_deliveries_parked_total grew by %v, want 15", got)
+	}
+	waitFor(t, "Backlogged=True counting 15", func() bool {
+		c := condition(t, ns, "paused", hookpostv1.ConditionBacklogged)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == hookpostv1.ReasonUnfinishedCapReached &&
+			strings.HasPrefix(c.Message, "15 events are parked")
+	})
+	if c := condition(t, ns, "paused", hookpostv1.ConditionBacklogged); !strings.Contains(c.Message, "paused") {
+		t.Errorf("Backlogged message %q, want it to say the subscription is paused", c.Message)
+	}
+	waitFor(t, "hookpost_parked_deliveries at 15", func() bool { return metricValue(t, "hookpost_parked_deliveries") == 15 })
+	if got := metricValue(t, "hookpost_unfinished_deliveries"); got < 5 {
+		t.Errorf("hookpost_unfinished_deliveries = %v, want at least this subscription's 5", got)
+	}
+	waitFor(t, "a Warning Event", func() bool {
+		return len(events(t, ns, "paused", corev1.EventTypeWarning, hookpostv1.ReasonUnfinishedCapReached)) == 1
+	})
+	if n := len(rcv.Requests("")); n != 0 {
+		t.Fatalf("a paused subscription's receiver got %d requests", n)
+	}
+
+	created := watchCreations(t, ns)
+	s := getSubscription(t, ns, "paused")
+	before := s.DeepCopy()
+	s.Spec.Paused = false
+	if err := cp.Client.Patch(context.Background(), s, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "20 requests", func() bool { return len(rcv.Requests("/p")) >= 20 })
+	seen := map[string]int{}
+	for _, r := range rcv.Requests("/p") {
+		seen[r.Header.Get(delivery.HeaderEventID)]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("event %s received %d times, want once", id, seen[id])
+		}
+	}
+	var wantOrder []string
+	for _, id := range ids[5:] {
+		wantOrder = append(wantOrder, hookpostv1.DeliveryName("paused", id))
+	}
+	if got := created(); fmt.Sprint(got) != fmt.Sprint(wantOrder) {
+		t.Errorf("parked deliveries created in the order %v, want the order of arrival %v", got, wantOrder)
+	}
+	if got := parkedEvents(t, "ledger_"+table); len(got) != 0 {
+		t.Errorf("parked after draining: %v, want none", got)
+	}
+	waitFor(t, "Backlogged=False", func() bool {
+		c := condition(t, ns, "paused", hookpostv1.ConditionBacklogged)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == hookpostv1.ReasonBacklogDrained
+	})
+	waitFor(t, "a Normal Event", func() bool {
+		return len(events(t, ns, "paused", corev1.EventTypeNormal, hookpostv1.ReasonBacklogDrained)) == 1
+	})
+	waitFor(t, "every delivery Succeeded", func() bool {
+		list := &hookpostv1.WebhookDeliveryList{}
+		_ = cp.Client.List(context.Background(), list, client.InNamespace(ns))
+		n := 0
+		for _, d := range list.Items {
+			if d.Status.Phase == hookpostv1.DeliverySucceeded {
+				n++
+			}
+		}
+		return n == 20
+	})
+}
+
+// TestPastTheCapWithoutALedgerIsRefusedLoudly: without a ledger, a paused subscription capped at 2 keeps 2
+// Pending deliveries and refuses the rest: DeliveriesRefused=True with reason UnfinishedCapReached, a Warning
+// Event, hookpost_deliveries_refused_total{reason="unfinishedCap"}. Another subscription's events flow all the
+// same.
+func TestPastTheCapWithoutALedgerIsRefusedLoudly(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	ns := namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour, maxUnfinished: 2}, src)
+	subscribe(t, fixtures.Subscription(ns, "paused", rcv.URL+"/p", fixtures.Events("capped.*"), fixtures.InsecureHTTP(), fixtures.Paused()))
+	readySubscription(t, fixtures.Subscription(ns, "open", rcv.URL+"/o", fixtures.Events("capped.*"), fixtures.InsecureHTTP()))
+	refusedBefore := metricValue(t, "hookpost_deliveries_refused_total", "reason", "unfinishedCap")
+
+	var rows []row
+	for i := range 5 {
+		rows = append(rows, row{"capped.event", "", "", fmt.Sprintf(`{"n":%d}`, i)})
+	}
+	ids := insert(t, table, rows...)
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	waitFor(t, "5 requests to the other subscription", func() bool { return len(rcv.Requests("/o")) == 5 })
+	if got := deliveries(t, ns); len(got) != 2 || !strings.HasPrefix(got[0], "paused/") || !strings.HasPrefix(got[1], "paused/") {
+		t.Fatalf("deliveries = %v, want 2 of the paused subscription", got)
+	}
+	if got := metricValue(t, "hookpost_deliveries_refused_total", "reason", "unfinishedCap") - refusedBefore; got != 3 {
+		t.Errorf("hookpost_deliveries_refused_total{reason=unfinishedCap} grew by %v, want 3", got)
+	}
+	waitFor(t, "DeliveriesRefused=True", func() bool {
+		c := condition(t, ns, "paused", hookpostv1.ConditionDeliveriesRefused)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == hookpostv1.ReasonUnfinishedCapReached
+	})
+	if c := condition(t, ns, "paused", hookpostv1.ConditionDeliveriesRefused); !strings.Contains(c.Message, "--max-unfinished-per-subscription=2") {
+		t.Errorf("condition message %q, want the cap and what to do", c.Message)
+	}
+	waitFor(t, "a Warning Event", func() bool {
+		return len(events(t, ns, "paused", corev1.EventTypeWarning, hookpostv1.ReasonUnfinishedCapReached)) > 0
+	})
+	if c := condition(t, ns, "open", hookpostv1.ConditionDeliveriesRefused); c != nil {
+		t.Errorf("the other subscription has %+v, want no DeliveriesRefused condition", c)
+	}
+	got := map[string]int{}
+	for _, r := range rcv.Requests("/o") {
+		got[r.Header.Get(delivery.HeaderEventID)]++
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("the other subscription received event %s %d times, want once", id, got[id])
+		}
+	}
+}
+
+// TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem: three deliveries fail (404, not retried) beyond a
+// failedLimit of 1 while the ledger cannot be written (its table does not exist yet). The subscription counts
+// them and prunes none: the objects are the only durable record of those attempts. Once the ledger can be
+// written, the two oldest are pruned, and the ledger holds their attempts.
+func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/gone", harness.Response{Status: 404})
+	ns := namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	// Not migrated: every write fails until the test creates the table.
+	w, err := ledgerpg.New(context.Background(), ledgerpg.Options{DSN: pg.DSN(), Table: "ledger_" + table, Retention: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w}, src)
+	readySubscription(t, fixtures.Subscription(ns, "failing", rcv.URL+"/gone", fixtures.Events("pruned.*"), fixtures.InsecureHTTP(),
+		fixtures.HistoryLimits(10, 1)))
+
+	var ids []string
+	for range 3 {
+		// One after the other, so the oldest failures are known.
+		ids = append(ids, insert(t, table, row{"pruned.event", "", "", `{}`})...)
+		id := ids[len(ids)-1]
+		waitFor(t, "the delivery Failed", func() bool {
+			d, ok := getDelivery(t, ns, hookpostv1.DeliveryName("failing", id))
+			return ok && d.Status.Phase == hookpostv1.DeliveryFailed
+		})
+	}
+	waitFor(t, "the subscription counting 3 failed", func() bool { return getSubscription(t, ns, "failing").Status.Failed == 3 })
+	if s := getSubscription(t, ns, "failing"); s.Status.PrunedFailed != 0 {
+		t.Fatalf("prunedFailed = %d while the ledger cannot be written, want 0", s.Status.PrunedFailed)
+	}
+	if got := deliveries(t, ns); len(got) != 3 {
+		t.Fatalf("deliveries = %v, want all 3 kept while the ledger cannot be written", got)
+	}
+
+	if err := w.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Any change brings the subscription back (else its retry does, 30 s later).
+	s := getSubscription(t, ns, "failing")
+	before := s.DeepCopy()
+	s.Annotations = map[string]string{"test/touch": "1"}
+	if err := cp.Client.Patch(context.Background(), s, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two Failed deliveries pruned", func() bool {
+		return getSubscription(t, ns, "failing").Status.PrunedFailed == 2 && len(deliveries(t, ns)) == 1
+	})
+	if _, ok := getDelivery(t, ns, hookpostv1.DeliveryName("failing", ids[2])); !ok {
+		t.Errorf("the newest Failed delivery was pruned; want the two oldest")
+	}
+	rows, err := w.Query(context.Background(), ledgerpg.Filter{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inLedger := map[string]bool{}
+	for _, a := range rows {
+		if a.Outcome == ledger.OutcomeFailed && a.Number == 1 && a.StatusCode == 404 {
+			inLedger[a.EventID] = true
+		}
+	}
+	for _, id := range ids[:2] {
+		if !inLedger[id] {
+			t.Errorf("pruned delivery of event %s has no failed attempt in the ledger (rows %+v)", id, rows)
+		}
+	}
+}

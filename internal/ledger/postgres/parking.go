@@ -1,0 +1,142 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hookpost/hookpost/internal/ledger"
+	"github.com/hookpost/hookpost/internal/pgschema"
+)
+
+// ParkingSuffix is appended to the ledger table's name to name the table of parked deliveries
+// (webhook_deliveries_parked by default).
+const ParkingSuffix = "_parked"
+
+// ParkingDDL returns the idempotent statements that create the table of parked deliveries next to the ledger
+// table ledgerTable (default "webhook_deliveries") in schema. seq is the order of arrival; the unique key makes
+// parking an event handed over twice a no-op; the index serves the drain, which reads a subscription's oldest.
+// data is bytea, like the ledger's response, so the event's JSON comes back byte for byte.
+func ParkingDDL(schema, ledgerTable string) string {
+	t := parkingTable(schema, ledgerTable)
+	var b strings.Builder
+	b.WriteString(t.CreateSchema())
+	fmt.Fprintf(&b, `CREATE TABLE IF NOT EXISTS %[1]s (
+    seq              bigserial   PRIMARY KEY,
+    parked_at        timestamptz NOT NULL DEFAULT now(),
+    namespace        text        NOT NULL,
+    subscription     text        NOT NULL,
+    subscription_uid text        NOT NULL,
+    event_id         text        NOT NULL,
+    event_type       text        NOT NULL,
+    tenant_id        text,
+    collection       text,
+    occurred_at      timestamptz NOT NULL,
+    data             bytea,
+    UNIQUE (namespace, subscription, subscription_uid, event_id)
+);
+
+-- A subscription's parked deliveries in order of arrival (the drain).
+DO $hookpost$ BEGIN
+    IF to_regclass(%[3]s) IS NULL THEN
+        CREATE INDEX %[2]s ON %[1]s (namespace, subscription, subscription_uid, seq);
+    END IF;
+END $hookpost$;
+`, t.Qualified(), t.Sibling("_order_idx"), pgschema.QuoteLiteral(t.QualifiedSibling("_order_idx")))
+	return b.String()
+}
+
+func parkingTable(schema, ledgerTable string) pgschema.Table {
+	l := pgschema.NewTable(schema, ledgerTable, DefaultTable)
+	return pgschema.Table{Schema: l.Schema, Name: l.Name + ParkingSuffix}
+}
+
+// Parking is the table of parked deliveries, in the ledger's database.
+type Parking struct {
+	pool  *pgxpool.Pool
+	table string // quoted
+}
+
+var _ ledger.Parking = (*Parking)(nil)
+
+// Parking returns the table of parked deliveries next to the writer's ledger table, on the writer's connections.
+func (w *Writer) Parking() *Parking {
+	return &Parking{pool: w.pool, table: parkingTable(w.table.Schema, w.table.Name).Qualified()}
+}
+
+// Park stores p; an event already parked for the subscription is left as it is.
+func (p *Parking) Park(ctx context.Context, d ledger.Parked) error {
+	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (namespace, subscription, subscription_uid, event_id, event_type,
+    tenant_id, collection, occurred_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		d.Subscription.Namespace, d.Subscription.Name, d.Subscription.UID, d.EventID, d.EventType,
+		nullIfZero(d.TenantID), nullIfZero(d.Collection), d.OccurredAt, d.Data)
+	if err != nil {
+		return fmt.Errorf("park delivery of event %s: %w", d.EventID, err)
+	}
+	return nil
+}
+
+// Oldest returns up to limit of sub's parked deliveries, in order of arrival.
+func (p *Parking) Oldest(ctx context.Context, sub ledger.SubscriptionKey, limit int) ([]ledger.Parked, error) {
+	rows, err := p.pool.Query(ctx, `SELECT seq, event_id, event_type, coalesce(tenant_id, ''), coalesce(collection, ''), occurred_at, data
+FROM `+p.table+` WHERE namespace = $1 AND subscription = $2 AND subscription_uid = $3 ORDER BY seq LIMIT $4`,
+		sub.Namespace, sub.Name, sub.UID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read parked deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Parked
+	for rows.Next() {
+		d := ledger.Parked{Subscription: sub}
+		if err := rows.Scan(&d.Seq, &d.EventID, &d.EventType, &d.TenantID, &d.Collection, &d.OccurredAt, &d.Data); err != nil {
+			return nil, fmt.Errorf("read parked delivery: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read parked deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// Remove deletes one parked delivery.
+func (p *Parking) Remove(ctx context.Context, seq int64) error {
+	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE seq = $1`, seq); err != nil {
+		return fmt.Errorf("remove parked delivery %d: %w", seq, err)
+	}
+	return nil
+}
+
+// RemoveSubscription deletes every delivery parked for sub.
+func (p *Parking) RemoveSubscription(ctx context.Context, sub ledger.SubscriptionKey) (int64, error) {
+	tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE namespace = $1 AND subscription = $2 AND subscription_uid = $3`,
+		sub.Namespace, sub.Name, sub.UID)
+	if err != nil {
+		return 0, fmt.Errorf("remove parked deliveries of %s/%s: %w", sub.Namespace, sub.Name, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Counts returns the parked deliveries per subscription.
+func (p *Parking) Counts(ctx context.Context) (map[ledger.SubscriptionKey]int64, error) {
+	rows, err := p.pool.Query(ctx, `SELECT namespace, subscription, subscription_uid, count(*) FROM `+p.table+` GROUP BY 1, 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("count parked deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[ledger.SubscriptionKey]int64{}
+	for rows.Next() {
+		var k ledger.SubscriptionKey
+		var n int64
+		if err := rows.Scan(&k.Namespace, &k.Name, &k.UID, &n); err != nil {
+			return nil, fmt.Errorf("count parked deliveries: %w", err)
+		}
+		out[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count parked deliveries: %w", err)
+	}
+	return out, nil
+}
