@@ -210,6 +210,17 @@ func (s *Sender) dropUnused(now time.Time) {
 	}
 }
 
+// Stuck reports whether every slot of rawURL's host, or of namespace, has been taken for longer than after with
+// none freed meanwhile: the endpoints behind them hang (no attempt came back for that long), unlike a busy host,
+// whose slots keep turning over.
+func (s *Sender) Stuck(rawURL, namespace string, after time.Duration) bool {
+	if s.namespaces.fullFor(namespace) > after {
+		return true
+	}
+	u, err := url.Parse(rawURL)
+	return err == nil && s.hosts.fullFor(hostKey(u)) > after
+}
+
 // HostFull reports whether every slot for rawURL's host is taken, so a caller can skip encoding and signing a
 // request that TrySend would refuse. It is a hint that may be stale at once; TrySend stays the authority.
 func (s *Sender) HostFull(rawURL string) bool {

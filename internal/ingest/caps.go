@@ -164,6 +164,17 @@ func (c *Caps) Hold(ctx context.Context, sub *Subscription, ev *source.Event) (r
 	return nil, false, c.setAside(ctx, sub, ev)
 }
 
+// Park parks a match below the caps too, when there is a ledger to park it in: a match of a subscription whose
+// endpoint is failing (its circuit open) or hanging, which would otherwise become a WebhookDelivery at once, one
+// API write per match while the endpoint cannot take any. parked is false without a ledger; the caller then makes
+// the object as before. The drain makes the parked matches deliveries, in order, as the caps allow.
+func (c *Caps) Park(ctx context.Context, sub *Subscription, ev *source.Event) (parked bool, err error) {
+	if c == nil || c.o.Parking == nil {
+		return false, nil
+	}
+	return true, c.park(ctx, subscriptionKey(sub), ev)
+}
+
 // setAside parks a match past a cap, or refuses it without a ledger.
 func (c *Caps) setAside(ctx context.Context, sub *Subscription, ev *source.Event) error {
 	if c.o.Parking != nil {

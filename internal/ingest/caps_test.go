@@ -419,3 +419,42 @@ func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenCircuitParksMatchesWithALedger: with a ledger, the matches of a subscription whose circuit is open are
+// parked (one row each) instead of each becoming a WebhookDelivery in the batch that ingested it; the drain then
+// makes their objects, which wait for the circuit without an attempt. Nothing is sent to the failing endpoint
+// beyond the attempts that opened its circuit, and another subscription gets every event.
+func TestOpenCircuitParksMatchesWithALedger(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/down", harness.Response{Status: 503})
+	ns := namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	w := newLedger(t, table)
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 1000}, src)
+	readySubscription(t, fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.Events("circuit.*"), fixtures.InsecureHTTP(),
+		fixtures.Schedule(time.Hour), fixtures.CircuitBreaker(2, 10*time.Minute, 0)))
+	readySubscription(t, fixtures.Subscription(ns, "healthy", rcv.URL+"/ok", fixtures.Events("circuit.*"), fixtures.InsecureHTTP()))
+	parkedBefore := metricValue(t, "hookpost_deliveries_parked_total")
+
+	insert(t, table, row{"circuit.event", "", "", `{"n":1}`}, row{"circuit.event", "", "", `{"n":2}`})
+	waitFor(t, "two failed first attempts", func() bool { return len(rcv.Requests("/down")) == 2 })
+	held := insert(t, table, row{"circuit.event", "", "", `{"n":3}`}, row{"circuit.event", "", "", `{"n":4}`}, row{"circuit.event", "", "", `{"n":5}`})
+	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
+	if got := metricValue(t, "hookpost_deliveries_parked_total") - parkedBefore; got != 3 {
+		t.Errorf("hookpost_deliveries_parked_total grew by %v, want the 3 matches of the open circuit", got)
+	}
+	for _, id := range held {
+		name := hookpostv1.DeliveryName("down", id)
+		waitFor(t, "the drain to make the parked match's delivery", func() bool { _, ok := getDelivery(t, ns, name); return ok })
+		if d, _ := getDelivery(t, ns, name); d.Status.Attempts != 0 || d.Annotations[hookpostv1.AnnotationFirstAttempt] != "" {
+			t.Errorf("parked delivery %s was attempted: attempts %d", name, d.Status.Attempts)
+		}
+	}
+	waitFor(t, "the parked table empty", func() bool { return len(parkedEvents(t, "ledger_"+table)) == 0 })
+	waitFor(t, "the healthy subscription got all five", func() bool { return len(rcv.Requests("/ok")) == 5 })
+	if n := len(rcv.Requests("/down")); n != 2 {
+		t.Errorf("the failing endpoint got %d requests, want 2: the open circuit let attempts through", n)
+	}
+}

@@ -25,6 +25,11 @@ import (
 // enough that a slow receiver does not hold ingest up.
 const DefaultHostWait = 250 * time.Millisecond
 
+// stuckAfter is how long every attempt slot of a destination host (or of a namespace) must have been taken, with
+// none coming back, before its endpoints count as hanging: far longer than a busy but healthy host keeps them all,
+// far shorter than the attempt timeout a hanging one holds them for.
+const stuckAfter = 3 * time.Second
+
 // createTimeout bounds writing the delivery after an attempt was made, even while shutting down: the attempt's
 // outcome would otherwise be lost and the attempt made again.
 const createTimeout = 15 * time.Second
@@ -140,8 +145,16 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	}
 	if !ok {
 		f.o.Breakers.Unused(key, circuit)
-		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
+		if !circuit.OK || f.o.Sender.Stuck(p.target.URL, sub.Namespace, stuckAfter) {
+			// The endpoint is failing or hanging: an object per match would be an API write each, at the event
+			// rate times the endpoints, that the rest of the batch waits for. With a ledger the match is parked
+			// instead (one row), and the drain makes its object as the caps allow.
+			if parked, err := f.o.Caps.Park(ctx, sub, ev); parked || err != nil {
+				return err
+			}
+		}
+		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
 		later(func(ctx context.Context) error {
 			// Counted before it is created, so the matches of a paused subscription stop at its cap.
 			release, admitted, err := f.o.Caps.Hold(ctx, sub, ev)
