@@ -56,22 +56,28 @@ func (o *ledgerOptions) open(ctx context.Context, outboxDSN string, outboxMigrat
 	}
 	var w *ledgerpg.Writer
 	err := waitFor(ctx, "the ledger's PostgreSQL", unreachable, func(ctx context.Context) error {
-		var err error
-		if w, err = ledgerpg.New(ctx, ledgerpg.Options{
-			DSN: dsn, Schema: o.schema, Table: o.table, Retention: o.retention,
-			Registerer: reg, Log: ctrl.Log.WithName("ledger"),
-		}); err != nil {
-			return fmt.Errorf("ledger: %w", err)
+		// The writer is made once: it registers its metrics, which a second writer could not. A migration that
+		// finds the database down is tried again on the same writer.
+		if w == nil {
+			var err error
+			if w, err = ledgerpg.New(ctx, ledgerpg.Options{
+				DSN: dsn, Schema: o.schema, Table: o.table, Retention: o.retention,
+				Registerer: reg, Log: ctrl.Log.WithName("ledger"),
+			}); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
 		}
 		if migrate {
 			if err := w.Migrate(ctx); err != nil {
-				w.Close()
 				return fmt.Errorf("ledger: migrate: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		if w != nil {
+			w.Close()
+		}
 		return nil, err
 	}
 	return w, nil

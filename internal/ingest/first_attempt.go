@@ -150,8 +150,10 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 			// The endpoint is failing or hanging: an object per match would be an API write each, at the event
 			// rate times the endpoints, that the rest of the batch waits for. With a ledger the match is parked
 			// instead (one row), and the drain makes its object as the caps allow.
-			if parked, err := f.o.Caps.Park(ctx, sub, ev); parked || err != nil {
-				return err
+			// A ledger that cannot take the row (its parked table missing, its database down) costs this match
+			// its shortcut only: it becomes an object as before.
+			if parked, err := f.o.Caps.Park(ctx, sub, ev); parked && err == nil {
+				return nil
 			}
 		}
 		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
