@@ -131,7 +131,8 @@ func (o *sourceOptions) setupCaps(mgr ctrl.Manager, deps dispatchDeps, refusals 
 		return caps, nil
 	}
 	drain := ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: deps.parking, Caps: caps,
-		Refusals: refusals, Sealer: deps.sealer, Events: mgr.GetEventRecorder("hookpost-drain")})
+		Refusals: refusals, Sealer: deps.sealer, Events: mgr.GetEventRecorder("hookpost-drain"),
+		Waiting: ingest.EndpointWaiting(deps.breakers, deps.sender, clock.RealClock{})})
 	if err := mgr.Add(drain); err != nil {
 		return nil, fmt.Errorf("add parked-delivery drain: %w", err)
 	}

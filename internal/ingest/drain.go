@@ -42,6 +42,9 @@ type DrainOptions struct {
 	Sealer *controller.Sealer
 	// Events gets the Events on the Backlogged transitions; nil emits none.
 	Events events.EventRecorder
+	// Waiting reports whether a subscription's endpoint cannot take deliveries now (see EndpointWaiting): its
+	// parked matches then stay parked, a row each, rather than becoming objects that would only wait. nil: never.
+	Waiting func(*hookpostv1.WebhookSubscription) bool
 	// Clock paces the rounds (default the real clock) every Interval (default DefaultDrainInterval).
 	Clock    clock.WithTicker
 	Interval time.Duration
@@ -150,7 +153,7 @@ func (d *Drain) drain(ctx context.Context, key ledger.SubscriptionKey, n int64) 
 	}
 	sub := FromAPI(obj)
 	room := 0
-	if !obj.Spec.Paused {
+	if !obj.Spec.Paused && (d.o.Waiting == nil || !d.o.Waiting(obj)) {
 		room = min(d.o.Caps.o.PerSubscription-d.o.Caps.o.Unfinished.Count(sub), d.o.Caps.o.Total-d.o.Caps.o.Unfinished.Total(), drainBatch)
 	}
 	left := n

@@ -25,10 +25,21 @@ import (
 // enough that a slow receiver does not hold ingest up.
 const DefaultHostWait = 250 * time.Millisecond
 
+// EndpointWaiting returns the test the drain uses to leave a subscription's parked matches parked: its circuit is
+// open (not yet due for a probe; a half-open one needs a delivery to probe with) or every attempt slot of its host
+// or namespace has hung for stuckAfter. The matches ingest parks for the same reasons then stay rows until the
+// endpoint can take them.
+func EndpointWaiting(breakers *delivery.Breakers, sender *delivery.Sender, clk clock.PassiveClock) func(*hookpostv1.WebhookSubscription) bool {
+	return func(sub *hookpostv1.WebhookSubscription) bool {
+		t := controller.TargetFor(sub, nil)
+		return breakers.State(t.CircuitKey(), clk.Now()).State == delivery.CircuitOpen || sender.Stuck(t.URL, sub.Namespace, stuckAfter)
+	}
+}
+
 // stuckAfter is how long every attempt slot of a destination host (or of a namespace) must have been taken, with
 // none coming back, before its endpoints count as hanging: far longer than a busy but healthy host keeps them all,
 // far shorter than the attempt timeout a hanging one holds them for.
-const stuckAfter = 3 * time.Second
+const stuckAfter = time.Second
 
 // createTimeout bounds writing the delivery after an attempt was made, even while shutting down: the attempt's
 // outcome would otherwise be lost and the attempt made again.

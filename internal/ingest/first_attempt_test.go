@@ -99,7 +99,7 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 		Sealer: sealer, Sender: sender, Successes: op.successes, Ledger: rec, UserAgent: "Hookpost/test", HostWait: cfg.hostWait, Clock: clk,
 		Breakers: breakers}
 	if cfg.maxUnfinished > 0 {
-		fo.Refusals, fo.Caps = startCaps(t, ctx, mgr, cfg, rec, sealer)
+		fo.Refusals, fo.Caps = startCaps(t, ctx, mgr, cfg, rec, sealer, breakers, sender)
 	}
 	d := ingest.NewFirstAttempt(fo)
 	for _, src := range srcs {
