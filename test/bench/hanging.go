@@ -16,9 +16,10 @@ import (
 
 // subscribeHanging creates namespace ns with n subscriptions to every event, each to an endpoint of its own (a
 // port, so a host for the per-host bound) that reads the request and never answers: one tenant's endpoints
-// hanging for the whole 60 s attempt timeout. The returned function releases the hanging requests, stops the
+// hanging for the whole 60 s attempt timeout. With failing set they answer 503 at once instead: one tenant's
+// endpoints down, which their circuit breakers stop attempting. The returned function releases the hanging requests, stops the
 // endpoints and deletes what was created; call it even when an error is returned.
-func (b *bench) subscribeHanging(ctx context.Context, ns string, n int) (func(), error) {
+func (b *bench) subscribeHanging(ctx context.Context, ns string, n int, failing bool) (func(), error) {
 	released := make(chan struct{})
 	var servers []*http.Server
 	stop := func() {
@@ -34,6 +35,10 @@ func (b *bench) subscribeHanging(ctx context.Context, ns string, n int) (func(),
 		return stop, err
 	}
 	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		select {
 		case <-released:
 		case <-r.Context().Done():

@@ -80,18 +80,21 @@ func reportModes(out io.Writer, source string, results []modeResult, c ceilings)
 	_ = tw.Flush()
 }
 
-// reportHanging compares the measured subscription's latency beside another namespace's hanging endpoints with
-// the same load alone, measured in the same run.
+// reportHanging compares the measured subscription's latency beside another namespace's hanging endpoints, and
+// beside its failing ones, with the same load alone, measured in the same run.
 func reportHanging(out io.Writer, cfg config, results []modeResult) {
 	for _, m := range results {
-		calm, hanging := m.run(scenarioCalm), m.run(scenarioHanging)
-		if calm == nil || hanging == nil {
-			continue
+		calm := m.run(scenarioCalm)
+		for _, beside := range []struct{ scenario, what string }{{scenarioHanging, "hanging"}, {scenarioFailing, "failing (503)"}} {
+			r := m.run(beside.scenario)
+			if calm == nil || r == nil {
+				continue
+			}
+			fmt.Fprintf(out, "\nBeside %d %s endpoints of another namespace (%s, %s, %d events/s for %s): healthy p50 %s (alone %s), "+
+				"p99 %s (alone %s), p99 ratio %.2f\n", r.scenario.hanging, beside.what, m.source, m.mode.name, cfg.hangingRate, cfg.hangingFor,
+				ms(r.latency.p50), ms(calm.latency.p50), ms(r.latency.p99), ms(calm.latency.p99),
+				float64(r.latency.p99)/float64(max(calm.latency.p99, time.Millisecond)))
 		}
-		fmt.Fprintf(out, "\nBeside %d hanging endpoints of another namespace (%s, %s, %d events/s for %s): healthy p50 %s (alone %s), "+
-			"p99 %s (alone %s), p99 ratio %.2f\n", hanging.scenario.hanging, m.source, m.mode.name, cfg.hangingRate, cfg.hangingFor,
-			ms(hanging.latency.p50), ms(calm.latency.p50), ms(hanging.latency.p99), ms(calm.latency.p99),
-			float64(hanging.latency.p99)/float64(max(calm.latency.p99, time.Millisecond)))
 	}
 }
 

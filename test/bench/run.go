@@ -65,7 +65,7 @@ func (b *bench) measure(src eventSource, m mode, sc scenario) (runResult, error)
 		return runResult{}, err
 	}
 	if sc.hanging > 0 {
-		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging)
+		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging, sc.failing)
 		defer stopHanging()
 		if err != nil {
 			return runResult{}, err

@@ -58,6 +58,8 @@ type scenario struct {
 	// hanging is how many endpoints that never answer, each on a host of its own, another namespace subscribes
 	// to every event with: the measured subscription's latency shows whether they hold it up.
 	hanging int
+	// failing makes those endpoints answer 503 at once instead of hanging.
+	failing bool
 }
 
 func (s scenario) deliveries() int { return s.subscriptions * s.events }
@@ -70,6 +72,7 @@ const (
 	// The starvation pair: the same paced load, alone and beside another namespace's hanging endpoints.
 	scenarioCalm    = "beside-calm"
 	scenarioHanging = "beside-hanging"
+	scenarioFailing = "beside-failing"
 )
 
 // scenarios are the runs of mode m that cfg asks for.
@@ -83,7 +86,8 @@ func (cfg config) scenarios(m mode) []scenario {
 		n := int(float64(cfg.hangingRate) * cfg.hangingFor.Seconds())
 		out = append(out,
 			scenario{name: scenarioCalm, subscriptions: 1, events: n, rate: float64(cfg.hangingRate)},
-			scenario{name: scenarioHanging, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints})
+			scenario{name: scenarioHanging, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints},
+			scenario{name: scenarioFailing, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints, failing: true})
 	}
 	if cfg.fanoutSubs > 0 && cfg.fanoutEvents > 0 && slices.Contains(cfg.fanoutModes, m) {
 		out = append(out, scenario{name: scenarioFanout, subscriptions: cfg.fanoutSubs, events: cfg.fanoutEvents})
