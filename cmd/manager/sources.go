@@ -132,7 +132,7 @@ func (o *sourceOptions) setupCaps(mgr ctrl.Manager, deps dispatchDeps, refusals 
 	}
 	drain := ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: deps.parking, Caps: caps,
 		Refusals: refusals, Sealer: deps.sealer, Events: mgr.GetEventRecorder("hookpost-drain"),
-		Waiting: ingest.EndpointWaiting(deps.breakers, deps.sender, clock.RealClock{})})
+		EndpointRoom: ingest.EndpointRoom(deps.breakers, deps.sender, clock.RealClock{})})
 	if err := mgr.Add(drain); err != nil {
 		return nil, fmt.Errorf("add parked-delivery drain: %w", err)
 	}

@@ -54,7 +54,7 @@ func startCaps(t testing.TB, ctx context.Context, mgr ctrl.Manager, cfg operator
 	if parking != nil {
 		if err := mgr.Add(ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: parking, Caps: caps,
 			Refusals: refusals, Sealer: sealer, Events: mgr.GetEventRecorder("hookpost-drain"),
-			Waiting: ingest.EndpointWaiting(breakers, sender, clock.RealClock{})})); err != nil {
+			EndpointRoom: ingest.EndpointRoom(breakers, sender, clock.RealClock{})})); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -42,9 +42,10 @@ type DrainOptions struct {
 	Sealer *controller.Sealer
 	// Events gets the Events on the Backlogged transitions; nil emits none.
 	Events events.EventRecorder
-	// Waiting reports whether a subscription's endpoint cannot take deliveries now (see EndpointWaiting): its
-	// parked matches then stay parked, a row each, rather than becoming objects that would only wait. nil: never.
-	Waiting func(*hookpostv1.WebhookSubscription) bool
+	// EndpointRoom bounds the objects a subscription's parked matches may become this round for what its endpoint
+	// can take now (see EndpointRoom): 0 leaves them parked, a row each, rather than objects that would only wait;
+	// negative, or a nil func, does not bound them.
+	EndpointRoom func(*hookpostv1.WebhookSubscription) int
 	// Clock paces the rounds (default the real clock) every Interval (default DefaultDrainInterval).
 	Clock    clock.WithTicker
 	Interval time.Duration
@@ -153,8 +154,13 @@ func (d *Drain) drain(ctx context.Context, key ledger.SubscriptionKey, n int64) 
 	}
 	sub := FromAPI(obj)
 	room := 0
-	if !obj.Spec.Paused && (d.o.Waiting == nil || !d.o.Waiting(obj)) {
+	if !obj.Spec.Paused {
 		room = min(d.o.Caps.o.PerSubscription-d.o.Caps.o.Unfinished.Count(sub), d.o.Caps.o.Total-d.o.Caps.o.Unfinished.Total(), drainBatch)
+		if d.o.EndpointRoom != nil {
+			if r := d.o.EndpointRoom(obj); r >= 0 {
+				room = min(room, r)
+			}
+		}
 	}
 	left := n
 	if room > 0 {

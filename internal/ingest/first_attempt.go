@@ -25,14 +25,23 @@ import (
 // enough that a slow receiver does not hold ingest up.
 const DefaultHostWait = 250 * time.Millisecond
 
-// EndpointWaiting returns the test the drain uses to leave a subscription's parked matches parked: its circuit is
-// open (not yet due for a probe; a half-open one needs a delivery to probe with) or every attempt slot of its host
-// or namespace has hung for stuckAfter. The matches ingest parks for the same reasons then stay rows until the
-// endpoint can take them.
-func EndpointWaiting(breakers *delivery.Breakers, sender *delivery.Sender, clk clock.PassiveClock) func(*hookpostv1.WebhookSubscription) bool {
-	return func(sub *hookpostv1.WebhookSubscription) bool {
+// EndpointRoom returns how many parked matches of a subscription the drain may make objects of now, for its
+// endpoint: none while its circuit is open or every attempt slot of its host or namespace has hung for
+// stuckAfter (the rows stay parked until the endpoint can take deliveries), one while its circuit is half-open (the
+// probe: the rest follow once it closes), and no bound (-1) otherwise.
+func EndpointRoom(breakers *delivery.Breakers, sender *delivery.Sender, clk clock.PassiveClock) func(*hookpostv1.WebhookSubscription) int {
+	return func(sub *hookpostv1.WebhookSubscription) int {
 		t := controller.TargetFor(sub, nil)
-		return breakers.State(t.CircuitKey(), clk.Now()).State == delivery.CircuitOpen || sender.Stuck(t.URL, sub.Namespace, stuckAfter)
+		if sender.Stuck(t.URL, sub.Namespace, stuckAfter) {
+			return 0
+		}
+		switch breakers.State(t.CircuitKey(), clk.Now()).State {
+		case delivery.CircuitOpen:
+			return 0
+		case delivery.CircuitHalfOpen:
+			return 1
+		}
+		return -1
 	}
 }
 
