@@ -46,9 +46,10 @@ func EndpointRoom(breakers *delivery.Breakers, sender *delivery.Sender, clk cloc
 }
 
 // stuckAfter is how long every attempt slot of a destination host (or of a namespace) must have been taken, with
-// none coming back, before its endpoints count as hanging: far longer than a busy but healthy host keeps them all,
-// far shorter than the attempt timeout a hanging one holds them for.
-const stuckAfter = time.Second
+// none coming back, before its endpoints count as hanging: DefaultHostWait, as long as a first attempt waits for a
+// slot. A busy healthy host frees a slot far sooner; a slow one that does count is only parked until a slot comes
+// back, when the drain makes its rows objects; a hanging one holds its slots for the whole attempt timeout.
+const stuckAfter = 250 * time.Millisecond
 
 // createTimeout bounds writing the delivery after an attempt was made, even while shutting down: the attempt's
 // outcome would otherwise be lost and the attempt made again.

@@ -47,7 +47,7 @@ const idleWait = time.Second
 // detachedPerBatchInFlight x BatchesInFlight batches are detached at once, which bounds memory when everything
 // is slow (an API server that does not answer).
 const (
-	detachAfter              = time.Second
+	detachAfter              = 250 * time.Millisecond
 	detachedPerBatchInFlight = 4
 )
 
