@@ -101,7 +101,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 			}
 		}
 		if clearGone && goneRecorded(sub) {
-			r.Breakers.ClearGone(TargetFor(sub, nil).CircuitKey())
+			r.Breakers.ClearGone(delivery.CircuitKey(sub.Namespace, sub.Name))
 		}
 		// Deletions follow the status write that counts them.
 		retErr = errors.Join(retErr, r.deletePruned(ctx, prune))
@@ -117,8 +117,8 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, err
 	}
 	material = material.Check(sub.Spec.TLS)
-	key := TargetFor(sub, nil).CircuitKey()
-	gone := r.Breakers.State(key, r.Clock.Now()).Gone
+	circuit := r.Breakers.State(delivery.CircuitKey(sub.Namespace, sub.Name), r.Clock.Now())
+	gone := circuit.Gone
 	ready := readyCondition(sub, secret, material, gone || goneRecorded(before))
 	r.setReady(sub, before, ready)
 	// Once the status write records the 410 in Ready, the condition keeps it (for this generation).
@@ -126,7 +126,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.setTenantsGranted(ctx, sub, before); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.setCircuitOpen(sub, before)
+	r.setCircuitOpen(sub, before, circuit)
 
 	var failedKept bool
 	if prune, failedKept, err = r.summariseDeliveries(ctx, sub); err != nil {
@@ -198,9 +198,9 @@ func (r *WebhookSubscriptionReconciler) setTenantsGranted(ctx context.Context, s
 }
 
 // setCircuitOpen sets CircuitOpen from the subscription's circuit, with an Event when it opens or closes.
-func (r *WebhookSubscriptionReconciler) setCircuitOpen(sub, before *hookpostv1.WebhookSubscription) {
+func (r *WebhookSubscriptionReconciler) setCircuitOpen(sub, before *hookpostv1.WebhookSubscription, circuit delivery.Circuit) {
 	prev := meta.FindStatusCondition(before.Status.Conditions, hookpostv1.ConditionCircuitOpen)
-	c := circuitCondition(sub, r.Breakers.State(TargetFor(sub, nil).CircuitKey(), r.Clock.Now()), prev)
+	c := circuitCondition(sub, circuit, prev)
 	if c == nil || c == prev {
 		return
 	}

@@ -72,8 +72,6 @@ type Circuit struct {
 	Since time.Time
 	// Until is when an open circuit lets its next probe through.
 	Until time.Time
-	// Failures is the consecutive failed attempts that opened it (or count now, when closed).
-	Failures int
 	// Reason is what opened it, such as "10 consecutive failed attempts".
 	Reason string
 	// Gone: the endpoint answered 410 Gone under a policy that disables on it; cleared by ClearGone.
@@ -350,7 +348,7 @@ func (b *Breakers) State(key string, now time.Time) Circuit {
 	if c == nil {
 		return Circuit{State: CircuitClosed}
 	}
-	out := Circuit{State: c.state, Since: c.since, Until: c.until, Failures: c.consecutive, Reason: c.reason, Gone: c.gone}
+	out := Circuit{State: c.state, Since: c.since, Until: c.until, Reason: c.reason, Gone: c.gone}
 	if c.state == CircuitOpen && !now.Before(c.until) {
 		out.State = CircuitHalfOpen
 	}

@@ -31,11 +31,11 @@ const DefaultHostWait = 250 * time.Millisecond
 // probe: the rest follow once it closes), and no bound (-1) otherwise.
 func EndpointRoom(breakers *delivery.Breakers, sender *delivery.Sender, clk clock.PassiveClock) func(*hookpostv1.WebhookSubscription) int {
 	return func(sub *hookpostv1.WebhookSubscription) int {
-		t := controller.TargetFor(sub, nil)
-		if sender.Stuck(t.URL, sub.Namespace, stuckAfter) {
+		// Called per subscription and drain round: the key and URL are read, not a whole Target translated.
+		if sender.Stuck(sub.Spec.URL, sub.Namespace, stuckAfter) {
 			return 0
 		}
-		switch breakers.State(t.CircuitKey(), clk.Now()).State {
+		switch breakers.State(delivery.CircuitKey(sub.Namespace, sub.Name), clk.Now()).State {
 		case delivery.CircuitOpen:
 			return 0
 		case delivery.CircuitHalfOpen:
