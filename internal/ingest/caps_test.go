@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -354,7 +355,9 @@ func TestPastTheCapWithoutALedgerIsRefusedLoudly(t *testing.T) {
 // TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem: three deliveries fail (404, not retried) beyond a
 // failedLimit of 1 while the ledger cannot be written (its table does not exist yet). The subscription counts
 // them and prunes none: the objects are the only durable record of those attempts. Once the ledger can be
-// written, the two oldest are pruned, and the ledger holds their attempts.
+// written, the two oldest are pruned, and the ledger holds their attempts. The operator's clock is a fake one,
+// stepped a minute after each failure: completion times are whole seconds, and three failures within one second
+// would leave "oldest" to chance.
 func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()
@@ -368,7 +371,8 @@ func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w}, src)
+	clk := clocktesting.NewFakeClock(time.Now())
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, clock: clk}, src)
 	readySubscription(t, fixtures.Subscription(ns, "failing", rcv.URL+"/gone", fixtures.Events("pruned.*"), fixtures.InsecureHTTP(),
 		fixtures.HistoryLimits(10, 1)))
 
@@ -381,6 +385,7 @@ func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
 			d, ok := getDelivery(t, ns, hookpostv1.DeliveryName("failing", id))
 			return ok && d.Status.Phase == hookpostv1.DeliveryFailed
 		})
+		clk.Step(time.Minute)
 	}
 	waitFor(t, "the subscription counting 3 failed", func() bool { return getSubscription(t, ns, "failing").Status.Failed == 3 })
 	if s := getSubscription(t, ns, "failing"); s.Status.PrunedFailed != 0 {
