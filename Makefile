@@ -73,6 +73,7 @@ FUZZ_TARGETS := \
 	./internal/source/nats:FuzzDecodeMessage \
 	./internal/envelope:FuzzCanonical \
 	./internal/ingest:FuzzIndexMatch \
+	./internal/filter:FuzzFilter \
 	./internal/signing:FuzzSignThenVerify \
 	./internal/signing:FuzzVerifyStandardHeaders
 FUZZTIME ?= 10m

@@ -149,9 +149,12 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	}
 	key := p.target.CircuitKey()
 	circuit := f.o.Breakers.Allow(key, p.target.Breaker, f.o.Clock.Now())
+	// An endpoint known to hang is not waited for (HostWait would hold this dispatch, and the healthy matches
+	// queued behind it in the batch): the match goes straight to the parking below.
+	hanging := circuit.OK && f.o.Sender.Stuck(p.target.URL, sub.Namespace, stuckAfter)
 	var req delivery.Request
 	var start time.Time
-	ok := circuit.OK
+	ok := circuit.OK && !hanging
 	if ok {
 		if req, start, ok, err = f.request(ctx, sub, ev, p); err != nil {
 			f.o.Breakers.Unused(key, circuit)
@@ -167,27 +170,8 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if !ok {
 		f.o.Breakers.Unused(key, circuit)
 		metrics.FirstAttempt(metrics.FirstAttemptHeld)
-		if !circuit.OK || f.o.Sender.Stuck(p.target.URL, sub.Namespace, stuckAfter) {
-			// The endpoint is failing or hanging: an object per match would be an API write each, at the event
-			// rate times the endpoints, that the rest of the batch waits for. With a ledger the match is parked
-			// instead (one row), and the drain makes its object as the caps allow.
-			// A ledger that cannot take the row (its parked table missing, its database down) costs this match
-			// its shortcut only: it becomes an object as before.
-			if parked, err := f.o.Caps.Park(ctx, sub, ev); parked && err == nil {
-				return nil
-			}
-		}
-		// Not attempted: the delivery controller attempts it, once the batch wrote its object.
-		later(func(ctx context.Context) error {
-			// Counted before it is created, so the matches of a paused subscription stop at its cap.
-			release, admitted, err := f.o.Caps.Hold(ctx, sub, ev)
-			if !admitted {
-				return err
-			}
-			defer release()
-			return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
-		})
-		return nil
+		failing := !circuit.OK || hanging || f.o.Sender.Stuck(p.target.URL, sub.Namespace, stuckAfter)
+		return f.handOver(ctx, sub, ev, failing, later)
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
 	f.o.Breakers.Record(key, p.target.Breaker, circuit, out.Class, first.End)
@@ -206,6 +190,30 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
 	return f.recordAttempted(cctx, sub, ev, first)
+}
+
+// handOver gives a match that was not attempted to the delivery controller: its object is written once the
+// batch's attempts are done. A match whose endpoint is failing (its circuit open) or hanging is parked instead,
+// when there is a ledger: an object per match would be an API write each, at the event rate times the
+// endpoints, that the rest of the batch waits for; the drain makes its object as the caps allow. A ledger that
+// cannot take the row (its parked table missing, its database down) costs the match its shortcut only: it
+// becomes an object as before.
+func (f *FirstAttempt) handOver(ctx context.Context, sub *Subscription, ev *source.Event, failing bool, later Later) error {
+	if failing {
+		if parked, err := f.o.Caps.Park(ctx, sub, ev); parked && err == nil {
+			return nil
+		}
+	}
+	later(func(ctx context.Context) error {
+		// Counted before it is created, so the matches of a paused subscription stop at its cap.
+		release, admitted, err := f.o.Caps.Hold(ctx, sub, ev)
+		if !admitted {
+			return err
+		}
+		defer release()
+		return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
+	})
+	return nil
 }
 
 // recordAttempted writes the delivery carrying an attempt already made. When the API server refuses it for good,

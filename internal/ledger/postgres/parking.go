@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -57,7 +59,23 @@ func parkingTable(schema, ledgerTable string) pgschema.Table {
 type Parking struct {
 	pool  *pgxpool.Pool
 	table string // quoted
+
+	// Parks made while an INSERT is under way wait in queue and go in the next one, together: a failing
+	// endpoint's matches are parked at the event rate times its subscriptions, and a round trip and a commit
+	// each would hold up the batches they belong to.
+	mu       sync.Mutex
+	queue    []parkRequest
+	flushing bool
 }
+
+type parkRequest struct {
+	row  ledger.Parked
+	done chan error
+}
+
+// parkTimeout bounds one INSERT of parked deliveries. It is not any one caller's context: the rows of every
+// caller waiting in the queue go in it.
+const parkTimeout = 15 * time.Second
 
 var _ ledger.Parking = (*Parking)(nil)
 
@@ -66,14 +84,70 @@ func (w *Writer) Parking() *Parking {
 	return &Parking{pool: w.pool, table: parkingTable(w.table.Schema, w.table.Name).Qualified()}
 }
 
-// Park stores p; an event already parked for the subscription is left as it is.
+// Park stores d; an event already parked for the subscription is left as it is. Parks from concurrent callers
+// are written together, in the order they were called (their order of arrival). When ctx ends first Park returns
+// its error, and d may be parked all the same.
 func (p *Parking) Park(ctx context.Context, d ledger.Parked) error {
+	r := parkRequest{row: d, done: make(chan error, 1)}
+	p.mu.Lock()
+	p.queue = append(p.queue, r)
+	flush := !p.flushing
+	p.flushing = true
+	p.mu.Unlock()
+	if flush {
+		// Nobody is writing: one writer starts, and writes until the queue is empty.
+		go p.flush()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush writes the queued parks, an INSERT per queueful, until none is left.
+func (p *Parking) flush() {
+	for {
+		p.mu.Lock()
+		batch := p.queue
+		p.queue = nil
+		if len(batch) == 0 {
+			p.flushing = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		err := p.insert(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// insert writes batch in one statement; unnest keeps the order of the arrays, so seq follows the queue.
+func (p *Parking) insert(batch []parkRequest) error {
+	n := len(batch)
+	ns, subs, uids, ids, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	tenants, collections := make([]*string, n), make([]*string, n)
+	occurred, data := make([]time.Time, n), make([][]byte, n)
+	for i, r := range batch {
+		d := r.row
+		ns[i], subs[i], uids[i], ids[i], types[i] = d.Subscription.Namespace, d.Subscription.Name, d.Subscription.UID, d.EventID, d.EventType
+		tenants[i], collections[i] = nullIfEmpty(d.TenantID), nullIfEmpty(d.Collection)
+		occurred[i], data[i] = d.OccurredAt, d.Data
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), parkTimeout)
+	defer cancel()
 	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (namespace, subscription, subscription_uid, event_id, event_type,
-    tenant_id, collection, occurred_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-		d.Subscription.Namespace, d.Subscription.Name, d.Subscription.UID, d.EventID, d.EventType,
-		nullIfZero(d.TenantID), nullIfZero(d.Collection), d.OccurredAt, d.Data)
+    tenant_id, collection, occurred_at, data)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[])
+ON CONFLICT DO NOTHING`, ns, subs, uids, ids, types, tenants, collections, occurred, data)
 	if err != nil {
-		return fmt.Errorf("park delivery of event %s: %w", d.EventID, err)
+		if n == 1 {
+			return fmt.Errorf("park delivery of event %s: %w", batch[0].row.EventID, err)
+		}
+		return fmt.Errorf("park deliveries of %d events: %w", n, err)
 	}
 	return nil
 }
@@ -139,4 +213,11 @@ func (p *Parking) Counts(ctx context.Context) (map[ledger.SubscriptionKey]int64,
 		return nil, fmt.Errorf("count parked deliveries: %w", err)
 	}
 	return out, nil
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
