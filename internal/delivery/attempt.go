@@ -55,7 +55,8 @@ type Target struct {
 // CircuitKey names the subscription's circuit in Breakers.
 func (t Target) CircuitKey() string { return CircuitKey(t.Namespace, t.Subscription) }
 
-// CircuitKey names the circuit of subscription name in namespace, for callers that hold no Target.
+// CircuitKey names the circuit of subscription name in namespace, for callers that hold no Target. Its rate limit
+// (spec.rateLimit) is booked under the same key: both are per subscription.
 func CircuitKey(namespace, name string) string { return namespace + "/" + name }
 
 // Attempt returns attempt number (1-based) of ev to t, signed with keys at now: the one place that turns

@@ -234,17 +234,15 @@ func (s *Sender) HostFull(rawURL string) bool {
 // TakeRate admits one attempt to t at now if t's rate limit allows it, and books nothing when it does not: for a
 // caller that hands a refused attempt to someone else (ingest hands it to the delivery controller).
 func (s *Sender) TakeRate(t Target, now time.Time) bool {
-	return s.rates.take(rateKey(t), t.Rate, now)
+	return s.rates.take(t.CircuitKey(), t.Rate, now)
 }
 
 // ReserveRate books one attempt to t and returns when it may start (now, or later when t's rate limit is used up):
 // for a caller that comes back at that time holding its booking (the delivery controller), so waiters are woken
 // one at a time at the limit's pace.
 func (s *Sender) ReserveRate(t Target, now time.Time) time.Time {
-	return s.rates.reserve(rateKey(t), t.Rate, now)
+	return s.rates.reserve(t.CircuitKey(), t.Rate, now)
 }
-
-func rateKey(t Target) string { return t.Namespace + "/" + t.Subscription }
 
 // InFlight reports attempts in flight (holding their slots), for a metric.
 func (s *Sender) InFlight() int {
