@@ -49,7 +49,7 @@ func EndpointRoom(breakers *delivery.Breakers, sender *delivery.Sender, clk cloc
 // none coming back, before its endpoints count as hanging: DefaultHostWait, as long as a first attempt waits for a
 // slot. A busy healthy host frees a slot far sooner; a slow one that does count is only parked until a slot comes
 // back, when the drain makes its rows objects; a hanging one holds its slots for the whole attempt timeout.
-const stuckAfter = 250 * time.Millisecond
+const stuckAfter = DefaultHostWait
 
 // createTimeout bounds writing the delivery after an attempt was made, even while shutting down: the attempt's
 // outcome would otherwise be lost and the attempt made again.
@@ -175,8 +175,14 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	}
 	first := controller.NewFirstAttempt(out, start, f.o.Clock.Now())
 	f.o.Breakers.Record(key, p.target.Breaker, circuit, out.Class, first.End)
-	metrics.ObserveAttempt(out)
-	if out.Class == delivery.ClassSucceeded {
+	return f.recordOutcome(ctx, sub, ev, first)
+}
+
+// recordOutcome keeps what a first attempt made: a success in the SuccessLog (and the ledger), anything else,
+// or a success without a SuccessLog, as a WebhookDelivery carrying the attempt.
+func (f *FirstAttempt) recordOutcome(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
+	metrics.ObserveAttempt(first.Outcome())
+	if first.Class == delivery.ClassSucceeded {
 		metrics.FirstAttempt(metrics.FirstAttemptSucceeded)
 		metrics.DeliveryFinished(true)
 		f.o.Ledger.Record(attemptRecord(sub, ev, first, ledger.OutcomeSucceeded))
