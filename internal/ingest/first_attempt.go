@@ -163,6 +163,11 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	}
 	var out delivery.Outcome
 	if ok {
+		if f.o.Sender.Stuck(p.target.URL, sub.Namespace, 0) {
+			// Every slot of its host (or namespace) is taken: this match may wait up to HostWait for one, and
+			// the events claimed after this batch need not wait with it.
+			detachBatch(ctx)
+		}
 		// The attempt finishes even when shutdown began (within the graceful shutdown period), and so does
 		// writing its outcome: an attempt made and not recorded is made again.
 		out, ok = f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)

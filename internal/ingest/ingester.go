@@ -195,22 +195,23 @@ func (i *Ingester) Start(ctx context.Context) error {
 		inFlight.Add(1)
 		go func() {
 			defer inFlight.Done()
-			defer i.holdPlace(slots)()
-			if err := i.handle(ctx, b); err != nil && ctx.Err() == nil {
+			done, detach := i.holdPlace(slots)
+			defer done()
+			if err := i.handle(withDetach(ctx, detach), b); err != nil && ctx.Err() == nil {
 				log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
 			}
 		}()
 	}
 }
 
-// holdPlace keeps a batch's place among the batches in flight (a value in slots) until the returned function is
-// called, or until detachAfter has passed and fewer than maxDetached batches are detached: then the place goes to
-// the next batch, and the returned function only counts the detached batch out. detachAfter is measured on the
-// wall clock, like an attempt's duration: it is how long the batch actually waited.
-func (i *Ingester) holdPlace(slots chan struct{}) (done func()) {
+// holdPlace keeps a batch's place among the batches in flight (a value in slots) until done is called, or until
+// detach is called or detachAfter has passed, while fewer than maxDetached batches are detached: then the place
+// goes to the next batch, and done only counts the detached batch out. detachAfter is measured on the wall clock,
+// like an attempt's duration: it is how long the batch actually waited.
+func (i *Ingester) holdPlace(slots chan struct{}) (done, detach func()) {
 	var mu sync.Mutex
 	held, detached := true, false
-	t := time.AfterFunc(detachAfter, func() {
+	detach = func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if !held || i.detached.Add(1) > i.maxDetached {
@@ -221,7 +222,8 @@ func (i *Ingester) holdPlace(slots chan struct{}) (done func()) {
 		}
 		held, detached = false, true
 		<-slots
-	})
+	}
+	t := time.AfterFunc(detachAfter, detach)
 	return func() {
 		t.Stop()
 		mu.Lock()
@@ -233,6 +235,22 @@ func (i *Ingester) holdPlace(slots chan struct{}) (done func()) {
 		case detached:
 			i.detached.Add(-1)
 		}
+	}, detach
+}
+
+type detachKey struct{}
+
+func withDetach(ctx context.Context, detach func()) context.Context {
+	return context.WithValue(ctx, detachKey{}, detach)
+}
+
+// detachBatch gives the place of the batch ctx belongs to among the batches in flight to the next batch now,
+// rather than after detachAfter: a dispatch calls it before it waits (for an attempt slot of a full host), so
+// events claimed after it are not held up for as long as it waits. The batch is still acknowledged only once
+// all its matches are done.
+func detachBatch(ctx context.Context) {
+	if detach, ok := ctx.Value(detachKey{}).(func()); ok {
+		detach()
 	}
 }
 
