@@ -343,6 +343,9 @@ func attemptRecord(sub *Subscription, ev *source.Event, first controller.FirstAt
 	return a
 }
 
+// envelopeEvent is the event a first attempt sends. Its time is cut to whole seconds, what the WebhookDelivery's
+// spec.event.occurredAt holds, so a retry (built from the object) sends the first attempt's bytes.
 func envelopeEvent(ev *source.Event) envelope.Event {
-	return envelope.Event{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt, Data: ev.Data}
+	return envelope.Event{ID: ev.ID, Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection,
+		OccurredAt: ev.OccurredAt.Truncate(time.Second), Data: ev.Data}
 }
