@@ -450,15 +450,19 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 	return prune, failedKept, nil
 }
 
-// keepPruned writes the deliveries about to be pruned, with their events, to the ledger's table of pruned
-// deliveries (Pruned), so a WebhookReplay can make them again (docs/subscriptions.md, "WebhookReplay"). The cache
-// holds finished deliveries without their data (CacheOptions), so each is read whole from the API server first: one
-// read next to the delete each already costs. A delivery gone meanwhile needs nothing kept.
+// keepPruned writes the deliveries about to be pruned that keptWhenPruned selects, with their events, to the
+// ledger's table of pruned deliveries (Pruned), so a WebhookReplay can make them again (docs/subscriptions.md,
+// "WebhookReplay"). The cache holds finished deliveries without their data (CacheOptions), so each is read whole
+// from the API server first: one read next to the delete each already costs. A delivery gone meanwhile needs
+// nothing kept.
 func (r *WebhookSubscriptionReconciler) keepPruned(ctx context.Context, lists ...[]hookpostv1.WebhookDelivery) error {
 	var kept []ledger.Pruned
 	for _, list := range lists {
 		for i := range list {
 			d := &list[i]
+			if !keptWhenPruned(d) {
+				continue
+			}
 			if dataStripped(d) {
 				whole := &hookpostv1.WebhookDelivery{}
 				err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), whole)

@@ -27,23 +27,8 @@ import (
 // keeps occurredAt in seconds, so the body an object sends is then byte for byte the one the first attempt sent.
 func insertAtSecond(t testing.TB, table string, rows ...row) []string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var ids []string
-	for _, r := range rows {
-		var id string
-		err := conn.QueryRow(ctx, `INSERT INTO `+pgx.Identifier{table}.Sanitize()+` (event_type, tenant_id, collection, payload, occurred_at)
-VALUES ($1, $2, $3, $4, date_trunc('second', now())) RETURNING event_id::text`, r.typ, nullable(r.tenant), nullable(r.collection), r.payload).Scan(&id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids
+	return insertWith(t, `INSERT INTO `+pgx.Identifier{table}.Sanitize()+` (event_type, tenant_id, collection, payload, occurred_at)
+VALUES ($1, $2, $3, $4, date_trunc('second', now())) RETURNING event_id::text`, rows...)
 }
 
 // nextSecond waits for the next whole second and returns it: spec.source.since, a Kubernetes time, has whole
@@ -220,14 +205,7 @@ func TestJetStreamReReadFromATimeReplaysItsWindow(t *testing.T) {
 	defer rcv.Close()
 	rcv.Script("/flaky", harness.Response{Status: 503}, harness.Response{Status: 200})
 	ns, other := namespace(t), namespace(t)
-	srv := harness.StartNATS(t)
-	stream := fmt.Sprintf("EVENTS%d", counter.Add(1))
-	prefix := fmt.Sprintf("hp%d.events.", counter.Load())
-	src, err := natssource.New(context.Background(), natssource.Options{URL: srv.URL(), Stream: stream, SubjectPrefix: prefix, CreateStream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, js := srv.Producer(t)
+	src, js, prefix := newStream(t)
 	startOperator(t, operatorConfig{flushInterval: time.Hour}, src)
 	readySubscription(t, fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP()))
 	readySubscription(t, fixtures.Subscription(ns, "flaky", rcv.URL+"/flaky", fixtures.Events("user.*"), fixtures.InsecureHTTP(), fixtures.Schedule(time.Second)))
@@ -272,5 +250,34 @@ func TestJetStreamReReadFromATimeReplaysItsWindow(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(rcv.Requests("/other")); n != 3 {
 		t.Errorf("the subscription of namespace %s got %d requests, want 3: a replay in %s reached it", other, n, ns)
+	}
+}
+
+// TestSourceReplayKeepsToTheNamespacesTenants: under tenant isolation, a WebhookReplay re-reading the outbox in a
+// namespace granted tenant acme sends acme's event again and never an event of another tenant, not even to a
+// subscription of the namespace that filters on that tenant.
+func TestSourceReplayKeepsToTheNamespacesTenants(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	acme := namespace(t)
+	grant(t, acme, "acme")
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour, tenantIsolation: true, namespace: acme}, src)
+	readySubscription(t, fixtures.Subscription(acme, "everything", rcv.URL+"/acme", fixtures.Events("*"), fixtures.InsecureHTTP()))
+	readySubscription(t, fixtures.Subscription(acme, "globex-spy", rcv.URL+"/spy", fixtures.Events("*"), fixtures.InsecureHTTP(), fixtures.Filter([]string{"globex"}, nil)))
+
+	since := nextSecond()
+	ids := insertAtSecond(t, table, row{typ: "order.created", tenant: "acme", payload: `{"n":1}`}, row{typ: "order.created", tenant: "globex", payload: `{"n":2}`})
+	waitFor(t, "both rows done, acme's delivered", func() bool { return pendingRows(t, table) == 0 && len(rcv.Requests("/acme")) == 1 })
+
+	rp := replay(t, acme, "since", hookpostv1.WebhookReplaySpec{
+		Source: &hookpostv1.ReplaySource{Kind: hookpostv1.ReplaySourceOutbox, Since: metav1.NewTime(since)},
+	})
+	wantStatus(t, rp, 1, hookpostv1.ReasonReplaySucceeded)
+	if got := keys(byEvent(t, rcv.Requests("/acme"))); fmt.Sprint(got) != fmt.Sprint([]string{ids[0]}) || len(rcv.Requests("/acme")) != 2 {
+		t.Errorf("acme's subscription got events %v in %d requests, want %s twice", got, len(rcv.Requests("/acme")), ids[0])
+	}
+	if n := len(rcv.Requests("/spy")); n != 0 {
+		t.Errorf("the subscription filtering on tenant globex got %d requests: the replay delivered a tenant the namespace is not granted", n)
 	}
 }

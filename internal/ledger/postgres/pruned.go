@@ -61,8 +61,7 @@ END $hookpost$;
 }
 
 func prunedTable(schema, ledgerTable string) pgschema.Table {
-	l := pgschema.NewTable(schema, ledgerTable, DefaultTable)
-	return pgschema.Table{Schema: l.Schema, Name: l.Name + PrunedSuffix}
+	return besideLedger(schema, ledgerTable, PrunedSuffix)
 }
 
 // PrunedDeliveries is the table of pruned deliveries, in the ledger's database.
