@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,7 @@ import (
 
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookreplays,verbs=get;list;watch
 // +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookreplays/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=webhooks.hookpost.io,resources=webhookdeliveries,verbs=get;list;watch;create;patch;deliver-events
 
 // WebhookReplayReconciler replays the deliveries a WebhookReplay selects at its declared rate, by setting their
 // replay annotation to the replay's value (hookpostv1.ReplayValue); the delivery controller sends them. A selected
@@ -57,6 +59,9 @@ type WebhookReplayReconciler struct {
 func (r *WebhookReplayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	rp := &hookpostv1.WebhookReplay{}
 	if err := r.Get(ctx, req.NamespacedName, rp); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetDeleted(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if meta.IsStatusConditionTrue(rp.Status.Conditions, hookpostv1.ConditionComplete) {

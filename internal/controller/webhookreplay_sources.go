@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/ledger"
@@ -76,13 +77,15 @@ func (r *WebhookReplayReconciler) external(ctx context.Context, rp *hookpostv1.W
 	if r.read == nil {
 		r.read = map[types.UID]*replayRead{}
 	}
-	read := &replayRead{deliveries: ds, made: map[string]bool{}}
+	read := &replayRead{key: client.ObjectKeyFromObject(rp), deliveries: ds, made: map[string]bool{}}
 	r.read[rp.UID] = read
 	return read, nil
 }
 
 // replayRead is what external read for one replay, and which of those deliveries this process made.
 type replayRead struct {
+	// key is the replay's, so a deleted replay's reads can be dropped.
+	key        types.NamespacedName
 	deliveries []*hookpostv1.WebhookDelivery
 	// made holds the names of the deliveries made, and whether the cache has shown each since: one pruned again
 	// before the replay completes (its history limit is lower than the replay's size) is not made a second time,
@@ -102,11 +105,22 @@ func (rr *replayRead) madeState(mu *sync.Mutex, name string, exists bool) (made,
 	return made, made && !seen
 }
 
-// forget drops what external read for a replay that is complete or gone.
+// forget drops what external read for a replay that is complete.
 func (r *WebhookReplayReconciler) forget(uid types.UID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.read, uid)
+}
+
+// forgetDeleted drops what external read for the replay key, which is gone.
+func (r *WebhookReplayReconciler) forgetDeleted(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for uid, read := range r.read {
+		if read.key == key {
+			delete(r.read, uid)
+		}
+	}
 }
 
 // pruned reads the pruned deliveries rp selects from the ledger and makes them again for their subscriptions as

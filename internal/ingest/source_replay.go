@@ -63,7 +63,7 @@ func (s *SourceReplay) Replay(ctx context.Context, req controller.SourceReplayRe
 			if d := NewDelivery(sub, &ev, s.sealer); req.Keep == nil || req.Keep(d) {
 				out = append(out, d)
 			}
-			if len(out) >= req.Limit {
+			if req.Limit > 0 && len(out) >= req.Limit {
 				return false
 			}
 		}
