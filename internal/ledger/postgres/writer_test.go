@@ -50,7 +50,7 @@ func nextTable() string { return fmt.Sprintf("ledger_%d", tableCounter.Add(1)) }
 
 // newWriter creates a Writer, on a fresh table unless opts names one, with its own metrics registry, and
 // migrates it.
-func newWriter(t *testing.T, opts postgres.Options) (*postgres.Writer, *prometheus.Registry) {
+func newWriter(t testing.TB, opts postgres.Options) (*postgres.Writer, *prometheus.Registry) {
 	t.Helper()
 	if opts.DSN == "" {
 		opts.DSN = sharedPostgres.DSN()
@@ -74,7 +74,7 @@ func newWriter(t *testing.T, opts postgres.Options) (*postgres.Writer, *promethe
 	return w, reg
 }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
