@@ -60,6 +60,9 @@ const (
 	ReasonNothingSelected = "NothingSelected"
 	// ReasonReplayStarted: the Normal Event recorded when a WebhookReplay selects its deliveries.
 	ReasonReplayStarted = "Started"
+	// ReasonSourceNotConfigured: spec.source names a source the operator does not read (Complete=False, and a
+	// Warning Event); only a new WebhookReplay naming a source it reads can run.
+	ReasonSourceNotConfigured = "SourceNotConfigured"
 )
 
 // Reasons on the TenantsGranted condition of a WebhookSubscription.

@@ -20,13 +20,35 @@ const (
 // +kubebuilder:validation:Enum=Succeeded;RetriesExhausted;Rejected;Gone;InvalidRequest
 type DeliveredReason string
 
+// ReplaySourceKind names an event source a WebhookReplay re-reads.
+// +kubebuilder:validation:Enum=Outbox;JetStream
+type ReplaySourceKind string
+
+const (
+	// ReplaySourceOutbox re-reads the PostgreSQL outbox's done rows (the operator's --postgres-dsn).
+	ReplaySourceOutbox ReplaySourceKind = "Outbox"
+	// ReplaySourceJetStream re-reads the JetStream stream (the operator's --nats-url).
+	ReplaySourceJetStream ReplaySourceKind = "JetStream"
+)
+
 // WebhookReplaySpec says which deliveries to send again and how fast. It is immutable: a WebhookReplay records
 // one bulk replay; create another to replay again.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: a WebhookReplay records one bulk replay; create a new WebhookReplay to replay again"
+// +kubebuilder:validation:XValidation:rule="!has(self.source) || (!has(self.selector.phases) && !has(self.selector.reasons))",message="spec.selector.phases and spec.selector.reasons select deliveries by how they ended, and spec.source re-reads events that have no outcome yet: remove them, or remove spec.source"
 type WebhookReplaySpec struct {
-	// selector says which WebhookDeliveries of the namespace are replayed; every field given must match.
+	// selector says which WebhookDeliveries of the namespace are replayed; every field given must match. With
+	// spec.source, it selects among the events re-read from the source (by subscription, event type, tenant and
+	// event time).
 	// +required
 	Selector ReplaySelector `json:"selector"`
+
+	// source, when set, re-reads an event source from a point in time instead of selecting existing deliveries:
+	// each event taken in since then is matched against the namespace's subscriptions as ingest matches events
+	// (patterns, filters, tenant isolation), and every match is sent again; a match whose WebhookDelivery exists
+	// replays it, one without makes it. Unset: the namespace's deliveries are selected, with those pruned by the
+	// history limits from the ledger when the operator has one.
+	// +optional
+	Source *ReplaySource `json:"source,omitempty"`
 
 	// rate bounds how fast the selected deliveries are replayed.
 	// +kubebuilder:default={}
@@ -40,6 +62,20 @@ type WebhookReplaySpec struct {
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
 	Limit int32 `json:"limit,omitempty"`
+}
+
+// ReplaySource is an event source re-read from a point in time.
+type ReplaySource struct {
+	// kind is the source to re-read: Outbox (the outbox table's done rows, which the operator keeps for
+	// --postgres-retention) or JetStream (the stream's messages, for as long as the stream keeps them). The
+	// operator must read that source.
+	// +required
+	Kind ReplaySourceKind `json:"kind"`
+
+	// since re-reads the events the source took in at or after this time: outbox rows Hookpost processed since
+	// then, stream messages stored since then. Events taken in after the WebhookReplay was created are left out.
+	// +required
+	Since metav1.Time `json:"since"`
 }
 
 // ReplaySelector selects WebhookDeliveries. Only deliveries that existed when the WebhookReplay was created are
@@ -142,6 +178,7 @@ type WebhookReplayStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=hookpost,shortName=whrep
 // +kubebuilder:printcolumn:name="Subscription",type=string,JSONPath=`.spec.selector.subscriptionName`
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.spec.source.kind`,priority=1
 // +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selected`
 // +kubebuilder:printcolumn:name="Sent",type=integer,JSONPath=`.status.sent`
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.succeeded`

@@ -88,7 +88,7 @@ func (o *deadLettersOptions) run(ctx context.Context) error {
 	}
 	if o.replay {
 		sel := hookpostv1.ReplaySelector{SubscriptionName: o.subscription, Phases: []hookpostv1.DeliveryPhase{hookpostv1.DeliveryFailed}}
-		return createWebhookReplay(ctx, o.rootOptions, c, ns, "dead-letters-", sel, o.rate, 0, o.output)
+		return createWebhookReplay(ctx, o.rootOptions, c, ns, "dead-letters-", hookpostv1.WebhookReplaySpec{Selector: sel, Rate: hookpostv1.ReplayRate{PerSecond: o.rate}}, o.output)
 	}
 	letters, err := o.fromObjects(ctx, c, ns)
 	if err != nil {

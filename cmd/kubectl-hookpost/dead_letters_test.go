@@ -181,11 +181,25 @@ func TestReplayCreatesAWebhookReplay(t *testing.T) {
 		t.Errorf("status %+v, want 2 selected and succeeded", done.Status)
 	}
 
+	out = mustRun(t, "replay", "--webhookreplay", "--from-source", "outbox", "--since", "1h", "--subscription", "orders", "-n", ns, "-o", "json")
+	rp = hookpostv1.WebhookReplay{}
+	if err := json.Unmarshal([]byte(out), &rp); err != nil {
+		t.Fatalf("replay --webhookreplay --from-source -o json (%v):\n%s", err, out)
+	}
+	if src := rp.Spec.Source; src == nil || src.Kind != hookpostv1.ReplaySourceOutbox || time.Since(src.Since.Time) < 59*time.Minute ||
+		time.Since(src.Since.Time) > 61*time.Minute || rp.Spec.Selector.From != nil || rp.Spec.Selector.SubscriptionName != "orders" {
+		t.Errorf("--from-source outbox --since 1h made spec %+v, source %+v; want source Outbox since an hour ago, no selector.from", rp.Spec, rp.Spec.Source)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"replay", "--webhookreplay", "--rate", "1000", "-n", ns}, "spec.rate.perSecond"},
+		{[]string{"replay", "--webhookreplay", "--from-source", "kafka", "--since", "1h", "-n", ns}, "use outbox or jetstream"},
+		{[]string{"replay", "--webhookreplay", "--from-source", "outbox", "-n", ns}, "add --since"},
+		{[]string{"replay", "--webhookreplay", "--from-source", "jetstream", "--since", "1h", "--phase", "Failed", "-n", ns}, "drop one of them"},
+		{[]string{"replay", "--subscription", "orders", "--from-source", "outbox", "-n", ns}, "add --webhookreplay"},
 		{[]string{"replay", "--webhookreplay", "somedelivery", "-n", ns}, "drop the delivery name"},
 		{[]string{"replay", "--subscription", "orders", "--tenant", "1", "-n", ns}, "add --webhookreplay"},
 		{[]string{"dead-letters", "-o", "csv", "-n", ns}, "json, yaml or jsonl"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,8 @@ type replayOptions struct {
 	webhookReplay       bool
 	rate, limit         int32
 	eventTypes, tenants []string
+	// fromSource re-reads a source (Outbox or JetStream) since --since instead of selecting deliveries.
+	fromSource string
 }
 
 // replayResult is replay's -o form.
@@ -44,10 +47,18 @@ says until when a replay waits). Reports how many deliveries a replay was reques
 With --webhookreplay, creates a WebhookReplay instead: the operator replays the selection at --rate
 (not held to the per-subscription replay limits), and its status counts selected, sent, succeeded and
 failed deliveries until its Complete condition is True. --subscription is then optional (every
-subscription of the namespace), and --since is over the events' time. This is the way to replay in bulk.`,
+subscription of the namespace), and --since is over the events' time. This is the way to replay in bulk.
+Without --from-source it selects the namespace's deliveries, and, when the operator has a ledger, those
+pruned by the history limits too.
+
+With --webhookreplay --from-source outbox|jetstream, the WebhookReplay re-reads that source instead: every
+event it took in within --since (outbox rows Hookpost processed, stream messages stored) is matched against
+the namespace's subscriptions (--subscription: that one) as ingest matches events, and sent again to each it
+matches, as a real event; a match whose delivery object exists is replayed, one without is made.`,
 		Example: `  kubectl hookpost replay orders-3f2a9c0e1d
   kubectl hookpost replay --subscription orders --phase Failed --since 2h
-  kubectl hookpost replay --webhookreplay --subscription orders --phase Failed --event-type order.created --rate 20`,
+  kubectl hookpost replay --webhookreplay --subscription orders --phase Failed --event-type order.created --rate 20
+  kubectl hookpost replay --webhookreplay --from-source outbox --since 2h --subscription orders`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
@@ -59,6 +70,7 @@ subscription of the namespace), and --since is over the events' time. This is th
 	cmd.Flags().Int32Var(&o.limit, "limit", hookpostv1.DefaultReplayLimit, "With --webhookreplay: replay at most this many deliveries, those with the oldest events (1 to 10000).")
 	cmd.Flags().StringSliceVar(&o.eventTypes, "event-type", nil, "With --webhookreplay: only deliveries of these event types.")
 	cmd.Flags().StringSliceVar(&o.tenants, "tenant", nil, "With --webhookreplay: only deliveries of events of these tenants.")
+	cmd.Flags().StringVar(&o.fromSource, "from-source", "", "With --webhookreplay: re-read this source (outbox or jetstream) from --since ago instead of selecting deliveries.")
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }
@@ -67,8 +79,8 @@ func (o *replayOptions) run(ctx context.Context, args []string) error {
 	if o.webhookReplay {
 		return o.runWebhookReplay(ctx, args)
 	}
-	if len(o.eventTypes) > 0 || len(o.tenants) > 0 {
-		return errors.New("--event-type and --tenant select what a WebhookReplay replays: add --webhookreplay")
+	if len(o.eventTypes) > 0 || len(o.tenants) > 0 || o.fromSource != "" {
+		return errors.New("--event-type, --tenant and --from-source select what a WebhookReplay replays: add --webhookreplay")
 	}
 	if (len(args) == 1) == (o.subscription != "") {
 		return errors.New("name one delivery, or pass --subscription to replay a subscription's deliveries")
@@ -171,14 +183,42 @@ func (o *replayOptions) runWebhookReplay(ctx context.Context, args []string) err
 	if o.phase != "" {
 		sel.Phases = []hookpostv1.DeliveryPhase{hookpostv1.DeliveryPhase(o.phase)}
 	}
-	if o.since > 0 {
+	src, err := o.source()
+	if err != nil {
+		return err
+	}
+	if o.since > 0 && src == nil {
 		sel.From = &metav1.Time{Time: time.Now().Add(-o.since).UTC().Truncate(time.Second)}
 	}
 	c, ns, err := o.connect()
 	if err != nil {
 		return err
 	}
-	return createWebhookReplay(ctx, o.rootOptions, c, ns, "replay-", sel, o.rate, o.limit, o.output)
+	return createWebhookReplay(ctx, o.rootOptions, c, ns, "replay-", hookpostv1.WebhookReplaySpec{Selector: sel, Source: src,
+		Rate: hookpostv1.ReplayRate{PerSecond: o.rate}, Limit: o.limit}, o.output)
+}
+
+// source is spec.source for --from-source and --since; nil without --from-source.
+func (o *replayOptions) source() (*hookpostv1.ReplaySource, error) {
+	if o.fromSource == "" {
+		return nil, nil
+	}
+	var kind hookpostv1.ReplaySourceKind
+	switch strings.ToLower(o.fromSource) {
+	case "outbox":
+		kind = hookpostv1.ReplaySourceOutbox
+	case "jetstream":
+		kind = hookpostv1.ReplaySourceJetStream
+	default:
+		return nil, fmt.Errorf("--from-source %q is not a source: use outbox or jetstream", o.fromSource)
+	}
+	if o.since <= 0 {
+		return nil, errors.New("--from-source re-reads a source from a point in time: add --since, such as --since 2h")
+	}
+	if o.phase != "" {
+		return nil, errors.New("--phase selects deliveries by how they ended, and --from-source re-reads events: drop one of them")
+	}
+	return &hookpostv1.ReplaySource{Kind: kind, Since: metav1.NewTime(time.Now().Add(-o.since).UTC().Truncate(time.Second))}, nil
 }
 
 func validatePhase(phase string) error {
@@ -190,11 +230,11 @@ func validatePhase(phase string) error {
 }
 
 // createWebhookReplay creates a WebhookReplay named generateName plus a random suffix, and says how to follow it.
-// limit 0 takes the API's default. The API server checks the bounds and answers with the field and the fix.
-func createWebhookReplay(ctx context.Context, o *rootOptions, c client.Client, ns, generateName string, sel hookpostv1.ReplaySelector, rate, limit int32, output string) error {
+// A zero limit takes the API's default. The API server checks the bounds and answers with the field and the fix.
+func createWebhookReplay(ctx context.Context, o *rootOptions, c client.Client, ns, generateName string, spec hookpostv1.WebhookReplaySpec, output string) error {
 	rp := &hookpostv1.WebhookReplay{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: generateName},
-		Spec:       hookpostv1.WebhookReplaySpec{Selector: sel, Rate: hookpostv1.ReplayRate{PerSecond: rate}, Limit: limit},
+		Spec:       spec,
 	}
 	if err := c.Create(ctx, rp); err != nil {
 		return fmt.Errorf("create WebhookReplay in namespace %s: %w", ns, err)

@@ -31,9 +31,10 @@ func (o *ledgerOptions) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.printDDL, "ledger-print-ddl", false, "Print the ledger DDL (for DBAs who apply schema themselves) and exit.")
 }
 
-// ddl is what --ledger-print-ddl prints: the ledger table and, next to it, the table of parked deliveries.
+// ddl is what --ledger-print-ddl prints: the ledger table and, next to it, the tables of parked and pruned
+// deliveries.
 func (o *ledgerOptions) ddl() string {
-	return ledgerpg.DDL(o.schema, o.table) + "\n" + ledgerpg.ParkingDDL(o.schema, o.table)
+	return ledgerpg.AllDDL(o.schema, o.table)
 }
 
 // open returns the ledger writer, migrated when --ledger-migrate is set (or, in the outbox's database, when the

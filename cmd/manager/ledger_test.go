@@ -124,8 +124,9 @@ func TestOpenLedger(t *testing.T) {
 			t.Errorf("metric %s not registered (have %v)", want, names)
 		}
 	}
-	if !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries"`) || !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries_parked"`) {
-		t.Errorf("--ledger-print-ddl prints:\n%s\nwant the ledger table and the parked table next to it", o.ddl())
+	if !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries"`) || !strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries_parked"`) ||
+		!strings.Contains(o.ddl(), `"hookpost"."webhook_deliveries_pruned"`) {
+		t.Errorf("--ledger-print-ddl prints:\n%s\nwant the ledger table and the parked and pruned tables next to it", o.ddl())
 	}
 	// Migrated with the ledger: the parked deliveries' table is there.
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM hookpost.webhook_deliveries_parked`).Scan(&rows); err != nil || rows != 0 {

@@ -138,7 +138,7 @@ func run() error {
 	})
 	clk := clock.RealClock{}
 	breakers := delivery.NewBreakers()
-	rec, parking, err := o.setupLedger(ctx, mgr)
+	rec, parking, pruned, err := o.setupLedger(ctx, mgr)
 	if err != nil {
 		return err
 	}
@@ -148,10 +148,12 @@ func run() error {
 	}
 	// One Sender, one Secrets and one set of circuits serve the first attempt from ingest and the delivery controller's retries.
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
+	// WebhookReplays re-read the sources that sources.setup opens below (spec.source).
+	replays := ingest.NewSourceReplay(mgr.GetCache(), sealer, o.tenantIsolation)
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, TenantIsolation: o.tenantIsolation,
-		Sealer: sealer, ReplayLimits: o.replay, Breakers: breakers,
+		Sealer: sealer, ReplayLimits: o.replay, Breakers: breakers, Pruned: pruned, Sources: replays,
 	}); err != nil {
 		return err
 	}
@@ -164,7 +166,7 @@ func run() error {
 		return err
 	}
 	metrics.Register(crmetrics.Registry, sender, backlog.Count, func() float64 { return float64(unfinished.Total()) }, breakers)
-	if err := o.sources.setup(ctx, mgr, clk, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
+	if err := o.sources.setup(ctx, mgr, clk, replays, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
 		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent,
 		unfinished: unfinished, parking: parking, caps: o.caps, breakers: breakers}); err != nil {
 		return err
@@ -234,20 +236,20 @@ func bindFlags(fs *flag.FlagSet, o *options, zapOpts *zap.Options) {
 	zapOpts.BindFlags(fs)
 }
 
-// setupLedger opens the delivery ledger and adds its writer to mgr, and returns it with the table of parked
-// deliveries next to it; ledger.Discard and nil when none is configured. A ledger in the outbox's database is
-// migrated with the outbox (--postgres-migrate).
-func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, ledger.Parking, error) {
+// setupLedger opens the delivery ledger and adds its writer to mgr, and returns it with the tables of parked and
+// pruned deliveries next to it; ledger.Discard and nils when none is configured. A ledger in the outbox's database
+// is migrated with the outbox (--postgres-migrate).
+func (o *options) setupLedger(ctx context.Context, mgr ctrl.Manager) (ledger.Recorder, ledger.Parking, ledger.PrunedStore, error) {
 	w, err := o.ledger.open(ctx, o.sources.postgresDSN, o.sources.postgresMigrate)
 	if err != nil || w == nil {
-		return ledger.Discard, nil, err
+		return ledger.Discard, nil, nil, err
 	}
 	if err := mgr.Add(w); err != nil {
 		w.Close()
-		return ledger.Discard, nil, fmt.Errorf("add ledger writer: %w", err)
+		return ledger.Discard, nil, nil, fmt.Errorf("add ledger writer: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("Delivery ledger configured", "table", o.ledger.schema+"."+o.ledger.table)
-	return w, w.Parking(), nil
+	return w, w.Parking(), w.Pruned(), nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/delivery"
 	"github.com/hookpost/hookpost/internal/ingest"
@@ -139,8 +140,9 @@ func (o *sourceOptions) setupCaps(mgr ctrl.Manager, deps dispatchDeps, refusals 
 	return caps, nil
 }
 
-// setup adds an ingest runnable, and a readiness check, per configured source.
-func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, deps dispatchDeps) error {
+// setup adds an ingest runnable, and a readiness check, per configured source, and gives replays each source to
+// re-read.
+func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, replays *ingest.SourceReplay, deps dispatchDeps) error {
 	log := ctrl.Log.WithName("source")
 	onReject := func(r source.Rejection) {
 		metrics.ObserveRejection(r)
@@ -169,6 +171,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 			return err
 		}
 		srcs = append(srcs, pg)
+		replays.Add(hookpostv1.ReplaySourceOutbox, pg)
 	}
 	if o.natsURL != "" {
 		var ns *natssource.Source
@@ -186,6 +189,7 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 			return err
 		}
 		srcs = append(srcs, ns)
+		replays.Add(hookpostv1.ReplaySourceJetStream, ns)
 	}
 	if len(srcs) == 0 {
 		return nil

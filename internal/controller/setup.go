@@ -35,6 +35,11 @@ type Options struct {
 	Sealer *Sealer
 	// Breakers holds the subscriptions' circuits, shared with ingest's first attempts; nil opens none.
 	Breakers *delivery.Breakers
+	// Pruned keeps the deliveries pruned beyond the history limits, for WebhookReplays to make again; nil when the
+	// operator has no ledger (a WebhookReplay then selects objects only).
+	Pruned ledger.PrunedStore
+	// Sources re-reads the event sources for WebhookReplays with spec.source; nil when the operator reads none.
+	Sources SourceReplayer
 }
 
 // Setup registers the cache indexes and the controllers with mgr, as the operator runs them; tests that need
@@ -61,6 +66,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		TenantIsolation: o.TenantIsolation,
 		Breakers:        o.Breakers,
 		Ledger:          o.Ledger,
+		Pruned:          o.Pruned,
+		APIReader:       mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up subscription controller: %w", err)
 	}
@@ -82,10 +89,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("set up delivery controller: %w", err)
 	}
 	if err := (&WebhookReplayReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  FitNotes(mgr.GetEventRecorder("hookpost-replay")),
-		Clock:     o.Clock,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Recorder:        FitNotes(mgr.GetEventRecorder("hookpost-replay")),
+		Clock:           o.Clock,
+		Sealer:          o.Sealer,
+		Pruned:          o.Pruned,
+		Sources:         o.Sources,
+		TenantIsolation: o.TenantIsolation,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up replay controller: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/delivery"
@@ -211,4 +212,39 @@ func LedgerAttempt(d *hookpostv1.WebhookDelivery, out delivery.Outcome, start ti
 		}
 	}
 	return a
+}
+
+// PrunedOf is what the ledger keeps of a finished delivery pruned beyond its subscription's history limits: its
+// event, and how it ended, so a WebhookReplay can select it and make it again (DeliveryOfPruned). d must carry its
+// data (not a cached object whose data the cache dropped).
+func PrunedOf(d *hookpostv1.WebhookDelivery) ledger.Pruned {
+	ev := EventOf(d)
+	p := ledger.Pruned{
+		Namespace: d.Namespace, Subscription: d.Spec.SubscriptionName, DeliveryName: d.Name,
+		EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt,
+		Data: ev.Data, Phase: string(d.Status.Phase), Created: d.CreationTimestamp.Time,
+	}
+	if c := meta.FindStatusCondition(d.Status.Conditions, hookpostv1.ConditionDelivered); c != nil {
+		p.Reason = c.Reason
+	}
+	return p
+}
+
+// DeliveryOfPruned makes again, sealed, the delivery p was kept from, for the subscription whose UID is uid. The
+// status and creation time it is given are the pruned delivery's, for a WebhookReplay's selector to read; the API
+// server keeps neither when the object is created.
+func DeliveryOfPruned(p ledger.Pruned, uid types.UID, sealer *Sealer) *hookpostv1.WebhookDelivery {
+	d := NewDelivery(p.Namespace, p.Subscription, uid, hookpostv1.EventMeta{
+		ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: metav1.NewTime(p.OccurredAt),
+	}, p.Data, sealer)
+	d.CreationTimestamp = metav1.NewTime(p.Created)
+	d.Status.Phase = hookpostv1.DeliveryPhase(p.Phase)
+	if p.Reason != "" {
+		status := metav1.ConditionFalse
+		if d.Status.Phase == hookpostv1.DeliverySucceeded {
+			status = metav1.ConditionTrue
+		}
+		d.Status.Conditions = []metav1.Condition{{Type: hookpostv1.ConditionDelivered, Status: status, Reason: p.Reason}}
+	}
+	return d
 }

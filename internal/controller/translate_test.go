@@ -156,3 +156,45 @@ func TestKeysFor(t *testing.T) {
 		})
 	}
 }
+
+// TestPrunedDeliveryIsMadeAgainAsItWas: what the ledger keeps of a pruned delivery makes the same delivery again,
+// under the same name, sealed (a real event), with the phase and reason a WebhookReplay's selector reads.
+func TestPrunedDeliveryIsMadeAgainAsItWas(t *testing.T) {
+	sealer := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	occurred := metav1.NewTime(time.Date(2025, 11, 16, 10, 30, 0, 0, time.UTC))
+	tests := []struct {
+		name   string
+		phase  hookpostv1.DeliveryPhase
+		reason string
+		data   []byte
+	}{
+		{name: "failed, rejected", phase: hookpostv1.DeliveryFailed, reason: hookpostv1.ReasonRejected, data: []byte(`{"order_id":7}`)},
+		{name: "succeeded", phase: hookpostv1.DeliverySucceeded, reason: hookpostv1.ReasonSucceeded, data: []byte(`{"n":1}`)},
+		{name: "no data", phase: hookpostv1.DeliveryFailed, reason: hookpostv1.ReasonRetriesExhausted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := hookpostv1.EventMeta{ID: "evt-1", Type: "order.created", TenantID: "42", Collection: "orders", OccurredAt: occurred}
+			d := NewDelivery("shop", "orders", "uid-1", ev, tc.data, sealer)
+			d.CreationTimestamp = metav1.NewTime(occurred.Add(time.Second))
+			d.Status.Phase = tc.phase
+			d.Status.Conditions = []metav1.Condition{{Type: hookpostv1.ConditionDelivered, Status: metav1.ConditionFalse, Reason: tc.reason}}
+
+			p := PrunedOf(d)
+			again := DeliveryOfPruned(p, "uid-1", sealer)
+			if again.Name != d.Name || again.Name != hookpostv1.DeliveryName("orders", "evt-1") {
+				t.Errorf("made again as %s, was %s", again.Name, d.Name)
+			}
+			if !sealer.Sealed(again) {
+				t.Error("made again without a valid seal: it would be sent as a test event")
+			}
+			if string(EventOf(again).Data) != string(tc.data) || again.Spec.Event != d.Spec.Event || again.Spec.Test {
+				t.Errorf("spec %+v, want %+v", again.Spec, d.Spec)
+			}
+			sel := hookpostv1.ReplaySelector{Phases: []hookpostv1.DeliveryPhase{tc.phase}, Reasons: []hookpostv1.DeliveredReason{hookpostv1.DeliveredReason(tc.reason)}}
+			if !replaySelects(sel, occurred.Add(time.Hour), again) {
+				t.Errorf("a selector for phase %s and reason %s does not select it", tc.phase, tc.reason)
+			}
+		})
+	}
+}

@@ -157,5 +157,21 @@ var _ = Describe("WebhookReplay controller", func() {
 		err = k8sClient.Create(ctx, bad)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("spec.rate.perSecond"))
+
+		bad = &hookpostv1.WebhookReplay{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "source-by-phase"},
+			Spec: hookpostv1.WebhookReplaySpec{
+				Selector: hookpostv1.ReplaySelector{Phases: []hookpostv1.DeliveryPhase{hookpostv1.DeliveryFailed}},
+				Source:   &hookpostv1.ReplaySource{Kind: hookpostv1.ReplaySourceOutbox, Since: from},
+			},
+		}
+		err = k8sClient.Create(ctx, bad)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("spec.selector.phases and spec.selector.reasons select deliveries by how they ended, and spec.source re-reads events that have no outcome yet: remove them, or remove spec.source"))
+
+		bad.Spec = hookpostv1.WebhookReplaySpec{Source: &hookpostv1.ReplaySource{Kind: "Kafka", Since: from}}
+		err = k8sClient.Create(ctx, bad)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("spec.source.kind"))
 	})
 })

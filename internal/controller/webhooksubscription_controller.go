@@ -48,6 +48,11 @@ type WebhookSubscriptionReconciler struct {
 	// Ledger is written (ledger.Flush) before Failed deliveries beyond spec.history.failedLimit are pruned, so a
 	// pruned failure's attempts are in the ledger; ledger.Discard when none is configured.
 	Ledger ledger.Recorder
+	// Pruned keeps the deliveries pruned beyond the history limits, with their events, before their objects are
+	// deleted, so a WebhookReplay can make them again; nil when the operator has no ledger.
+	Pruned ledger.PrunedStore
+	// APIReader reads a delivery about to be pruned whole: the cache keeps finished ones without their data.
+	APIReader client.Reader
 
 	// pruned holds the UIDs of deliveries this process deleted beyond the history limits (UID -> time.Time), so
 	// a reconcile that reads a cache which still shows them neither counts nor prunes them twice.
@@ -422,6 +427,12 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 			failed, failedKept = nil, true
 		}
 	}
+	if r.Pruned != nil && len(succeeded)+len(failed) > 0 {
+		if err := r.keepPruned(ctx, succeeded, failed); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Pruned deliveries not kept in the ledger; deliveries beyond the history limits are kept until they are", "kept", len(succeeded)+len(failed))
+			succeeded, failed, failedKept = nil, nil, true
+		}
+	}
 	sub.Status.PrunedSucceeded += int64(len(succeeded))
 	sub.Status.PrunedFailed += int64(len(failed))
 	prune = append(succeeded, failed...)
@@ -437,6 +448,36 @@ func (r *WebhookSubscriptionReconciler) summariseDeliveries(ctx context.Context,
 	}
 	applyDeliveryStats(&sub.Status, computeDeliveryStats(sub.Status, kept))
 	return prune, failedKept, nil
+}
+
+// keepPruned writes the deliveries about to be pruned that keptWhenPruned selects, with their events, to the
+// ledger's table of pruned deliveries (Pruned), so a WebhookReplay can make them again (docs/subscriptions.md,
+// "WebhookReplay"). The cache holds finished deliveries without their data (CacheOptions), so each is read whole
+// from the API server first: one read next to the delete each already costs. A delivery gone meanwhile needs
+// nothing kept.
+func (r *WebhookSubscriptionReconciler) keepPruned(ctx context.Context, lists ...[]hookpostv1.WebhookDelivery) error {
+	var kept []ledger.Pruned
+	for _, list := range lists {
+		for i := range list {
+			d := &list[i]
+			if !keptWhenPruned(d) {
+				continue
+			}
+			if dataStripped(d) {
+				whole := &hookpostv1.WebhookDelivery{}
+				err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), whole)
+				if apierrors.IsNotFound(err) || (err == nil && whole.UID != d.UID) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("read delivery %s to keep it in the ledger: %w", d.Name, err)
+				}
+				d = whole
+			}
+			kept = append(kept, PrunedOf(d))
+		}
+	}
+	return r.Pruned.KeepPruned(ctx, kept)
 }
 
 // forgetOldPrunes drops remembered prunes older than prunedMemory: by then the cache has long seen the deletion.

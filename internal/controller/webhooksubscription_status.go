@@ -245,6 +245,15 @@ func deliveriesToPrune(deliveries []hookpostv1.WebhookDelivery, limits hookpostv
 	return oldestBeyond(ok, limitOr(limits.SucceededLimit, 100)), oldestBeyond(bad, limitOr(limits.FailedLimit, 1000))
 }
 
+// keptWhenPruned reports whether the ledger keeps a pruned delivery's event for a WebhookReplay: every Failed one
+// (the dead letters), and a Succeeded one that took more than one attempt. A success at its first attempt is left
+// out: there can be one per event (the newest fast-path successes are written as objects every flush, and every
+// event has an object with --first-attempt=false), so keeping them would put an API read and a ledger write on the
+// hot path. The source still holds those events (spec.source).
+func keptWhenPruned(d *hookpostv1.WebhookDelivery) bool {
+	return d.Status.Phase == hookpostv1.DeliveryFailed || (d.Status.Phase == hookpostv1.DeliverySucceeded && d.Status.Attempts > 1)
+}
+
 func limitOr(v *int32, def int) int {
 	if v == nil {
 		return def

@@ -183,6 +183,30 @@ func TestDeliveriesToPruneKeepsTheNewest(t *testing.T) {
 	}
 }
 
+func TestKeptWhenPruned(t *testing.T) {
+	tests := []struct {
+		name     string
+		phase    hookpostv1.DeliveryPhase
+		attempts int32
+		want     bool
+	}{
+		{name: "failed at once", phase: hookpostv1.DeliveryFailed, attempts: 1, want: true},
+		{name: "failed after retries", phase: hookpostv1.DeliveryFailed, attempts: 6, want: true},
+		{name: "failed without an attempt (invalid request)", phase: hookpostv1.DeliveryFailed, want: true},
+		{name: "succeeded after a retry", phase: hookpostv1.DeliverySucceeded, attempts: 2, want: true},
+		// One per event on the fast path's success objects, or with --first-attempt=false: the source has them.
+		{name: "succeeded at the first attempt", phase: hookpostv1.DeliverySucceeded, attempts: 1, want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &hookpostv1.WebhookDelivery{Status: hookpostv1.WebhookDeliveryStatus{Phase: tc.phase, Attempts: tc.attempts}}
+			if got := keptWhenPruned(d); got != tc.want {
+				t.Errorf("keptWhenPruned = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCircuitCondition(t *testing.T) {
 	since := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	open := &metav1.Condition{Type: hookpostv1.ConditionCircuitOpen, Status: metav1.ConditionTrue, Reason: hookpostv1.ReasonCircuitOpened}

@@ -7,11 +7,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
@@ -144,44 +142,13 @@ func admissionDenied(err error) bool {
 		(strings.Contains(msg, "ValidatingAdmissionPolicy ") && strings.Contains(msg, " denied request"))
 }
 
-// NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
-// subscription and event type, owned by the subscription so it goes when the subscription goes, and sealed by
-// sealer: the delivery controller sends a delivery without the operator's seal as a test event.
+// NewDelivery builds the WebhookDelivery for an event and a subscription (controller.NewDelivery).
 func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
-	labels := map[string]string{}
-	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
-		labels[hookpostv1.LabelSubscription] = v
-	}
-	if v := hookpostv1.EventTypeLabelValue(ev.Type); v != "" {
-		labels[hookpostv1.LabelEventType] = v
-	}
-	d := &hookpostv1.WebhookDelivery{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: sub.Namespace,
-			Name:      hookpostv1.DeliveryName(sub.Name, ev.ID),
-			Labels:    labels,
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: hookpostv1.GroupVersion.String(),
-				Kind:       "WebhookSubscription",
-				Name:       sub.Name,
-				UID:        types.UID(sub.UID),
-				Controller: ptr.To(true),
-			}},
-		},
-		Spec: hookpostv1.WebhookDeliverySpec{
-			SubscriptionName: sub.Name,
-			Event: hookpostv1.EventMeta{
-				ID:         ev.ID,
-				Type:       ev.Type,
-				TenantID:   ev.TenantID,
-				Collection: ev.Collection,
-				OccurredAt: metav1.NewTime(ev.OccurredAt),
-			},
-		},
-	}
-	if len(ev.Data) > 0 {
-		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
-	}
-	sealer.Seal(d)
-	return d
+	return controller.NewDelivery(sub.Namespace, sub.Name, types.UID(sub.UID), hookpostv1.EventMeta{
+		ID:         ev.ID,
+		Type:       ev.Type,
+		TenantID:   ev.TenantID,
+		Collection: ev.Collection,
+		OccurredAt: metav1.NewTime(ev.OccurredAt),
+	}, ev.Data, sealer)
 }

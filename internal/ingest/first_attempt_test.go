@@ -26,6 +26,7 @@ import (
 	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/signing"
 	"github.com/hookpost/hookpost/internal/source"
+	natssource "github.com/hookpost/hookpost/internal/source/nats"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/test/fixtures"
 	"github.com/hookpost/hookpost/test/harness"
@@ -54,6 +55,8 @@ type operatorConfig struct {
 	// maxUnfinished, when set, caps each subscription's unfinished deliveries as the binary does (with the
 	// drain when there is a ledger), and refusals get Events.
 	maxUnfinished int
+	// tenantIsolation is the binary's --tenant-isolation.
+	tenantIsolation bool
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with
@@ -88,8 +91,22 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	// WebhookReplays re-read the sources (spec.source) and, with a ledger, find pruned deliveries in it.
+	replays := ingest.NewSourceReplay(mgr.GetCache(), sealer, cfg.tenantIsolation)
+	for _, src := range srcs {
+		kind := hookpostv1.ReplaySourceOutbox
+		if src.Name() == natssource.Name {
+			kind = hookpostv1.ReplaySourceJetStream
+		}
+		replays.Add(kind, src.(source.Rereader))
+	}
+	var pruned ledger.PrunedStore
+	if cfg.ledger != nil {
+		pruned = cfg.ledger.Pruned()
+	}
 	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
-		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers}); err != nil {
+		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers,
+		TenantIsolation: cfg.tenantIsolation, Pruned: pruned, Sources: replays}); err != nil {
 		t.Fatal(err)
 	}
 	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: sealer, Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
@@ -104,7 +121,7 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 	}
 	d := ingest.NewFirstAttempt(fo)
 	for _, src := range srcs {
-		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond})); err != nil {
+		if err := mgr.Add(ingest.New(src, mgr.GetCache(), d, ingest.Options{BatchSize: 100, RetryDelay: 200 * time.Millisecond, TenantIsolation: cfg.tenantIsolation})); err != nil {
 			t.Fatal(err)
 		}
 	}

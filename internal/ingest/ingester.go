@@ -345,10 +345,19 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 		i.dirty.Store(true)
 		return nil, err
 	}
-	subs := make([]*Subscription, 0, len(list.Items))
+	subs, filters := forMatching(list.Items, grants, i.filters)
+	// Expressions no subscription uses any more are dropped with the old map.
+	i.index, i.filters = NewIndex(subs), filters
+	return i.index, nil
+}
+
+// forMatching translates items for matching, with each namespace's tenant grant (grants nil: isolation is off)
+// and each filter expression compiled, reusing the programs in compiled; it returns the expressions' programs.
+func forMatching(items []hookpostv1.WebhookSubscription, grants map[string]*controller.TenantGrant, compiled map[string]compiledFilter) ([]*Subscription, map[string]compiledFilter) {
+	subs := make([]*Subscription, 0, len(items))
 	filters := map[string]compiledFilter{}
-	for k := range list.Items {
-		if s := FromAPI(&list.Items[k]); s != nil {
+	for k := range items {
+		if s := FromAPI(&items[k]); s != nil {
 			if grants != nil {
 				// A namespace missing from the cache is granted nothing, like one without the annotation.
 				if s.Grant = grants[s.Namespace]; s.Grant == nil {
@@ -358,7 +367,7 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 			if s.Expression != "" {
 				c, ok := filters[s.Expression]
 				if !ok {
-					if c, ok = i.filters[s.Expression]; !ok {
+					if c, ok = compiled[s.Expression]; !ok {
 						c.program, c.err = filter.Compile(s.Expression)
 					}
 					filters[s.Expression] = c
@@ -368,9 +377,7 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 			subs = append(subs, s)
 		}
 	}
-	// Expressions no subscription uses any more are dropped with the old map.
-	i.index, i.filters = NewIndex(subs), filters
-	return i.index, nil
+	return subs, filters
 }
 
 // compiledFilter is an expression compiled, or why it does not compile.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -176,6 +177,13 @@ type row struct{ typ, tenant, collection, payload string }
 // event ids in order.
 func insert(t testing.TB, table string, rows ...row) []string {
 	t.Helper()
+	return insertWith(t, postgres.InsertSQL("public", table)+" RETURNING event_id::text", rows...)
+}
+
+// insertWith writes rows with statement (parameters as postgres.InsertSQL's, returning the event id) in one
+// transaction and returns their event ids in order.
+func insertWith(t testing.TB, statement string, rows ...row) []string {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.DSN())
 	if err != nil {
@@ -189,7 +197,7 @@ func insert(t testing.TB, table string, rows ...row) []string {
 	var ids []string
 	for _, r := range rows {
 		var id string
-		err := tx.QueryRow(ctx, postgres.InsertSQL("public", table)+" RETURNING event_id::text", r.typ, nullable(r.tenant), nullable(r.collection), r.payload).Scan(&id)
+		err := tx.QueryRow(ctx, statement, r.typ, nullable(r.tenant), nullable(r.collection), r.payload).Scan(&id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,14 +335,7 @@ func TestJetStreamEventsBecomeDeliveriesAndDuplicatesAreDropped(t *testing.T) {
 		fixtures.Subscription(ns, "orders", "https://example.com/o", fixtures.Events("order.*")),
 		fixtures.Subscription(ns, "tenant-5", "https://example.com/t", fixtures.Events("*"), fixtures.Filter([]string{"5"}, nil)),
 	)
-	srv := harness.StartNATS(t)
-	stream := fmt.Sprintf("EVENTS%d", counter.Add(1))
-	prefix := fmt.Sprintf("hp%d.events.", counter.Load())
-	src, err := natssource.New(context.Background(), natssource.Options{URL: srv.URL(), Stream: stream, SubjectPrefix: prefix, CreateStream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, js := srv.Producer(t)
+	src, js, prefix := newStream(t)
 	now := time.Now()
 	events := []source.Event{
 		{ID: "e1", Type: "order.created", TenantID: "5", OccurredAt: now, Data: json.RawMessage(`{"order_id":1}`)},
@@ -354,6 +355,21 @@ func TestJetStreamEventsBecomeDeliveriesAndDuplicatesAreDropped(t *testing.T) {
 	if got := deliveries(t, ns); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("deliveries = %v, want %v", got, want)
 	}
+}
+
+// newStream starts a NATS server with a stream of its own and returns the JetStream source reading it, a producer's
+// JetStream and the subject prefix to publish under.
+func newStream(t *testing.T) (*natssource.Source, jetstream.JetStream, string) {
+	t.Helper()
+	srv := harness.StartNATS(t)
+	stream := fmt.Sprintf("EVENTS%d", counter.Add(1))
+	prefix := fmt.Sprintf("hp%d.events.", counter.Load())
+	src, err := natssource.New(context.Background(), natssource.Options{URL: srv.URL(), Stream: stream, SubjectPrefix: prefix, CreateStream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := srv.Producer(t)
+	return src, js, prefix
 }
 
 func sortedCopy(s []string) []string {

@@ -62,3 +62,10 @@ type Rejection struct {
 	// Reason names what is wrong and how to fix it.
 	Reason string
 }
+
+// Rereader reads again the events a source already handed over, for replays (a WebhookReplay's spec.source).
+type Rereader interface {
+	// Reread calls fn with each event the source took in at or after since and before until, in the order it took
+	// them in, until fn returns false or none is left. Events the source set aside as malformed are not among them.
+	Reread(ctx context.Context, since, until time.Time, fn func(Event) bool) error
+}

@@ -71,7 +71,7 @@ func (s *outboxSource) open(ctx context.Context, run string) (sourceRun, error) 
 	}
 	// Both tables exist before the operator starts, as a DBA applying the printed DDL would have them; the
 	// operator runs with its defaults (no --postgres-migrate, no --ledger-migrate).
-	for _, ddl := range []string{postgres.DDL("", ""), ledgerpg.DDL("", ""), ledgerpg.ParkingDDL("", "")} {
+	for _, ddl := range []string{postgres.DDL("", ""), ledgerpg.AllDDL("", "")} {
 		if _, err := pool.Exec(ctx, ddl); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("create the outbox and ledger tables: %w", err)

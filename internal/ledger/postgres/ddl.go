@@ -99,8 +99,13 @@ END $hookpost$;
 	return b.String()
 }
 
-// Migrate applies DDL and ParkingDDL for the writer's table. Concurrent callers wait for each other.
+// AllDDL is every statement of the ledger: its table (DDL), the parked deliveries' (ParkingDDL) and the pruned
+// deliveries' (PrunedDDL). manager --ledger-print-ddl prints it and Migrate applies it.
+func AllDDL(schema, tableName string) string {
+	return DDL(schema, tableName) + "\n" + ParkingDDL(schema, tableName) + "\n" + PrunedDDL(schema, tableName)
+}
+
+// Migrate applies AllDDL for the writer's table. Concurrent callers wait for each other.
 func (w *Writer) Migrate(ctx context.Context) error {
-	return pgschema.Apply(ctx, w.pool, migrateLockKey, "ledger table "+w.table.Qualified(),
-		DDL(w.table.Schema, w.table.Name)+"\n"+ParkingDDL(w.table.Schema, w.table.Name))
+	return pgschema.Apply(ctx, w.pool, migrateLockKey, "ledger table "+w.table.Qualified(), AllDDL(w.table.Schema, w.table.Name))
 }

@@ -51,8 +51,13 @@ END $hookpost$;
 }
 
 func parkingTable(schema, ledgerTable string) pgschema.Table {
+	return besideLedger(schema, ledgerTable, ParkingSuffix)
+}
+
+// besideLedger is the table named the ledger table's name plus suffix, in the ledger's schema.
+func besideLedger(schema, ledgerTable, suffix string) pgschema.Table {
 	l := pgschema.NewTable(schema, ledgerTable, DefaultTable)
-	return pgschema.Table{Schema: l.Schema, Name: l.Name + ParkingSuffix}
+	return pgschema.Table{Schema: l.Schema, Name: l.Name + suffix}
 }
 
 // Parking is the table of parked deliveries, in the ledger's database.

@@ -110,6 +110,8 @@ type Writer struct {
 	table    pgschema.Table
 	pool     *pgxpool.Pool
 	purgeSQL string
+	// purgePrunedSQL deletes expired rows of the table of pruned deliveries.
+	purgePrunedSQL string
 	// failing holds the error of Start's last write while its writes fail, nil while they succeed.
 	failing atomic.Pointer[error]
 
@@ -171,7 +173,8 @@ func New(ctx context.Context, opts Options) (*Writer, error) {
 		pool:  pool,
 		purgeSQL: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
     SELECT id FROM %[1]s WHERE attempted_at < $1 LIMIT %[2]d)`, t.Qualified(), purgeChunk),
-		wake: make(chan struct{}, 1),
+		purgePrunedSQL: purgePrunedSQL(t),
+		wake:           make(chan struct{}, 1),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookpost_ledger_rows_written_total",
 			Help: "Attempts written to the delivery ledger table.",
@@ -522,18 +525,22 @@ func (w *Writer) logDrops(final bool) {
 func (w *Writer) purgeChunk(ctx context.Context) (full bool) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	tag, err := w.pool.Exec(ctx, w.purgeSQL, w.opts.Now().Add(-w.opts.Retention))
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Error(err, "Ledger retention purge failed; retrying in a minute", "table", w.table.Qualified())
+	cutoff := w.opts.Now().Add(-w.opts.Retention)
+	for _, sql := range []string{w.purgeSQL, w.purgePrunedSQL} {
+		tag, err := w.pool.Exec(ctx, sql, cutoff)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error(err, "Ledger retention purge failed; retrying in a minute", "table", w.table.Qualified())
+			}
+			return false
 		}
-		return false
+		full = full || tag.RowsAffected() >= purgeChunk
 	}
-	return tag.RowsAffected() >= purgeChunk
+	return full
 }
 
-// PurgeExpired deletes every row whose attempt is older than Retention, in chunks, and returns how many it
-// deleted; it does nothing when Retention is negative. Start purges the same rows, a chunk at a time, every
+// PurgeExpired deletes every row whose attempt is older than Retention, and every pruned delivery kept longer, in
+// chunks, and returns how many it deleted; it does nothing when Retention is negative. Start purges the same rows, a chunk at a time, every
 // minute.
 func (w *Writer) PurgeExpired(ctx context.Context) (int64, error) {
 	if w.opts.Retention < 0 {
@@ -541,16 +548,19 @@ func (w *Writer) PurgeExpired(ctx context.Context) (int64, error) {
 	}
 	cutoff := w.opts.Now().Add(-w.opts.Retention)
 	var total int64
-	for {
-		tag, err := w.pool.Exec(ctx, w.purgeSQL, cutoff)
-		if err != nil {
-			return total, fmt.Errorf("delete ledger rows older than %s: %w", w.opts.Retention, err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < purgeChunk {
-			return total, nil
+	for _, sql := range []string{w.purgeSQL, w.purgePrunedSQL} {
+		for {
+			tag, err := w.pool.Exec(ctx, sql, cutoff)
+			if err != nil {
+				return total, fmt.Errorf("delete ledger rows older than %s: %w", w.opts.Retention, err)
+			}
+			total += tag.RowsAffected()
+			if tag.RowsAffected() < purgeChunk {
+				break
+			}
 		}
 	}
+	return total, nil
 }
 
 // Close closes the connection pool. Call it after Start has returned; buffered attempts are not written.

@@ -103,7 +103,7 @@ type Source struct {
 var _ source.Source = (*Source)(nil)
 
 type statements struct {
-	claim, reject, extend, ack, nack, release, purge string
+	claim, reject, extend, ack, nack, release, purge, reread string
 }
 
 // New connects to the database and starts listening for notifications. It does not wait for the database: a
@@ -187,6 +187,12 @@ WHERE id = ANY($1) AND status = 'pending'`, q),
 WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2`, q),
 		release: fmt.Sprintf(`UPDATE %s SET claimed_until = NULL
 WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2`, q),
+		// Reread's page: done rows after ($1 processed_at, $2 id), before $3, by processed_at then id.
+		reread: fmt.Sprintf(`SELECT id, event_id::text, event_type, coalesce(tenant_id, ''), coalesce(collection, ''),
+    CASE WHEN isfinite(occurred_at) THEN occurred_at END, octet_length(payload::text),
+    CASE WHEN octet_length(payload::text) <= $5 THEN payload::text END, processed_at
+FROM %s WHERE status = 'done' AND processed_at >= $1 AND (processed_at, id) > ($1, $2) AND processed_at < $3
+ORDER BY processed_at, id LIMIT $4`, q),
 		purge: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
     SELECT id FROM %[1]s WHERE status = 'done' AND processed_at < $1 LIMIT %[2]d)`, q, purgeChunk),
 	}
