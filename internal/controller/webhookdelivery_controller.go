@@ -144,7 +144,8 @@ func (r *WebhookDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		base := d.DeepCopy()
 		base.Status = before.Status
 		if err := r.Status().Patch(wctx, d, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
+			// An error requeues with backoff; a RequeueAfter beside it would be ignored (and warned about).
+			res, retErr = ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch delivery status: %w", err))
 			return
 		}
 		if d.Status.Attempts != before.Status.Attempts {

@@ -99,7 +99,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 				res, retErr = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 				return
 			case err != nil && !apierrors.IsNotFound(err):
-				retErr = errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
+				res, retErr = ctrl.Result{}, errors.Join(retErr, fmt.Errorf("patch subscription status: %w", err))
 				return
 			case err != nil:
 				return

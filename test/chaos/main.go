@@ -185,7 +185,11 @@ func chaosRun(ctx context.Context, cfg config, dir string) (result, error) {
 	sub := fixtures.Subscription(namespace, subscription, recv.URL+"/hooks", fixtures.InsecureHTTP(),
 		fixtures.Timeout(attemptTimeout), fixtures.Schedule(retrySchedule...),
 		// No delivery is pruned, so the count of objects per event at the end is complete.
-		fixtures.HistoryLimits(100000, 100000))
+		fixtures.HistoryLimits(100000, 100000),
+		// Half the events fail once or twice, so ten failures in a row happen often and the circuit opens: with
+		// the defaults (30 s open, doubling on a failed probe up to 10 m, then 20 attempts/s) the backlog would
+		// outlast the drain timeout. The breaker stays on, parking and draining included, on the schedule's scale.
+		fixtures.CircuitBreaker(10, time.Second, 0), fixtures.CircuitMaxOpenFor(5*time.Second))
 	if err := cp.Client.Create(ctx, sub); err != nil {
 		return result{}, fmt.Errorf("create subscription: %w", err)
 	}
