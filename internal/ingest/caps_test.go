@@ -55,7 +55,7 @@ func startCaps(t testing.TB, ctx context.Context, mgr ctrl.Manager, cfg operator
 	if parking != nil {
 		if err := mgr.Add(ingest.NewDrain(ingest.DrainOptions{Client: mgr.GetClient(), Reader: mgr.GetCache(), Parking: parking, Caps: caps,
 			Refusals: refusals, Sealer: sealer, Events: mgr.GetEventRecorder("hookpost-drain"),
-			EndpointRoom: ingest.EndpointRoom(breakers, sender, clock.RealClock{})})); err != nil {
+			EndpointRoom: ingest.EndpointRoom(breakers, sender, clock.RealClock{}), Parallelism: cfg.drainParallelism})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,7 +211,8 @@ func TestPastTheCapMatchesAreParkedAndDrainedInOrder(t *testing.T) {
 	removeSubscriptionsAfter(t, ns)
 	src, table := newOutbox(t, postgres.Options{})
 	w := newLedger(t, table)
-	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 5}, src)
+	// One object at a time, so the order they are made in is the order of arrival exactly.
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 5, drainParallelism: 1}, src)
 	subscribe(t, fixtures.Subscription(ns, "paused", rcv.URL+"/p", fixtures.Events("capped.*"), fixtures.InsecureHTTP(), fixtures.Paused()))
 	parkedBefore := metricValue(t, "hookpost_deliveries_parked_total")
 

@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +31,10 @@ const DefaultDrainInterval = time.Second
 // not hold up the others'.
 const drainBatch = 200
 
+// DefaultDrainParallelism is DrainOptions.Parallelism's default. One at a time, a round of drainBatch takes
+// drainBatch API round trips, and a backlog parked while an endpoint failed drains slower than events arrive.
+const DefaultDrainParallelism = 16
+
 // DrainOptions configure a Drain.
 type DrainOptions struct {
 	// Client creates deliveries; Reader reads subscriptions (the manager's cache).
@@ -46,6 +53,9 @@ type DrainOptions struct {
 	// can take now (see EndpointRoom): 0 leaves them parked, a row each, rather than objects that would only wait;
 	// negative, or a nil func, does not bound them.
 	EndpointRoom func(*hookpostv1.WebhookSubscription) int
+	// Parallelism is how many objects a round creates at once (default DefaultDrainParallelism). They start in
+	// order of arrival, so objects are made in that order give or take Parallelism; 1 makes them strictly in order.
+	Parallelism int
 	// Clock paces the rounds (default the real clock) every Interval (default DefaultDrainInterval).
 	Clock    clock.WithTicker
 	Interval time.Duration
@@ -72,6 +82,9 @@ func NewDrain(o DrainOptions) *Drain {
 	if o.Interval <= 0 {
 		o.Interval = DefaultDrainInterval
 	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = DefaultDrainParallelism
+	}
 	o.Events = controller.FitNotes(o.Events)
 	return &Drain{o: o, reported: map[ledger.SubscriptionKey]bool{}}
 }
@@ -87,8 +100,16 @@ func (d *Drain) Start(ctx context.Context) error {
 	t := d.o.Clock.NewTicker(d.o.Interval)
 	defer t.Stop()
 	for {
-		if err := d.round(ctx); err != nil && ctx.Err() == nil {
+		more, err := d.round(ctx)
+		if err != nil && ctx.Err() == nil {
 			log.Error(err, "Parked deliveries not drained; retrying")
+		}
+		if more && err == nil {
+			// A subscription had a whole round's worth made and room for more: the next round starts now.
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -113,11 +134,12 @@ func (d *Drain) adoptConditions(ctx context.Context) {
 	}
 }
 
-// round drains what there is room for and brings the conditions up to date.
-func (d *Drain) round(ctx context.Context) error {
+// round drains what there is room for and brings the conditions up to date; more is true when a subscription
+// got a whole drainBatch of objects and still has parked matches.
+func (d *Drain) round(ctx context.Context) (more bool, err error) {
 	counts, err := d.o.Parking.Counts(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var total int64
 	for key, n := range counts {
@@ -126,6 +148,7 @@ func (d *Drain) round(ctx context.Context) error {
 		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Parked deliveries of a subscription not drained", "namespace", key.Namespace, "subscriptionName", key.Name)
 		}
+		more = more || (err == nil && n-left >= drainBatch && left > 0)
 	}
 	metrics.SetParked(total)
 	for key := range d.reported {
@@ -133,7 +156,7 @@ func (d *Drain) round(ctx context.Context) error {
 			d.report(ctx, key, 0, nil)
 		}
 	}
-	return nil
+	return more, nil
 }
 
 // drain makes objects for the oldest of key's n parked matches that there is room for; it returns how many are left.
@@ -169,22 +192,45 @@ func (d *Drain) drain(ctx context.Context, key ledger.SubscriptionKey, n int64) 
 			d.report(ctx, key, left, obj)
 			return left, err
 		}
-		for _, p := range parked {
-			ev := &source.Event{ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: p.OccurredAt, Data: p.Data}
-			// A refusal for good is reported (and in the ledger with outcome refused) and removes the row too.
-			if err := createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(sub, ev, d.o.Sealer)); err != nil {
-				d.report(ctx, key, left, obj)
-				return left, err
-			}
-			if err := d.o.Parking.Remove(ctx, p.Seq); err != nil {
-				d.report(ctx, key, left, obj)
-				return left, err
-			}
-			left--
+		made, err := d.make(ctx, sub, parked)
+		if rerr := d.o.Parking.Remove(ctx, made...); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else {
+			left -= int64(len(made))
+		}
+		if err != nil {
+			d.report(ctx, key, left, obj)
+			return left, err
 		}
 	}
 	d.report(ctx, key, left, obj)
 	return left, nil
+}
+
+// make creates the objects of parked, Parallelism at a time, starting them in their order of arrival, and
+// returns the Seq of each one that exists now. A refusal for good is reported (and in the ledger with outcome
+// refused) and counts as made: its row goes too. After an error no more are started.
+func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Parked) (made []int64, err error) {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.o.Parallelism)
+	for _, p := range parked {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			ev := &source.Event{ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: p.OccurredAt, Data: p.Data}
+			if err := createDelivery(gctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(sub, ev, d.o.Sealer)); err != nil {
+				return err
+			}
+			mu.Lock()
+			made = append(made, p.Seq)
+			mu.Unlock()
+			return nil
+		})
+	}
+	err = g.Wait()
+	return made, err
 }
 
 // report writes key's Backlogged condition for left parked matches, with an Event when it flips. obj is the

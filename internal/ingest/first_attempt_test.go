@@ -57,6 +57,8 @@ type operatorConfig struct {
 	maxUnfinished int
 	// tenantIsolation is the binary's --tenant-isolation.
 	tenantIsolation bool
+	// drainParallelism, when set, is the drain's (1: objects made strictly in order of arrival).
+	drainParallelism int
 }
 
 // startOperator runs the controllers and an ingester per source with the first attempt, as the binary does with

@@ -31,8 +31,8 @@ type Parking interface {
 	Park(ctx context.Context, p Parked) error
 	// Oldest returns up to limit of sub's parked deliveries, in order of arrival.
 	Oldest(ctx context.Context, sub SubscriptionKey, limit int) ([]Parked, error)
-	// Remove deletes a parked delivery once its object exists.
-	Remove(ctx context.Context, seq int64) error
+	// Remove deletes parked deliveries, by Seq, once their objects exist.
+	Remove(ctx context.Context, seqs ...int64) error
 	// RemoveSubscription deletes every delivery parked for sub (which is gone) and returns how many.
 	RemoveSubscription(ctx context.Context, sub SubscriptionKey) (int64, error)
 	// Counts returns how many deliveries are parked per subscription; subscriptions with none are absent.

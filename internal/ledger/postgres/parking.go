@@ -180,10 +180,13 @@ FROM `+p.table+` WHERE namespace = $1 AND subscription = $2 AND subscription_uid
 	return out, nil
 }
 
-// Remove deletes one parked delivery.
-func (p *Parking) Remove(ctx context.Context, seq int64) error {
-	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE seq = $1`, seq); err != nil {
-		return fmt.Errorf("remove parked delivery %d: %w", seq, err)
+// Remove deletes parked deliveries by seq, in one statement.
+func (p *Parking) Remove(ctx context.Context, seqs ...int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE seq = ANY($1)`, seqs); err != nil {
+		return fmt.Errorf("remove %d parked deliveries: %w", len(seqs), err)
 	}
 	return nil
 }
