@@ -33,9 +33,11 @@ const (
 
 	// ConditionBacklogged is True on a WebhookSubscription while matches of it are parked in the ledger's
 	// database because it (or the cluster) had reached its cap of unfinished WebhookDeliveries
-	// (--max-unfinished-per-subscription, --max-unfinished); the message counts them. They become deliveries in
-	// order of arrival as its deliveries finish and while it is not paused; nothing is lost. Negative polarity:
-	// True needs attention (a paused subscription, or a receiver that does not keep up); absent or False is healthy.
+	// (--max-unfinished-per-subscription, --max-unfinished; reason UnfinishedCapReached), or because its endpoint
+	// was failing or hanging (reason EndpointUnavailable); the message counts them. They become deliveries in
+	// order of arrival as there is room and the endpoint takes deliveries, while it is not paused; nothing is lost.
+	// Negative polarity: True needs attention (a paused subscription, or a receiver that does not keep up); absent
+	// or False is healthy.
 	ConditionBacklogged = "Backlogged"
 
 	// ConditionReplayDeferred is True on a WebhookDelivery while a requested replay waits for the replay rate
@@ -162,6 +164,10 @@ const (
 	// ReasonBacklogDrained: every parked match of the subscription became a delivery (Backlogged=False, and a
 	// Normal Event).
 	ReasonBacklogDrained = "BacklogDrained"
+	// ReasonEndpointUnavailable: matches were parked, below the caps, because the subscription's circuit was open
+	// or its endpoint's attempts hung (with a ledger, such a match is a row rather than an object that would
+	// only wait); the matches after them are parked behind them, so it gets its events in order.
+	ReasonEndpointUnavailable = "EndpointUnavailable"
 )
 
 // Reasons on the Delivered condition of a WebhookDelivery.

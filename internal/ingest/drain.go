@@ -243,7 +243,9 @@ func (d *Drain) report(ctx context.Context, key ledger.SubscriptionKey, left int
 			return
 		}
 	}
-	cond := backloggedCondition(obj, left, d.o.Caps.o.PerSubscription, d.o.Caps.o.Total)
+	c := d.o.Caps.o
+	atCap := c.Unfinished.Count(FromAPI(obj)) >= c.PerSubscription || c.Unfinished.Total() >= c.Total
+	cond := backloggedCondition(obj, left, c.PerSubscription, c.Total, atCap)
 	if left > 0 {
 		d.reported[key] = true
 	} else {
@@ -270,8 +272,9 @@ func (d *Drain) report(ctx context.Context, key ledger.SubscriptionKey, left int
 	}
 }
 
-// backloggedCondition is the Backlogged condition of sub with left parked matches.
-func backloggedCondition(sub *hookpostv1.WebhookSubscription, left int64, perSub, total int) metav1.Condition {
+// backloggedCondition is the Backlogged condition of sub with left parked matches; atCap says whether it (or the
+// cluster) is at its cap of unfinished deliveries, else they were parked for a failing or hanging endpoint.
+func backloggedCondition(sub *hookpostv1.WebhookSubscription, left int64, perSub, total int, atCap bool) metav1.Condition {
 	c := metav1.Condition{Type: hookpostv1.ConditionBacklogged, ObservedGeneration: sub.Generation}
 	switch {
 	case left == 0:
@@ -281,6 +284,10 @@ func backloggedCondition(sub *hookpostv1.WebhookSubscription, left int64, perSub
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonUnfinishedCapReached
 		c.Message = fmt.Sprintf("%d events are parked in the ledger's database: the subscription is paused and reached its cap of unfinished deliveries (%d per subscription, %d in the cluster); they become deliveries in order of arrival once spec.paused is false",
 			left, perSub, total)
+	case !atCap:
+		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonEndpointUnavailable
+		c.Message = fmt.Sprintf("%d events are parked in the ledger's database: they (or events before them) came while the endpoint's circuit was open or its attempts hung; they become deliveries in order of arrival as the endpoint takes deliveries again (see the CircuitOpen condition)",
+			left)
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonUnfinishedCapReached
 		c.Message = fmt.Sprintf("%d events are parked in the ledger's database: the subscription reached its cap of unfinished deliveries (%d per subscription, %d in the cluster); they become deliveries in order of arrival as its deliveries finish",

@@ -82,17 +82,19 @@ func TestBackloggedCondition(t *testing.T) {
 		left       int64
 		wantStatus metav1.ConditionStatus
 		wantReason string
+		atCap      bool
 		wantText   string
 	}{
 		{name: "drained", left: 0, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonBacklogDrained, wantText: "every parked event"},
 		{name: "drained while paused", paused: true, left: 0, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonBacklogDrained, wantText: "every parked event"},
-		{name: "paused", paused: true, left: 15, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "15 events are parked in the ledger's database: the subscription is paused"},
-		{name: "receiver behind", left: 3, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "as its deliveries finish"},
+		{name: "paused", paused: true, left: 15, atCap: true, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "15 events are parked in the ledger's database: the subscription is paused"},
+		{name: "receiver behind", left: 3, atCap: true, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "as its deliveries finish"},
+		{name: "endpoint failing, below the caps", left: 7, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonEndpointUnavailable, wantText: "7 events are parked in the ledger's database: they (or events before them) came while the endpoint's circuit was open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 4}}
 			sub.Spec.Paused = tc.paused
-			c := backloggedCondition(sub, tc.left, 5, 100)
+			c := backloggedCondition(sub, tc.left, 5, 100, tc.atCap)
 			if c.Type != hookpostv1.ConditionBacklogged || c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.ObservedGeneration != 4 {
 				t.Errorf("condition %+v, want %s %s at generation 4", c, tc.wantStatus, tc.wantReason)
 			}
