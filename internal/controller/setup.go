@@ -35,6 +35,9 @@ type Options struct {
 	Sealer *Sealer
 	// Breakers holds the subscriptions' circuits, shared with ingest's first attempts; nil opens none.
 	Breakers *delivery.Breakers
+	// Watermarks tells ordered deliveries whether their source has acknowledged every event before them (the
+	// binary's source.Watermarks, to which it adds its sources); nil treats every source as caught up.
+	Watermarks Watermarks
 }
 
 // Setup registers the cache indexes and the controllers with mgr, as the operator runs them; tests that need
@@ -78,6 +81,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		ReplayLimits:            o.ReplayLimits,
 		Ledger:                  o.Ledger,
 		Breakers:                o.Breakers,
+		Watermarks:              o.Watermarks,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,10 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/filter"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
@@ -49,12 +52,15 @@ type DeliveryCreator struct {
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
+	if sub.OrderingKey != "" {
+		return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(ctx, sub, ev, c.Sealer))
+	}
 	release, admitted, err := c.Caps.Hold(ctx, sub, ev)
 	if !admitted {
 		return err
 	}
 	defer release()
-	return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(sub, ev, c.Sealer))
+	return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(ctx, sub, ev, c.Sealer))
 }
 
 // Forget drops what was kept for a deleted subscription.
@@ -145,9 +151,10 @@ func admissionDenied(err error) bool {
 }
 
 // NewDelivery builds the WebhookDelivery for an event and a subscription: deterministic name, labels for the
-// subscription and event type, owned by the subscription so it goes when the subscription goes, and sealed by
-// sealer: the delivery controller sends a delivery without the operator's seal as a test event.
-func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
+// subscription and event type, owned by the subscription so it goes when the subscription goes, its place in its
+// ordering key's sequence when the subscription orders its deliveries, and sealed by sealer: the delivery
+// controller sends a delivery without the operator's seal as a test event.
+func NewDelivery(ctx context.Context, sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
 	labels := map[string]string{}
 	if v := hookpostv1.SubscriptionLabelValue(sub.Name); v != "" {
 		labels[hookpostv1.LabelSubscription] = v
@@ -182,6 +189,37 @@ func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer)
 	if len(ev.Data) > 0 {
 		d.Spec.Data = &apiextensionsv1.JSON{Raw: ev.Data}
 	}
+	if o := orderingOf(ctx, sub, ev); o != nil {
+		d.Spec.Ordering = o
+		labels[hookpostv1.LabelOrderingKey] = hookpostv1.OrderingKeyHash(sub.Name, o.Key)
+	}
 	sealer.Seal(d)
 	return d
+}
+
+// orderingOf places ev in its key's sequence for sub (spec.ordering); nil when sub does not order its deliveries,
+// or ev does not come straight from a source (a match parked before the subscription ordered them has no
+// position, and is sent on its own). An event whose key does not evaluate, or whose ordering key does not
+// compile, gets the key "": it is ordered with the other such events, never sent out of turn.
+func orderingOf(ctx context.Context, sub *Subscription, ev *source.Event) *hookpostv1.DeliveryOrdering {
+	if sub.OrderingKey == "" || ev.Source == "" {
+		return nil
+	}
+	o := &hookpostv1.DeliveryOrdering{Source: ev.Source, Position: int64(min(ev.Position, math.MaxInt64))}
+	if sub.Ordering == nil {
+		return o
+	}
+	key, err := sub.Ordering.Key(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt, Data: ev.Data})
+	if err != nil {
+		// CEL's message may quote the event's data: only the reason is logged.
+		var ferr *filter.Error
+		reason := filter.ReasonEvaluation
+		if errors.As(err, &ferr) {
+			reason = ferr.Reason
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Ordering key not evaluated; the event is ordered under the key \"\"",
+			"eventID", ev.ID, "namespace", sub.Namespace, "subscriptionName", sub.Name, "reason", reason)
+	}
+	o.Key = key
+	return o
 }

@@ -172,7 +172,7 @@ func (d *Drain) drain(ctx context.Context, key ledger.SubscriptionKey, n int64) 
 		for _, p := range parked {
 			ev := &source.Event{ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: p.OccurredAt, Data: p.Data}
 			// A refusal for good is reported (and in the ledger with outcome refused) and removes the row too.
-			if err := createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(sub, ev, d.o.Sealer)); err != nil {
+			if err := createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer)); err != nil {
 				d.report(ctx, key, left, obj)
 				return left, err
 			}

@@ -87,8 +87,14 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	// As the binary does: ordered deliveries ask the sources' watermarks.
+	watermarks := source.NewWatermarks(source.DefaultWatermarkTTL)
+	for _, src := range srcs {
+		watermarks.Add(src)
+	}
 	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
-		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers}); err != nil {
+		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers,
+		Watermarks: watermarks}); err != nil {
 		t.Fatal(err)
 	}
 	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: sealer, Interval: cfg.flushInterval, ObjectsPerSecond: -1})}

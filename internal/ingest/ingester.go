@@ -97,6 +97,8 @@ type Ingester struct {
 	// filters holds the compiled spec.filter.expression of the subscriptions in index, by expression text, so a
 	// rebuild compiles only the expressions that are new; subscriptions with the same text share one program.
 	filters map[string]compiledFilter
+	// keys holds the compiled spec.ordering.key of the subscriptions in index, as filters does the expressions.
+	keys map[string]compiledFilter
 
 	// detached counts batches finishing in the background, without a place among the batches in flight.
 	detached    atomic.Int64
@@ -328,7 +330,7 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 		return nil, err
 	}
 	subs := make([]*Subscription, 0, len(list.Items))
-	filters := map[string]compiledFilter{}
+	filters, keys := map[string]compiledFilter{}, map[string]compiledFilter{}
 	for k := range list.Items {
 		if s := FromAPI(&list.Items[k]); s != nil {
 			if grants != nil {
@@ -338,21 +340,31 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 				}
 			}
 			if s.Expression != "" {
-				c, ok := filters[s.Expression]
-				if !ok {
-					if c, ok = i.filters[s.Expression]; !ok {
-						c.program, c.err = filter.Compile(s.Expression)
-					}
-					filters[s.Expression] = c
-				}
+				c := compiled(s.Expression, filters, i.filters, filter.Compile)
 				s.Filter, s.FilterErr = c.program, c.err
+			}
+			if s.OrderingKey != "" {
+				s.Ordering = compiled(s.OrderingKey, keys, i.keys, filter.CompileKey).program
 			}
 			subs = append(subs, s)
 		}
 	}
 	// Expressions no subscription uses any more are dropped with the old map.
-	i.index, i.filters = NewIndex(subs), filters
+	i.index, i.filters, i.keys = NewIndex(subs), filters, keys
 	return i.index, nil
+}
+
+// compiled returns expression compiled by compile: from this rebuild's programs (cur), the last rebuild's (last),
+// or compiled now; cur then holds it.
+func compiled(expression string, cur, last map[string]compiledFilter, compile func(string) (*filter.Program, error)) compiledFilter {
+	c, ok := cur[expression]
+	if !ok {
+		if c, ok = last[expression]; !ok {
+			c.program, c.err = compile(expression)
+		}
+		cur[expression] = c
+	}
+	return c
 }
 
 // compiledFilter is an expression compiled, or why it does not compile.
@@ -421,6 +433,9 @@ func FromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
 	if f := s.Spec.Filter; f != nil {
 		out.Tenants, out.Collections = set(f.Tenants), set(f.Collections)
 		out.Expression = f.Expression
+	}
+	if o := s.Spec.Ordering; o != nil {
+		out.OrderingKey = o.Key
 	}
 	return out
 }
