@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -91,6 +92,9 @@ type WebhookDeliveryReconciler struct {
 	// booked holds the start each waiting delivery was booked under its subscription's rate limit, until its attempt
 	// is made (admit).
 	booked sync.Map // types.NamespacedName -> rateBooking
+
+	// barrier tells an ordered delivery whether the cache holds every delivery of its key the watermark promises.
+	barrier cacheBarrier
 }
 
 // rateBooking is when a delivery object (by UID) may start its next attempt under its subscription's rate limit.
@@ -327,7 +331,7 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 		// Waiting spends no retry: the phase, attempts and schedule are untouched. A wait for the watermark is
 		// usually over within a batch's acknowledgement; it is written only once it lasts, to spare a status
 		// write per ordered delivery.
-		if order.reason != hookpostv1.ReasonWaitingForSource || now.Sub(d.CreationTimestamp.Time) >= watermarkQuiet {
+		if order.reason != hookpostv1.ReasonWaitingForSource || order.confirm || now.Sub(d.CreationTimestamp.Time) >= watermarkQuiet {
 			waiting(&d.Status, order.reason, order.message)
 		}
 		return nil, ctrl.Result{RequeueAfter: order.recheck}, nil
@@ -551,6 +555,14 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 // SetupWithManager watches deliveries, for subscription changes that can unblock them their subscription, and for
 // an ordered delivery that finished the next one of its key.
 func (r *WebhookDeliveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &hookpostv1.WebhookDelivery{})
+	if err != nil {
+		return fmt.Errorf("watch deliveries: %w", err)
+	}
+	observe := toolscache.ResourceEventHandlerFuncs{AddFunc: r.barrier.observe, UpdateFunc: func(_, n any) { r.barrier.observe(n) }, DeleteFunc: r.barrier.observe}
+	if _, err := inf.AddEventHandler(observe); err != nil {
+		return fmt.Errorf("watch deliveries: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookDelivery{}).
 		Watches(&hookpostv1.WebhookSubscription{}, handler.EnqueueRequestsFromMapFunc(r.unfinishedDeliveries),

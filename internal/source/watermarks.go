@@ -45,27 +45,29 @@ func (w *Watermarks) Add(src Source) {
 }
 
 // Passed reports whether every event of source name below position has been acknowledged, reading the source's
-// watermark when the last reading (at most TTL old at now) does not already say so. The error says why it
-// cannot tell: the source is not configured in this process, or its watermark cannot be read.
-func (w *Watermarks) Passed(ctx context.Context, name string, position uint64, now time.Time) (bool, error) {
+// watermark when the last reading (at most TTL old at now) does not already say so; readAt is when the reading it
+// answers from was taken (a caller that must know what else happened before it, such as the objects created
+// before those acknowledgements, looks after readAt). The error says why it cannot tell: the source is not
+// configured in this process, or its watermark cannot be read.
+func (w *Watermarks) Passed(ctx context.Context, name string, position uint64, now time.Time) (passed bool, readAt time.Time, err error) {
 	w.mu.Lock()
 	m := w.sources[name]
 	w.mu.Unlock()
 	if m == nil {
-		return false, fmt.Errorf("source %q is not configured on this operator", name)
+		return false, time.Time{}, fmt.Errorf("source %q is not configured on this operator", name)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if position < m.last {
-		return true, nil
+		return true, m.read, nil
 	}
 	if !m.read.IsZero() && now.Sub(m.read) < w.ttl {
-		return false, nil
+		return false, m.read, nil
 	}
 	mark, err := m.src.Watermark(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read the watermark of source %s: %w", name, err)
+		return false, time.Time{}, fmt.Errorf("read the watermark of source %s: %w", name, err)
 	}
 	m.last, m.read = max(m.last, mark), now
-	return position < m.last, nil
+	return position < m.last, now, nil
 }

@@ -820,24 +820,24 @@ func TestWatermarksKeepAReadingForItsTTL(t *testing.T) {
 	}
 	pos := b.Events()[0].Position
 	w := source.NewWatermarks(time.Second)
-	if _, err := w.Passed(ctx, "nats", pos, time.Now()); err == nil || !strings.Contains(err.Error(), `source "nats" is not configured`) {
+	if _, _, err := w.Passed(ctx, "nats", pos, time.Now()); err == nil || !strings.Contains(err.Error(), `source "nats" is not configured`) {
 		t.Fatalf("a source not added: error %v, want one naming it", err)
 	}
 	w.Add(src)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if passed, err := w.Passed(ctx, postgres.Name, pos, t0); err != nil || passed {
-		t.Fatalf("before the ack: Passed = %v, %v; want false", passed, err)
+	if passed, readAt, err := w.Passed(ctx, postgres.Name, pos, t0); err != nil || passed || !readAt.Equal(t0) {
+		t.Fatalf("before the ack: Passed = %v, read at %s, %v; want false, read at %s", passed, readAt, err, t0)
 	}
 	if err := b.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if passed, _ := w.Passed(ctx, postgres.Name, pos, t0.Add(500*time.Millisecond)); passed {
-		t.Fatal("within the TTL the reading before the ack still answers: want false")
+	if passed, readAt, _ := w.Passed(ctx, postgres.Name, pos, t0.Add(500*time.Millisecond)); passed || !readAt.Equal(t0) {
+		t.Fatal("within the TTL the reading before the ack still answers: want false, from the reading at t0")
 	}
-	if passed, err := w.Passed(ctx, postgres.Name, pos, t0.Add(time.Second)); err != nil || !passed {
-		t.Fatalf("after the TTL: Passed = %v, %v; want true", passed, err)
+	if passed, readAt, err := w.Passed(ctx, postgres.Name, pos, t0.Add(time.Second)); err != nil || !passed || !readAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("after the TTL: Passed = %v, read at %s, %v; want true from a new reading", passed, readAt, err)
 	}
-	if passed, _ := w.Passed(ctx, postgres.Name, pos+1, t0.Add(1500*time.Millisecond)); passed {
+	if passed, _, _ := w.Passed(ctx, postgres.Name, pos+1, t0.Add(1500*time.Millisecond)); passed {
 		t.Fatal("the second event is still pending: want false")
 	}
 }
