@@ -183,8 +183,7 @@ func filterNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelive
 	if err != nil {
 		return fmt.Sprintf("Note: spec.filter.expression does not compile, so no event from a source is delivered; %s:\n%v", sent, err)
 	}
-	ev := d.Spec.Event
-	ok, err := p.Match(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw})
+	ok, err := p.Match(filterEvent(d))
 	switch {
 	case err != nil:
 		// The data is the user's own (--data or the sample), so CEL's message may quote it.
@@ -193,6 +192,12 @@ func filterNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelive
 		return fmt.Sprintf("Note: spec.filter.expression is false for this event, so from a source it would not be delivered; %s.", sent)
 	}
 	return "spec.filter.expression accepts this event."
+}
+
+// filterEvent is what a filter or an ordering key sees of the test delivery's event.
+func filterEvent(d *hookpostv1.WebhookDelivery) *filter.Event {
+	ev := d.Spec.Event
+	return &filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw}
 }
 
 // orderingNote says which key the subscription's spec.ordering.key gives the test delivery's event, "" when it
@@ -207,8 +212,7 @@ func orderingNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDeli
 	if err != nil {
 		return fmt.Sprintf("Note: spec.ordering.key does not compile, so events from a source are ordered under the key \"\"; %s:\n%v", sent, err)
 	}
-	ev := d.Spec.Event
-	key, err := p.Key(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw})
+	key, err := p.Key(filterEvent(d))
 	if err != nil {
 		return fmt.Sprintf("Note: spec.ordering.key cannot key this event (%v), so from a source it would be ordered under the key \"\"; %s.", err, sent)
 	}

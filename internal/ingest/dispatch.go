@@ -209,7 +209,7 @@ func orderingOf(ctx context.Context, sub *Subscription, ev *source.Event) *hookp
 	if sub.Ordering == nil {
 		return o
 	}
-	key, err := sub.Ordering.Key(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt, Data: ev.Data})
+	key, err := sub.Ordering.Key(filterEvent(ev))
 	if err != nil {
 		// CEL's message may quote the event's data: only the reason is logged.
 		var ferr *filter.Error
