@@ -110,6 +110,10 @@ const (
 	// evaluate to a bool, or always costs more than the limit: no event is delivered to the subscription until it
 	// is fixed, and its deliveries wait (Ready=False).
 	ReasonInvalidFilter = "InvalidFilter"
+	// ReasonInvalidOrderingKey: spec.ordering.key does not compile (the message quotes the compiler), does not
+	// evaluate to a string or a number, or always costs more than the limit: its matches become deliveries under
+	// the key "" and wait until it is fixed (Ready=False).
+	ReasonInvalidOrderingKey = "InvalidOrderingKey"
 	// ReasonPaused: spec.paused is true; deliveries wait, nothing is dropped (Ready=False).
 	ReasonPaused = "Paused"
 	// ReasonEndpointGone: the endpoint answered 410 Gone and spec.circuitBreaker.disableOnGone is set: deliveries
@@ -193,6 +197,14 @@ const (
 	ReasonSubscriptionPaused = "SubscriptionPaused"
 	// ReasonSubscriptionNotReady: the subscription's signing secret does not resolve yet (Delivered=False, waits).
 	ReasonSubscriptionNotReady = "SubscriptionNotReady"
+	// ReasonWaitingForPredecessor: the subscription orders its deliveries (spec.ordering) and an earlier delivery
+	// of the same key, named in the message, is not finished (or is Failed, with onExhausted Block); the delivery
+	// waits without spending a retry (Delivered=False, phase kept).
+	ReasonWaitingForPredecessor = "WaitingForPredecessor"
+	// ReasonWaitingForSource: the subscription orders its deliveries and the source has not yet acknowledged every
+	// event before this one, so an earlier delivery of its key may still be on its way; it waits without spending
+	// a retry (Delivered=False, phase kept).
+	ReasonWaitingForSource = "WaitingForSource"
 	// ReasonRateLimited: the subscription's spec.rateLimit is used up; the delivery's attempt is booked for a later
 	// start and waits without spending a retry (Delivered=False, phase kept). Written only when the wait is long
 	// enough to be seen (rateLimitNote); the attempt then replaces it.
@@ -249,6 +261,9 @@ const (
 	LabelSubscription = "webhooks.hookpost.io/subscription"
 	// LabelEventType holds a delivery's event type (dots kept; label values allow them).
 	LabelEventType = "webhooks.hookpost.io/event-type"
+	// LabelOrderingKey holds OrderingKeyHash of an ordered delivery's subscription and key, so one key's
+	// deliveries can be listed: kubectl get whdel -l webhooks.hookpost.io/ordering-key=<hash>.
+	LabelOrderingKey = "webhooks.hookpost.io/ordering-key"
 	// LabelTest marks test deliveries.
 	LabelTest = "webhooks.hookpost.io/test"
 )

@@ -86,3 +86,10 @@ func ParseReplayValue(v string) (name, uid string, attempts int32, ok bool) {
 
 // DefaultCABundleKey is the data key read when spec.tls.caBundleRef.key is unset.
 const DefaultCABundleKey = "ca.crt"
+
+// OrderingKeyHash names an ordering key of a subscription in a label value (LabelOrderingKey) and in the delivery
+// controller's index: 40 hex digits of the SHA-256 of both, since a key may be longer than a label value allows.
+func OrderingKeyHash(subscription, key string) string {
+	sum := sha256.Sum256([]byte(subscription + "\x00" + key))
+	return hex.EncodeToString(sum[:20])
+}

@@ -43,9 +43,35 @@ type WebhookDeliverySpec struct {
 	// +optional
 	Data *apiextensionsv1.JSON `json:"data,omitempty"`
 
+	// ordering places the delivery in its key's sequence when its subscription has spec.ordering: it is sent only
+	// once the source has acknowledged every event before it and no earlier delivery of its key is unfinished.
+	// Set by Hookpost only.
+	// +optional
+	Ordering *DeliveryOrdering `json:"ordering,omitempty"`
+
 	// test marks a test event: delivered like any other, with X-Hookpost-Test: true.
 	// +optional
 	Test bool `json:"test,omitempty"`
+}
+
+// DeliveryOrdering is where a delivery stands in its ordering key's sequence.
+type DeliveryOrdering struct {
+	// key is the value of the subscription's spec.ordering.key for the event ("" when it failed or was empty);
+	// a value longer than 253 bytes is kept as "sha256:" and its hex digest.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+
+	// source is the event's source: postgres (the outbox) or nats (JetStream).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Source string `json:"source"`
+
+	// position is the event's place in its source: the outbox row's id, or the JetStream stream sequence.
+	// +kubebuilder:validation:Minimum=0
+	// +required
+	Position int64 `json:"position"`
 }
 
 // EventMeta identifies an event.
@@ -171,6 +197,8 @@ type WebhookDeliveryStatus struct {
 // +kubebuilder:printcolumn:name="Code",type=integer,JSONPath=`.status.lastAttempt.statusCode`
 // +kubebuilder:printcolumn:name="Next Retry",type=string,JSONPath=`.status.nextAttemptTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.spec.ordering.key`,description="The ordering key (spec.ordering.key of an ordered subscription)",priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Delivered")].reason`,description="The Delivered condition's reason: why the delivery is not delivered yet, such as WaitingForPredecessor",priority=1
 // +kubebuilder:printcolumn:name="Event ID",type=string,JSONPath=`.spec.event.id`,priority=1
 // +kubebuilder:printcolumn:name="Error",type=string,JSONPath=`.status.lastAttempt.error`,priority=1
 // +kubebuilder:printcolumn:name="Not In History",type=integer,JSONPath=`.status.attemptsNotInHistory`,priority=1

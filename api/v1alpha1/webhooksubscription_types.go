@@ -77,6 +77,13 @@ type WebhookSubscriptionSpec struct {
 	// +optional
 	Filter *EventFilter `json:"filter,omitempty"`
 
+	// ordering delivers the events that share a key one at a time, in source order: a key's next delivery is sent
+	// only once the one before it has finished (a failing one holds only its own key's successors). Unset: every
+	// delivery goes on its own, as fast as it can. Ordered matches are never attempted straight from ingest; they
+	// become WebhookDeliveries first, which costs latency (docs/subscriptions.md, "Ordered delivery").
+	// +optional
+	Ordering *Ordering `json:"ordering,omitempty"`
+
 	// payloadFormat is the body's shape: Envelope {"event","tenant_id","timestamp","data"}, Collection
 	// {"event","collection","payload"}, CloudEvents (structured mode, specversion 1.0: attributes and data in
 	// one JSON body), or CloudEventsBinary (binary mode: the data is the body, the attributes are ce-* headers;
@@ -173,6 +180,39 @@ type EventFilter struct {
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
 	Expression string `json:"expression,omitempty"`
+}
+
+// OrderingOnExhausted is what a key's successors do once a delivery of the key has failed for good.
+// +kubebuilder:validation:Enum=Skip;Block
+type OrderingOnExhausted string
+
+const (
+	// OrderingSkip lets the key's next delivery go once the failed one is Failed: the key moves on without it.
+	OrderingSkip OrderingOnExhausted = "Skip"
+	// OrderingBlock holds the key's successors while a delivery of the key is Failed, until it is replayed and
+	// succeeds, or deleted.
+	OrderingBlock OrderingOnExhausted = "Block"
+)
+
+// Ordering says which events are kept in order among themselves, and what a failure does to those behind it.
+type Ordering struct {
+	// key is a CEL expression over the event (the variables of spec.filter.expression: type, tenant, collection,
+	// data, time) whose value, a string or a number, is the event's ordering key, such as string(data.order_id) or
+	// tenant. Events with the same key are delivered one at a time in source order (the outbox's id, the
+	// JetStream stream sequence). An event for which the expression fails, or is empty, gets the key "" and is
+	// ordered with the other such events. Hookpost compiles it when the subscription changes: Ready=False with
+	// reason InvalidOrderingKey and the compiler's message when it does not compile.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +required
+	Key string `json:"key"`
+
+	// onExhausted is what a delivery that failed for good (retries exhausted, or rejected) does to its key's
+	// successors: Skip (the default) lets the next one go; Block holds them until the failed one is replayed and
+	// succeeds, or is deleted.
+	// +kubebuilder:default=Skip
+	// +optional
+	OnExhausted OrderingOnExhausted `json:"onExhausted,omitempty"`
 }
 
 // Signing selects the signature schemes and their one secret.
@@ -544,6 +584,7 @@ type WebhookSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,priority=1
 // +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Rate",type=integer,JSONPath=`.spec.rateLimit.perSecond`,description="Attempts started per second at most (spec.rateLimit.perSecond); empty when unlimited",priority=1
+// +kubebuilder:printcolumn:name="Ordering Key",type=string,JSONPath=`.spec.ordering.key`,description="spec.ordering.key: events with the same key are delivered one at a time, in order",priority=1
 // +kubebuilder:printcolumn:name="Backlogged",type=string,JSONPath=`.status.conditions[?(@.type=="Backlogged")].status`,priority=1
 type WebhookSubscription struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -39,7 +39,8 @@ event, signed, with the header X-Hookpost-Test: true so the receiver can tell it
 name; with --wait, waits until the delivery finished and prints its outcome (exit code 1 unless it succeeded).
 
 When the subscription has a spec.filter.expression, says on stderr whether it accepts the event (a test event
-is sent either way).
+is sent either way); with spec.ordering, which ordering key the same event from a source would get (a test
+event is not ordered).
 
 Without --data the event carries built-in sample data for these types:
   ` + strings.Join(sampleTypes(), ", "),
@@ -76,8 +77,10 @@ func (o *testOptions) run(ctx context.Context, subscription string) error {
 		return err
 	}
 	d := testDelivery(sub, o.event, o.tenant, o.collection, data, uuid.NewString(), time.Now())
-	if note := filterNote(sub, d); note != "" {
-		fmt.Fprintln(o.streams.ErrOut, note)
+	for _, note := range []string{filterNote(sub, d), orderingNote(sub, d)} {
+		if note != "" {
+			fmt.Fprintln(o.streams.ErrOut, note)
+		}
 	}
 	if err := controllerutil.SetOwnerReference(sub, d, scheme); err != nil {
 		return fmt.Errorf("set owner reference: %w", err)
@@ -180,8 +183,7 @@ func filterNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelive
 	if err != nil {
 		return fmt.Sprintf("Note: spec.filter.expression does not compile, so no event from a source is delivered; %s:\n%v", sent, err)
 	}
-	ev := d.Spec.Event
-	ok, err := p.Match(&filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw})
+	ok, err := p.Match(filterEvent(d))
 	switch {
 	case err != nil:
 		// The data is the user's own (--data or the sample), so CEL's message may quote it.
@@ -190,6 +192,31 @@ func filterNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelive
 		return fmt.Sprintf("Note: spec.filter.expression is false for this event, so from a source it would not be delivered; %s.", sent)
 	}
 	return "spec.filter.expression accepts this event."
+}
+
+// filterEvent is what a filter or an ordering key sees of the test delivery's event.
+func filterEvent(d *hookpostv1.WebhookDelivery) *filter.Event {
+	ev := d.Spec.Event
+	return &filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt.Time, Data: d.Spec.Data.Raw}
+}
+
+// orderingNote says which key the subscription's spec.ordering.key gives the test delivery's event, "" when it
+// orders nothing. A test event is sent at once, outside its key's sequence (docs/subscriptions.md, Ordered
+// delivery); the note tells what the same event from a source would wait for.
+func orderingNote(sub *hookpostv1.WebhookSubscription, d *hookpostv1.WebhookDelivery) string {
+	if sub.Spec.Ordering == nil {
+		return ""
+	}
+	const sent = "the test event is sent at once, outside that key's order"
+	p, err := filter.CompileKey(sub.Spec.Ordering.Key)
+	if err != nil {
+		return fmt.Sprintf("Note: spec.ordering.key does not compile, so events from a source are ordered under the key \"\"; %s:\n%v", sent, err)
+	}
+	key, err := p.Key(filterEvent(d))
+	if err != nil {
+		return fmt.Sprintf("Note: spec.ordering.key cannot key this event (%v), so from a source it would be ordered under the key \"\"; %s.", err, sent)
+	}
+	return fmt.Sprintf("spec.ordering.key gives this event the key %q; %s.", key, sent)
 }
 
 // printOutcome prints a finished (or still waiting) delivery's phase and last attempt as a table, with the

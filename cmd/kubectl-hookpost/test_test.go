@@ -142,6 +142,31 @@ func TestFilterNote(t *testing.T) {
 	}
 }
 
+func TestOrderingNote(t *testing.T) {
+	sample := []byte(sampleData["order.created"])
+	for _, tc := range []struct {
+		name, key string
+		// want is a part of the note; "" means no note.
+		want string
+	}{
+		{name: "no ordering"},
+		{name: "the tenant", key: "tenant", want: `spec.ordering.key gives this event the key "123"; the test event is sent at once, outside that key's order.`},
+		{name: "a missing field", key: "data.nothing", want: `cannot key this event (evaluation: no such key: nothing), so from a source it would be ordered under the key ""`},
+		{name: "invalid", key: "tenant ==", want: "does not compile, so events from a source are ordered under the key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := fixtures.Subscription("ns", "orders", "https://example.com/hooks")
+			if tc.key != "" {
+				sub.Spec.Ordering = &hookpostv1.Ordering{Key: tc.key}
+			}
+			note := orderingNote(sub, testDelivery(sub, "order.created", "123", "", sample, "e1", time.Now()))
+			if (tc.want == "") != (note == "") || !strings.Contains(note, tc.want) {
+				t.Fatalf("note = %q, want one containing %q", note, tc.want)
+			}
+		})
+	}
+}
+
 func TestTestWithoutSampleDataNeedsData(t *testing.T) {
 	ns := newNamespace(t)
 	recv := harness.NewReceiver()

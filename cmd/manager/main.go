@@ -30,6 +30,7 @@ import (
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/netguard"
+	"github.com/hookpost/hookpost/internal/source"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/internal/version"
 )
@@ -150,10 +151,12 @@ func run() error {
 	secrets := controller.NewSecrets(mgr.GetClient(), mgr.GetAPIReader())
 	// WebhookReplays re-read the sources that sources.setup opens below (spec.source).
 	replays := ingest.NewSourceReplay(mgr.GetCache(), sealer, o.tenantIsolation)
+	// Ordered deliveries ask their source's watermark; the sources, made below, are added to it.
+	watermarks := source.NewWatermarks(source.DefaultWatermarkTTL)
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		Clock: clk, Sender: sender, Secrets: secrets, Ledger: rec, UserAgent: version.UserAgent(),
 		MaxRetryAfter: o.maxRetryAfter, DeliveryWorkers: o.workers, TenantIsolation: o.tenantIsolation,
-		Sealer: sealer, ReplayLimits: o.replay, Breakers: breakers, Pruned: pruned, Sources: replays,
+		Sealer: sealer, ReplayLimits: o.replay, Breakers: breakers, Pruned: pruned, Sources: replays, Watermarks: watermarks,
 	}); err != nil {
 		return err
 	}
@@ -168,7 +171,7 @@ func run() error {
 	metrics.Register(crmetrics.Registry, sender, backlog.Count, func() float64 { return float64(unfinished.Total()) }, breakers)
 	if err := o.sources.setup(ctx, mgr, clk, replays, dispatchDeps{sender: sender, secrets: secrets, sealer: sealer, ledger: rec, userAgent: version.UserAgent(),
 		tenantIsolation: o.tenantIsolation, attemptSlots: o.maxConcurrent,
-		unfinished: unfinished, parking: parking, caps: o.caps, breakers: breakers}); err != nil {
+		unfinished: unfinished, parking: parking, caps: o.caps, breakers: breakers, watermarks: watermarks}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -63,6 +63,8 @@ type dispatchDeps struct {
 	unfinished *ingest.Unfinished
 	parking    ledger.Parking
 	caps       capsOptions
+	// watermarks gets every source, for the delivery controller's ordered deliveries.
+	watermarks *source.Watermarks
 }
 
 func (o *sourceOptions) bind(fs *flag.FlagSet) {
@@ -193,6 +195,9 @@ func (o *sourceOptions) setup(ctx context.Context, mgr ctrl.Manager, clk clock.P
 	}
 	if len(srcs) == 0 {
 		return nil
+	}
+	for _, src := range srcs {
+		deps.watermarks.Add(src)
 	}
 	d, err := o.dispatcher(mgr, clk, deps)
 	if err != nil {

@@ -16,6 +16,9 @@ const (
 	// indexSubscriptionSecret indexes WebhookSubscriptions by the names of the Secrets they read: the one they
 	// sign with and those spec.tls names.
 	indexSubscriptionSecret = "secretNames"
+	// indexDeliveryOrderingKey indexes ordered WebhookDeliveries by hookpostv1.OrderingKeyHash of their
+	// subscription and spec.ordering.key: the deliveries one key's sequencing reads.
+	indexDeliveryOrderingKey = "spec.ordering.keyHash"
 	// indexSubscriptionConfigMap indexes WebhookSubscriptions by the CA bundle ConfigMap spec.tls names.
 	indexSubscriptionConfigMap = "configMapName"
 )
@@ -25,6 +28,14 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &hookpostv1.WebhookDelivery{}, IndexDeliverySubscription, func(o client.Object) []string {
 		return []string{o.(*hookpostv1.WebhookDelivery).Spec.SubscriptionName}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &hookpostv1.WebhookDelivery{}, indexDeliveryOrderingKey, func(o client.Object) []string {
+		if d := o.(*hookpostv1.WebhookDelivery); d.Spec.Ordering != nil {
+			return []string{orderingIndexValue(d)}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,12 +69,18 @@ func (s *Sealer) Sealed(d *hookpostv1.WebhookDelivery) bool {
 func sealFields(d *hookpostv1.WebhookDelivery) [][]byte {
 	digest := sha256.Sum256(sealData(d))
 	e := d.Spec.Event
-	return [][]byte{
+	fields := [][]byte{
 		[]byte(d.Namespace), []byte(d.Name), []byte(d.Spec.SubscriptionName),
 		[]byte(e.ID), []byte(e.Type), []byte(e.TenantID), []byte(e.Collection),
 		[]byte(e.OccurredAt.UTC().Truncate(time.Second).Format(time.RFC3339)),
 		digest[:],
 	}
+	if o := d.Spec.Ordering; o != nil {
+		// Where the delivery stands in its key's sequence decides what its successors wait for. Only ordered
+		// deliveries seal it, so the seals of the others stay what they were.
+		fields = append(fields, []byte(o.Key), []byte(o.Source), []byte(strconv.FormatInt(o.Position, 10)))
+	}
+	return fields
 }
 
 // LoadSealKey reads the seal key from Secret namespace/name, creating the Secret with a random key when it does

@@ -37,12 +37,23 @@ func TestSealSurvivesTheAPIServersRoundTrip(t *testing.T) {
 		"subscription": func(d *hookpostv1.WebhookDelivery) { d.Spec.SubscriptionName = "refunds" },
 		"namespace":    func(d *hookpostv1.WebhookDelivery) { d.Namespace = "other" },
 		"occurredAt":   func(d *hookpostv1.WebhookDelivery) { d.Spec.Event.OccurredAt = metav1.NewTime(at.Add(time.Hour)) },
+		"ordering": func(d *hookpostv1.WebhookDelivery) {
+			d.Spec.Ordering = &hookpostv1.DeliveryOrdering{Key: "o-1", Source: "postgres", Position: 1}
+		},
 	} {
 		c := back.DeepCopy()
 		change(c)
 		if s.Sealed(c) {
 			t.Errorf("a seal still verifies after the %s changed", name)
 		}
+	}
+	ordered := back.DeepCopy()
+	ordered.Spec.Ordering = &hookpostv1.DeliveryOrdering{Key: "o-1", Source: "postgres", Position: 7}
+	s.Seal(ordered)
+	moved := ordered.DeepCopy()
+	moved.Spec.Ordering.Position = 1
+	if !s.Sealed(ordered) || s.Sealed(moved) {
+		t.Error("an ordered delivery's seal does not cover its place in its key's sequence")
 	}
 	if NewSealer([]byte("another key, 32 bytes long......")).Sealed(back) || (*Sealer)(nil).Sealed(back) {
 		t.Error("a seal verifies under another key, or under none")

@@ -40,6 +40,9 @@ type Options struct {
 	Pruned ledger.PrunedStore
 	// Sources re-reads the event sources for WebhookReplays with spec.source; nil when the operator reads none.
 	Sources SourceReplayer
+	// Watermarks tells ordered deliveries whether their source has acknowledged every event before them (the
+	// binary's source.Watermarks, to which it adds its sources); nil treats every source as caught up.
+	Watermarks Watermarks
 }
 
 // Setup registers the cache indexes and the controllers with mgr, as the operator runs them; tests that need
@@ -85,6 +88,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		ReplayLimits:            o.ReplayLimits,
 		Ledger:                  o.Ledger,
 		Breakers:                o.Breakers,
+		Watermarks:              o.Watermarks,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up delivery controller: %w", err)
 	}

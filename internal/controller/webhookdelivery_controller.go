@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -77,6 +78,9 @@ type WebhookDeliveryReconciler struct {
 	// Breakers holds each subscription's circuit (spec.circuitBreaker), shared with ingest's first attempts; nil
 	// opens none.
 	Breakers *delivery.Breakers
+	// Watermarks tells an ordered delivery (spec.ordering) whether its source has acknowledged every event before
+	// it; nil treats every source as caught up (a process without sources).
+	Watermarks Watermarks
 
 	replaysOnce sync.Once
 	replays     *replayLimiter
@@ -88,6 +92,9 @@ type WebhookDeliveryReconciler struct {
 	// booked holds the start each waiting delivery was booked under its subscription's rate limit, until its attempt
 	// is made (admit).
 	booked sync.Map // types.NamespacedName -> rateBooking
+
+	// barrier tells an ordered delivery whether the cache holds every delivery of its key the watermark promises.
+	barrier cacheBarrier
 }
 
 // rateBooking is when a delivery object (by UID) may start its next attempt under its subscription's rate limit.
@@ -317,6 +324,19 @@ func (r *WebhookDeliveryReconciler) prepare(ctx context.Context, d *hookpostv1.W
 	if next := d.Status.NextAttemptTime; next != nil && next.After(now) {
 		return nil, ctrl.Result{RequeueAfter: next.Sub(now)}, nil
 	}
+	order, err := r.sequence(ctx, d, sub)
+	if err != nil {
+		return nil, ctrl.Result{}, err
+	}
+	if !order.Go() {
+		// Waiting spends no retry: the phase, attempts and schedule are untouched. A wait for the watermark is
+		// usually over within a batch's acknowledgement; it is written only once it lasts, to spare a status
+		// write per ordered delivery.
+		if order.reason != hookpostv1.ReasonWaitingForSource || order.confirm || now.Sub(d.CreationTimestamp.Time) >= watermarkQuiet {
+			waiting(&d.Status, order.reason, order.message)
+		}
+		return nil, ctrl.Result{RequeueAfter: order.recheck}, nil
+	}
 	ns, err := ReadNamespace(ctx, r.Client, d.Namespace)
 	if err != nil {
 		return nil, ctrl.Result{}, err
@@ -533,12 +553,23 @@ func (r *WebhookDeliveryReconciler) record(ctx context.Context, d *hookpostv1.We
 	}
 }
 
-// SetupWithManager watches deliveries and, for subscription changes that can unblock them, their subscription.
+// SetupWithManager watches deliveries, for subscription changes that can unblock them their subscription, and for
+// an ordered delivery that finished the next one of its key.
 func (r *WebhookDeliveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &hookpostv1.WebhookDelivery{})
+	if err != nil {
+		return fmt.Errorf("watch deliveries: %w", err)
+	}
+	observe := toolscache.ResourceEventHandlerFuncs{AddFunc: r.barrier.observe, UpdateFunc: func(_, n any) { r.barrier.observe(n) }, DeleteFunc: r.barrier.observe}
+	if _, err := inf.AddEventHandler(observe); err != nil {
+		return fmt.Errorf("watch deliveries: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&hookpostv1.WebhookDelivery{}).
 		Watches(&hookpostv1.WebhookSubscription{}, handler.EnqueueRequestsFromMapFunc(r.unfinishedDeliveries),
 			builder.WithPredicates(subscriptionUnblocks{})).
+		Watches(&hookpostv1.WebhookDelivery{}, handler.EnqueueRequestsFromMapFunc(r.orderingSuccessor),
+			builder.WithPredicates(orderedFinishes{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("webhookdelivery").
 		Complete(r)

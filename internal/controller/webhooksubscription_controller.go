@@ -141,7 +141,7 @@ func (r *WebhookSubscriptionReconciler) Reconcile(ctx context.Context, req ctrl.
 		// A human has to create or fix the Secret; the Secret watch brings us back when they do.
 		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("signing secret: %s", secret.message))
 	}
-	if ready.Reason == hookpostv1.ReasonInvalidFilter {
+	if ready.Reason == hookpostv1.ReasonInvalidFilter || ready.Reason == hookpostv1.ReasonInvalidOrderingKey {
 		// Only a spec change can fix it, and that brings us back.
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(ready.Message))
 	}

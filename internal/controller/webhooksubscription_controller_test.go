@@ -136,6 +136,19 @@ var _ = Describe("WebhookSubscription controller", func() {
 		Eventually(eventReasons(ns)).Should(ConsistOf(hookpostv1.ReasonInvalidFilter, hookpostv1.ReasonSecretGenerated), "an Event only when Ready flips")
 	})
 
+	It("reports an ordering key that does not compile as not Ready with the compiler's message, and defaults onExhausted to Skip", func() {
+		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "ordered", "https://example.com/hook", fixtures.Ordering("order_id", "")))).To(Succeed())
+		Eventually(readyOf(ns, "ordered")).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionFalse), HaveField("Reason", hookpostv1.ReasonInvalidOrderingKey)))
+		Expect(readyOf(ns, "ordered")().Message).To(ContainSubstring("spec.ordering.key is invalid"))
+		Expect(readyOf(ns, "ordered")().Message).To(ContainSubstring("undeclared reference to 'order_id'"), "the compiler's own words")
+
+		sub := getSubscription(ns, "ordered")()
+		Expect(sub.Spec.Ordering.OnExhausted).To(Equal(hookpostv1.OrderingSkip))
+		sub.Spec.Ordering.Key = "string(data.order_id)"
+		Expect(k8sClient.Update(ctx, sub)).To(Succeed())
+		Eventually(readyOf(ns, "ordered")).Should(And(HaveField("Status", metav1.ConditionTrue), HaveField("ObservedGeneration", sub.Generation)))
+	})
+
 	It("reports a paused subscription as not Ready with reason Paused", func() {
 		Expect(k8sClient.Create(ctx, fixtures.Subscription(ns, "paused", "https://example.com/hook", fixtures.Paused()))).To(Succeed())
 		Eventually(readyOf(ns, "paused")).Should(And(Not(BeNil()), HaveField("Reason", hookpostv1.ReasonPaused)))

@@ -103,6 +103,19 @@ func invalidFilter(f *hookpostv1.EventFilter) string {
 	return ""
 }
 
+// invalidOrderingKey says why spec.ordering.key cannot key events, "" when it can (or is not set); like
+// invalidFilter, with the compiler ingest uses.
+func invalidOrderingKey(o *hookpostv1.Ordering) string {
+	if o == nil {
+		return ""
+	}
+	if _, err := filter.CompileKey(o.Key); err != nil {
+		return fmt.Sprintf("spec.ordering.key is invalid, so every event gets the key \"\" and its deliveries wait until it is fixed (see docs/subscriptions.md, Ordered delivery): %s",
+			truncateRunes(err.Error(), maxFilterMessage))
+	}
+	return ""
+}
+
 // readyCondition computes the subscription's Ready condition from its signing secret and its spec.tls material;
 // gone says its endpoint answered 410 Gone under spec.circuitBreaker.disableOnGone (now, or as the current Ready
 // condition, of this generation, records).
@@ -110,6 +123,7 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 	c := metav1.Condition{Type: hookpostv1.ConditionReady, ObservedGeneration: sub.Generation}
 	bad := invalidHeader(sub.Spec.Headers)
 	badFilter := invalidFilter(sub.Spec.Filter)
+	badKey := invalidOrderingKey(sub.Spec.Ordering)
 	switch {
 	case gone && sub.Spec.CircuitBreaker.DisableOnGone:
 		c.Status, c.Reason = metav1.ConditionFalse, hookpostv1.ReasonEndpointGone
@@ -119,6 +133,8 @@ func readyCondition(sub *hookpostv1.WebhookSubscription, secret secretResolution
 		c.Message = fmt.Sprintf("spec.headers[%q] holds a control character such as CR or LF, which HTTP headers cannot carry; remove it", bad)
 	case badFilter != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, hookpostv1.ReasonInvalidFilter, badFilter
+	case badKey != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, hookpostv1.ReasonInvalidOrderingKey, badKey
 	case secret.reason != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, secret.reason, secret.message
 	case material.Reason != "":

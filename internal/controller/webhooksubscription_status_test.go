@@ -100,6 +100,42 @@ func TestReadyConditionFilter(t *testing.T) {
 	}
 }
 
+func TestReadyConditionOrderingKey(t *testing.T) {
+	ref := &hookpostv1.SecretKeyRef{Name: "s", Key: "secret"}
+	for _, tc := range []struct {
+		name     string
+		ordering *hookpostv1.Ordering
+		// filter is spec.filter.expression, "" for none.
+		filter     string
+		wantStatus metav1.ConditionStatus
+		wantReason string
+		// wantMessage is a part of the message; "" checks none.
+		wantMessage string
+	}{
+		{name: "a key from data", ordering: &hookpostv1.Ordering{Key: "string(data.order_id)"}, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady},
+		{name: "no ordering", wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonSecretReady},
+		{name: "an undeclared variable quotes the compiler", ordering: &hookpostv1.Ordering{Key: "order_id"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidOrderingKey,
+			wantMessage: "spec.ordering.key is invalid, so every event gets the key \"\" and its deliveries wait until it is fixed (see docs/subscriptions.md, Ordered delivery): ERROR: <input>:1:1: undeclared reference to 'order_id'"},
+		{name: "a bool is not a key", ordering: &hookpostv1.Ordering{Key: "tenant == 'a'"},
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidOrderingKey, wantMessage: "an ordering key must evaluate to a string or a number"},
+		{name: "an invalid filter is named first", ordering: &hookpostv1.Ordering{Key: "order_id"}, filter: "amount > 1",
+			wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonInvalidFilter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+			sub.Spec.Ordering = tc.ordering
+			if tc.filter != "" {
+				sub.Spec.Filter = &hookpostv1.EventFilter{Expression: tc.filter}
+			}
+			c := readyCondition(sub, secretResolution{ref: ref}, TLSMaterial{}, false)
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantMessage) {
+				t.Fatalf("got %+v, want %s/%s with a message containing %q", c, tc.wantStatus, tc.wantReason, tc.wantMessage)
+			}
+		})
+	}
+}
+
 func at(min int) metav1.Time { return metav1.NewTime(time.Date(2030, 1, 1, 0, min, 0, 0, time.UTC)) }
 
 func withHistory(phase hookpostv1.DeliveryPhase, attempts ...hookpostv1.AttemptRecord) hookpostv1.WebhookDelivery {

@@ -1,19 +1,24 @@
 // Package filter owns content filters: a subscription's spec.filter.expression, a CEL expression over an event's
 // type, tenant, collection, data and time, compiled and type-checked once and evaluated per event within a cost
-// limit. It takes plain Go values and imports no Kubernetes package: the subscription controller compiles an
-// expression to report why it is invalid, and ingest compiles it again to evaluate it on every matching event.
+// limit; and, over the same variables and within the same limit, ordering keys (spec.ordering.key). It takes plain
+// Go values and imports no Kubernetes package: the subscription controller compiles an expression to report why
+// it is invalid, and ingest compiles it again to evaluate it on every matching event.
 package filter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
 )
 
@@ -39,6 +44,8 @@ const (
 	ReasonCostExceeded = "costExceeded"
 	// ReasonNotBool: the expression's value (of type dyn, read from data) was not a bool.
 	ReasonNotBool = "notBool"
+	// ReasonNotKey: an ordering key's value (of type dyn, read from data) was neither a string nor a number.
+	ReasonNotKey = "notKey"
 )
 
 // Error is why an expression did not decide an event.
@@ -81,6 +88,30 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 // (with the position of the problem), or says why the expression cannot be a filter: its type is not bool, or it
 // is longer than MaxExpressionLength, or it costs more than CostLimit whatever the event.
 func Compile(expression string) (*Program, error) {
+	return compile(expression, func(out *cel.Type) error {
+		// dyn passes: a value read from data is typed only when evaluated, and a non-bool then is ReasonNotBool.
+		if !out.IsExactType(cel.BoolType) && !out.IsExactType(cel.DynType) {
+			return fmt.Errorf("the expression evaluates to %s; a filter must evaluate to a bool, such as data.amount > 100", out)
+		}
+		return nil
+	})
+}
+
+// CompileKey compiles an ordering key (spec.ordering.key) like Compile does a filter, with the same variables and
+// cost limit; the expression must evaluate to a string or a number (Program.Key).
+func CompileKey(expression string) (*Program, error) {
+	return compile(expression, func(out *cel.Type) error {
+		for _, t := range []*cel.Type{cel.StringType, cel.IntType, cel.UintType, cel.DoubleType, cel.DynType} {
+			if out.IsExactType(t) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the expression evaluates to %s; an ordering key must evaluate to a string or a number, such as string(data.order_id) or tenant", out)
+	})
+}
+
+// compile is Compile and CompileKey; checkType refuses an output type the expression's use cannot take.
+func compile(expression string, checkType func(*cel.Type) error) (*Program, error) {
 	if len(expression) > MaxExpressionLength {
 		return nil, fmt.Errorf("the expression is %d bytes long; keep it at most %d", len(expression), MaxExpressionLength)
 	}
@@ -92,9 +123,8 @@ func Compile(expression string) (*Program, error) {
 	if iss.Err() != nil {
 		return nil, iss.Err()
 	}
-	// dyn passes: a value read from data is typed only when evaluated, and a non-bool then is ReasonNotBool.
-	if out := ast.OutputType(); !out.IsExactType(cel.BoolType) && !out.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("the expression evaluates to %s; a filter must evaluate to a bool, such as data.amount > 100", out)
+	if err := checkType(ast.OutputType()); err != nil {
+		return nil, err
 	}
 	// The size of data is only known per event, so the estimate's maximum is unbounded as soon as the expression
 	// iterates over data: those costs are bounded when evaluated (cel.CostLimit below). What the estimate does
@@ -133,23 +163,64 @@ func (unknownSizes) EstimateCallCost(string, string, *checker.AstNode, []checker
 // Match reports whether the program accepts ev. The error, an *Error, says why the expression could not decide
 // (the caller does not deliver the event).
 func (p *Program) Match(ev *Event) (bool, error) {
-	act, err := ev.activation()
+	out, err := p.eval(ev)
 	if err != nil {
-		return false, &Error{Reason: ReasonEvaluation, Err: err}
-	}
-	out, _, err := p.program.Eval(act)
-	if err != nil {
-		var cancelled interpreter.EvalCancelledError
-		if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
-			return false, &Error{Reason: ReasonCostExceeded, Err: err}
-		}
-		return false, &Error{Reason: ReasonEvaluation, Err: err}
+		return false, err
 	}
 	b, ok := out.Value().(bool)
 	if !ok {
 		return false, &Error{Reason: ReasonNotBool, Err: fmt.Errorf("the expression evaluated to a %s, not a bool", out.Type().TypeName())}
 	}
 	return b, nil
+}
+
+// MaxKeyLength is the longest ordering key kept as it is: a longer one is kept as "sha256:" and its hex digest, so
+// it fits the delivery's spec.ordering.key and still tells keys apart.
+const MaxKeyLength = 253
+
+// Key returns the ordering key a program compiled with CompileKey gives ev: a string as it is, a number in
+// decimal (a JSON number read from data is a double: 42.0 is "42"). The error, an *Error, says why there is none
+// (ReasonEvaluation, ReasonCostExceeded, or ReasonNotKey for a value of another type).
+func (p *Program) Key(ev *Event) (string, error) {
+	out, err := p.eval(ev)
+	if err != nil {
+		return "", err
+	}
+	var key string
+	switch v := out.Value().(type) {
+	case string:
+		key = v
+	case int64:
+		key = strconv.FormatInt(v, 10)
+	case uint64:
+		key = strconv.FormatUint(v, 10)
+	case float64:
+		key = strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return "", &Error{Reason: ReasonNotKey, Err: fmt.Errorf("the expression evaluated to a %s, not a string or a number", out.Type().TypeName())}
+	}
+	if len(key) > MaxKeyLength {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key, nil
+}
+
+// eval evaluates the program on ev within the cost limit.
+func (p *Program) eval(ev *Event) (ref.Val, error) {
+	act, err := ev.activation()
+	if err != nil {
+		return nil, &Error{Reason: ReasonEvaluation, Err: err}
+	}
+	out, _, err := p.program.Eval(act)
+	if err != nil {
+		var cancelled interpreter.EvalCancelledError
+		if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
+			return nil, &Error{Reason: ReasonCostExceeded, Err: err}
+		}
+		return nil, &Error{Reason: ReasonEvaluation, Err: err}
+	}
+	return out, nil
 }
 
 // Event is what an expression sees of one event. Its data is parsed the first time an expression needs it, once

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -123,3 +124,71 @@ func TestEventSharedByPrograms(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, expression string
+		// wantErr is a part of the error's text; "" when the expression compiles.
+		wantErr string
+	}{
+		{name: "a string from data", expression: "string(data.order_id)"},
+		{name: "the tenant", expression: "tenant"},
+		{name: "dyn is checked when evaluated", expression: "data.order_id"},
+		{name: "an int", expression: "size(type)"},
+		{name: "a bool is not a key", expression: "tenant == 'acme'", wantErr: "evaluates to bool; an ordering key must evaluate to a string or a number"},
+		{name: "a list is not a key", expression: "[tenant]", wantErr: "an ordering key must evaluate to a string or a number"},
+		{name: "undeclared variable", expression: "order_id", wantErr: "undeclared reference to 'order_id'"},
+		{name: "too long", expression: "tenant" + strings.Repeat(" ", MaxExpressionLength), wantErr: "keep it at most 4096"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CompileKey(tc.expression)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("CompileKey: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("CompileKey error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestKey(t *testing.T) {
+	long := strings.Repeat("k", MaxKeyLength+1)
+	for _, tc := range []struct {
+		name, expression string
+		event            *Event
+		want             string
+		// wantReason is the Error's Reason; "" when the expression gives a key.
+		wantReason string
+	}{
+		{name: "a string field", expression: "data.order_id", event: order(`{"order_id": "o-17"}`), want: "o-17"},
+		{name: "a JSON number is a double, written without a fraction", expression: "data.order_id", event: order(`{"order_id": 42}`), want: "42"},
+		{name: "string() of a JSON number", expression: "string(data.order_id)", event: order(`{"order_id": 42}`), want: "42"},
+		{name: "a fraction is kept", expression: "data.order_id", event: order(`{"order_id": 4.5}`), want: "4.5"},
+		{name: "an int", expression: "size(tenant)", event: order(`{}`), want: "4"},
+		{name: "the tenant", expression: "tenant", event: order(`{}`), want: "acme"},
+		{name: "a long key is kept as its digest", expression: "data.k", event: order(`{"k": "` + long + `"}`),
+			want: "sha256:" + fmt.Sprintf("%x", sha256Sum(long))},
+		{name: "a missing field", expression: "data.order_id", event: order(`{}`), wantReason: ReasonEvaluation},
+		{name: "an object is not a key", expression: "data.order", event: order(`{"order": {"id": 1}}`), wantReason: ReasonNotKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := CompileKey(tc.expression)
+			if err != nil {
+				t.Fatalf("CompileKey: %v", err)
+			}
+			got, err := p.Key(tc.event)
+			var ferr *Error
+			switch {
+			case tc.wantReason == "" && err != nil:
+				t.Fatalf("Key: %v", err)
+			case tc.wantReason != "" && (!errors.As(err, &ferr) || ferr.Reason != tc.wantReason):
+				t.Fatalf("Key error = %v, want reason %s", err, tc.wantReason)
+			case got != tc.want:
+				t.Fatalf("Key = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

@@ -28,7 +28,7 @@ func contentFilter(ctx context.Context, ev *source.Event, matches []*Subscriptio
 		reason := filter.ReasonInvalid
 		if s.Filter != nil {
 			if fev == nil {
-				fev = &filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt, Data: ev.Data}
+				fev = filterEvent(ev)
 			}
 			ok, err := s.Filter.Match(fev)
 			var ferr *filter.Error
@@ -46,4 +46,9 @@ func contentFilter(ctx context.Context, ev *source.Event, matches []*Subscriptio
 			"eventID", ev.ID, "eventType", ev.Type, "namespace", s.Namespace, "subscriptionName", s.Name, "reason", reason)
 	}
 	return kept
+}
+
+// filterEvent is what a filter expression or an ordering key sees of ev.
+func filterEvent(ev *source.Event) *filter.Event {
+	return &filter.Event{Type: ev.Type, Tenant: ev.TenantID, Collection: ev.Collection, Time: ev.OccurredAt, Data: ev.Data}
 }

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
 	"github.com/hookpost/hookpost/internal/controller"
+	"github.com/hookpost/hookpost/internal/filter"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
 )
@@ -47,12 +50,15 @@ type DeliveryCreator struct {
 
 // Dispatch creates the delivery; AlreadyExists means an earlier hand-over of the event created it, which is done.
 func (c DeliveryCreator) Dispatch(ctx context.Context, sub *Subscription, ev *source.Event, _ Later) error {
+	if sub.OrderingKey != "" {
+		return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(ctx, sub, ev, c.Sealer))
+	}
 	release, admitted, err := c.Caps.Hold(ctx, sub, ev)
 	if !admitted {
 		return err
 	}
 	defer release()
-	return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(sub, ev, c.Sealer))
+	return createDelivery(ctx, c.Client, c.Refusals, c.Caps, sub, ev, NewDelivery(ctx, sub, ev, c.Sealer))
 }
 
 // Forget drops what was kept for a deleted subscription.
@@ -142,13 +148,48 @@ func admissionDenied(err error) bool {
 		(strings.Contains(msg, "ValidatingAdmissionPolicy ") && strings.Contains(msg, " denied request"))
 }
 
-// NewDelivery builds the WebhookDelivery for an event and a subscription (controller.NewDelivery).
-func NewDelivery(sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
-	return controller.NewDelivery(sub.Namespace, sub.Name, types.UID(sub.UID), hookpostv1.EventMeta{
+// NewDelivery builds the WebhookDelivery for an event and a subscription (controller.NewDelivery), with its place
+// in its ordering key's sequence when the subscription orders its deliveries, and sealed by sealer: the delivery
+// controller sends a delivery without the operator's seal as a test event.
+func NewDelivery(ctx context.Context, sub *Subscription, ev *source.Event, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
+	d := controller.NewDelivery(sub.Namespace, sub.Name, types.UID(sub.UID), hookpostv1.EventMeta{
 		ID:         ev.ID,
 		Type:       ev.Type,
 		TenantID:   ev.TenantID,
 		Collection: ev.Collection,
 		OccurredAt: metav1.NewTime(ev.OccurredAt),
-	}, ev.Data, sealer)
+	}, ev.Data, nil)
+	if o := orderingOf(ctx, sub, ev); o != nil {
+		d.Spec.Ordering = o
+		d.Labels[hookpostv1.LabelOrderingKey] = hookpostv1.OrderingKeyHash(sub.Name, o.Key)
+	}
+	sealer.Seal(d)
+	return d
+}
+
+// orderingOf places ev in its key's sequence for sub (spec.ordering); nil when sub does not order its deliveries,
+// or ev does not come straight from a source (a match parked before the subscription ordered them has no
+// position, and is sent on its own). An event whose key does not evaluate, or whose ordering key does not
+// compile, gets the key "": it is ordered with the other such events, never sent out of turn.
+func orderingOf(ctx context.Context, sub *Subscription, ev *source.Event) *hookpostv1.DeliveryOrdering {
+	if sub.OrderingKey == "" || ev.Source == "" {
+		return nil
+	}
+	o := &hookpostv1.DeliveryOrdering{Source: ev.Source, Position: int64(min(ev.Position, math.MaxInt64))}
+	if sub.Ordering == nil {
+		return o
+	}
+	key, err := sub.Ordering.Key(filterEvent(ev))
+	if err != nil {
+		// CEL's message may quote the event's data: only the reason is logged.
+		var ferr *filter.Error
+		reason := filter.ReasonEvaluation
+		if errors.As(err, &ferr) {
+			reason = ferr.Reason
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Ordering key not evaluated; the event is ordered under the key \"\"",
+			"eventID", ev.ID, "namespace", sub.Namespace, "subscriptionName", sub.Name, "reason", reason)
+	}
+	o.Key = key
+	return o
 }

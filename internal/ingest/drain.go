@@ -220,7 +220,7 @@ func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Par
 		}
 		g.Go(func() error {
 			ev := &source.Event{ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: p.OccurredAt, Data: p.Data}
-			if err := createDelivery(gctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(sub, ev, d.o.Sealer)); err != nil {
+			if err := createDelivery(gctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(gctx, sub, ev, d.o.Sealer)); err != nil {
 				return err
 			}
 			mu.Lock()

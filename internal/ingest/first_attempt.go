@@ -142,6 +142,16 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	if exists, err := f.delivered(ctx, sub, ev); err != nil || exists {
 		return err
 	}
+	if sub.OrderingKey != "" {
+		// An ordered match is never attempted here: whether it may go depends on the deliveries of its key before
+		// it, which the delivery controller sequences. Nor is it parked (for an open circuit, a hanging host, or past
+		// the caps): its position in its key lives in its object, and the controller's circuit holds it as it
+		// waits. It counts against the caps all the same. See docs/subscriptions.md, Ordered delivery.
+		later(func(ctx context.Context) error {
+			return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, f.o.Sealer))
+		})
+		return nil
+	}
 	// Past a cap the match is not attempted either: a subscription with parked matches gets its events in order
 	// of arrival, after them.
 	if admitted, err := f.o.Caps.Admit(ctx, sub, ev); !admitted {
@@ -222,7 +232,7 @@ func (f *FirstAttempt) handOver(ctx context.Context, sub *Subscription, ev *sour
 			return err
 		}
 		defer release()
-		return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(sub, ev, f.o.Sealer))
+		return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, f.o.Sealer))
 	})
 	return nil
 }
@@ -231,7 +241,7 @@ func (f *FirstAttempt) handOver(ctx context.Context, sub *Subscription, ev *sour
 // a success is delivered all the same (and in the ledger already); a failure is not retried, and is reported as
 // refused, its attempt in the ledger with outcome refused, since no delivery controller will record it.
 func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, deliveryWithFirstAttempt(sub, ev, first, f.o.Sealer))
+	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, deliveryWithFirstAttempt(ctx, sub, ev, first, f.o.Sealer))
 	if reason == "" {
 		return err
 	}
@@ -326,8 +336,8 @@ func (f *FirstAttempt) Forget(uid types.UID) {
 }
 
 // deliveryWithFirstAttempt is the delivery of ev to sub carrying its first attempt.
-func deliveryWithFirstAttempt(sub *Subscription, ev *source.Event, first controller.FirstAttempt, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
-	d := NewDelivery(sub, ev, sealer)
+func deliveryWithFirstAttempt(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt, sealer *controller.Sealer) *hookpostv1.WebhookDelivery {
+	d := NewDelivery(ctx, sub, ev, sealer)
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}

@@ -52,6 +52,9 @@ type operatorConfig struct {
 	// assertions wait on the delivery controller then does not queue behind the deliveries earlier tests left in
 	// the shared cluster.
 	namespace string
+	// ingestOnly plays a replica that is not the leader: it ingests and makes first attempts, and runs no
+	// controller.
+	ingestOnly bool
 	// maxUnfinished, when set, caps each subscription's unfinished deliveries as the binary does (with the
 	// drain when there is a ledger), and refusals get Events.
 	maxUnfinished int
@@ -93,23 +96,29 @@ func startOperator(t testing.TB, cfg operatorConfig, srcs ...source.Source) *ope
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	// WebhookReplays re-read the sources (spec.source) and, with a ledger, find pruned deliveries in it.
+	// WebhookReplays re-read the sources (spec.source) and, with a ledger, find pruned deliveries in it; ordered
+	// deliveries ask the sources' watermarks, as the binary's do.
 	replays := ingest.NewSourceReplay(mgr.GetCache(), sealer, cfg.tenantIsolation)
+	watermarks := source.NewWatermarks(source.DefaultWatermarkTTL)
 	for _, src := range srcs {
 		kind := hookpostv1.ReplaySourceOutbox
 		if src.Name() == natssource.Name {
 			kind = hookpostv1.ReplaySourceJetStream
 		}
 		replays.Add(kind, src.(source.Rereader))
+		watermarks.Add(src)
 	}
 	var pruned ledger.PrunedStore
 	if cfg.ledger != nil {
 		pruned = cfg.ledger.Pruned()
 	}
-	if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
-		Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers,
-		TenantIsolation: cfg.tenantIsolation, Pruned: pruned, Sources: replays}); err != nil {
-		t.Fatal(err)
+	// A replica that is not the leader runs ingest only: the controllers run on the leader.
+	if !cfg.ingestOnly {
+		if err := controller.Setup(ctx, mgr, controller.Options{Clock: clk, Sender: sender, Secrets: secrets,
+			Ledger: rec, UserAgent: "Hookpost/test", MaxRetryAfter: time.Hour, DeliveryWorkers: 4, Sealer: sealer, Breakers: breakers,
+			TenantIsolation: cfg.tenantIsolation, Pruned: pruned, Sources: replays, Watermarks: watermarks}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	op := &operator{successes: ingest.NewSuccessLog(ingest.SuccessLogOptions{Client: mgr.GetClient(), Direct: mgr.GetAPIReader(), Sealer: sealer, Interval: cfg.flushInterval, ObjectsPerSecond: -1})}
 	if err := mgr.Add(op.successes); err != nil {

@@ -27,6 +27,10 @@ type Subscription struct {
 	Expression string
 	Filter     *filter.Program
 	FilterErr  error
+	// OrderingKey is spec.ordering.key, "" when the subscription does not order its deliveries. The Ingester
+	// compiles it into Ordering, nil when it does not compile (every event then gets the key "").
+	OrderingKey string
+	Ordering    *filter.Program
 }
 
 // Event is what matching needs to know about an event.

@@ -97,6 +97,8 @@ type Ingester struct {
 	// filters holds the compiled spec.filter.expression of the subscriptions in index, by expression text, so a
 	// rebuild compiles only the expressions that are new; subscriptions with the same text share one program.
 	filters map[string]compiledFilter
+	// keys holds the compiled spec.ordering.key of the subscriptions in index, as filters does the expressions.
+	keys map[string]compiledFilter
 
 	// detached counts batches finishing in the background, without a place among the batches in flight.
 	detached    atomic.Int64
@@ -345,17 +347,18 @@ func (i *Ingester) currentIndex(ctx context.Context) (*Index, error) {
 		i.dirty.Store(true)
 		return nil, err
 	}
-	subs, filters := forMatching(list.Items, grants, i.filters)
-	// Expressions no subscription uses any more are dropped with the old map.
-	i.index, i.filters = NewIndex(subs), filters
+	subs, filters, keys := forMatching(list.Items, grants, i.filters, i.keys)
+	// Expressions no subscription uses any more are dropped with the old maps.
+	i.index, i.filters, i.keys = NewIndex(subs), filters, keys
 	return i.index, nil
 }
 
-// forMatching translates items for matching, with each namespace's tenant grant (grants nil: isolation is off)
-// and each filter expression compiled, reusing the programs in compiled; it returns the expressions' programs.
-func forMatching(items []hookpostv1.WebhookSubscription, grants map[string]*controller.TenantGrant, compiled map[string]compiledFilter) ([]*Subscription, map[string]compiledFilter) {
-	subs := make([]*Subscription, 0, len(items))
-	filters := map[string]compiledFilter{}
+// forMatching translates items for matching, with each namespace's tenant grant (grants nil: isolation is off),
+// each filter expression and ordering key compiled, reusing the programs of lastFilters and lastKeys; it returns
+// the programs of this translation, for the next.
+func forMatching(items []hookpostv1.WebhookSubscription, grants map[string]*controller.TenantGrant, lastFilters, lastKeys map[string]compiledFilter) (subs []*Subscription, filters, keys map[string]compiledFilter) {
+	subs = make([]*Subscription, 0, len(items))
+	filters, keys = map[string]compiledFilter{}, map[string]compiledFilter{}
 	for k := range items {
 		if s := FromAPI(&items[k]); s != nil {
 			if grants != nil {
@@ -365,19 +368,29 @@ func forMatching(items []hookpostv1.WebhookSubscription, grants map[string]*cont
 				}
 			}
 			if s.Expression != "" {
-				c, ok := filters[s.Expression]
-				if !ok {
-					if c, ok = compiled[s.Expression]; !ok {
-						c.program, c.err = filter.Compile(s.Expression)
-					}
-					filters[s.Expression] = c
-				}
+				c := compiled(s.Expression, filters, lastFilters, filter.Compile)
 				s.Filter, s.FilterErr = c.program, c.err
+			}
+			if s.OrderingKey != "" {
+				s.Ordering = compiled(s.OrderingKey, keys, lastKeys, filter.CompileKey).program
 			}
 			subs = append(subs, s)
 		}
 	}
-	return subs, filters
+	return subs, filters, keys
+}
+
+// compiled returns expression compiled by compile: from this rebuild's programs (cur), the last rebuild's (last),
+// or compiled now; cur then holds it.
+func compiled(expression string, cur, last map[string]compiledFilter, compile func(string) (*filter.Program, error)) compiledFilter {
+	c, ok := cur[expression]
+	if !ok {
+		if c, ok = last[expression]; !ok {
+			c.program, c.err = compile(expression)
+		}
+		cur[expression] = c
+	}
+	return c
 }
 
 // compiledFilter is an expression compiled, or why it does not compile.
@@ -446,6 +459,9 @@ func FromAPI(s *hookpostv1.WebhookSubscription) *Subscription {
 	if f := s.Spec.Filter; f != nil {
 		out.Tenants, out.Collections = set(f.Tenants), set(f.Collections)
 		out.Expression = f.Expression
+	}
+	if o := s.Spec.Ordering; o != nil {
+		out.OrderingKey = o.Key
 	}
 	return out
 }

@@ -60,7 +60,7 @@ func (s *SourceReplay) Replay(ctx context.Context, req controller.SourceReplayRe
 		matches = idx.Match(Event{Type: ev.Type, TenantID: ev.TenantID, Collection: ev.Collection, OccurredAt: ev.OccurredAt}, matches[:0])
 		matches = contentFilter(ctx, &ev, matches)
 		for _, sub := range matches {
-			if d := NewDelivery(sub, &ev, s.sealer); req.Keep == nil || req.Keep(d) {
+			if d := NewDelivery(ctx, sub, &ev, s.sealer); req.Keep == nil || req.Keep(d) {
 				out = append(out, d)
 			}
 			if req.Limit > 0 && len(out) >= req.Limit {
@@ -102,6 +102,6 @@ func (s *SourceReplay) index(ctx context.Context, namespace, subscription string
 			grants[namespace] = &g
 		}
 	}
-	subs, _ := forMatching(items, grants, nil)
+	subs, _, _ := forMatching(items, grants, nil, nil)
 	return NewIndex(subs), nil
 }

@@ -272,7 +272,7 @@ func (l *SuccessLog) writeObjects(ctx context.Context, s *successes, turn <-chan
 		slots <- struct{}{}
 		go func(sc *success) {
 			defer func() { <-slots; wg.Done() }()
-			err := l.client.Create(ctx, deliveryWithFirstAttempt(s.sub, &sc.ev, sc.first, l.sealer))
+			err := l.client.Create(ctx, deliveryWithFirstAttempt(ctx, s.sub, &sc.ev, sc.first, l.sealer))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

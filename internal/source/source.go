@@ -24,6 +24,12 @@ type Event struct {
 	OccurredAt time.Time
 	// Data is the event's payload: always a JSON object (the envelope's "data"), never invalid JSON.
 	Data json.RawMessage
+	// Source is the kind of source the event came from, as Source.Name returns it.
+	Source string
+	// Position is the event's place in its source, increasing in source order: the outbox row's id, the JetStream
+	// stream sequence. Ordered delivery (spec.ordering) sends a key's events in this order, once the source's
+	// Watermark has passed it.
+	Position uint64
 }
 
 // Batch is a set of events claimed together; Ack or Nack settles it, once. The source keeps an open batch
@@ -49,6 +55,11 @@ type Source interface {
 	Next(ctx context.Context, max int) (Batch, error)
 	// Ready reports whether the source's connection is healthy; the error says why not.
 	Ready(ctx context.Context) error
+	// Watermark returns a position W such that every event below it has been acknowledged (by any replica), or
+	// set aside as malformed; events at or above it may still be on their way. Since an event is acknowledged only
+	// once its deliveries exist, a delivery whose event's position is below W knows that every earlier event
+	// already has its delivery.
+	Watermark(ctx context.Context) (uint64, error)
 	// Close releases the source's connections. A batch still open is given back.
 	Close() error
 }

@@ -2,7 +2,8 @@
 // PostgreSQL, NATS, the operator binary built fresh, a receiver that verifies signatures) and, for each source and
 // each dispatch mode of the operator (the fast path, where ingest makes the first attempt, and object-per-delivery),
 // runs three scenarios with a fresh operator each: saturation (a backlog of events for one subscription), a paced
-// stream (a fixed event rate, for latency) and fan-out (many subscriptions matching every event). For each run it
+// stream (a fixed event rate, for latency) and fan-out (many subscriptions matching every event); in fast mode also
+// the ordering pair (keyed events to a receiver failing at random, with spec.ordering and without). For each run it
 // measures deliveries per second, latency from insert to receipt, API-server writes per delivery, the CPU time of
 // the operator, kube-apiserver, etcd and PostgreSQL per delivery and their peak memory; after saturation with the
 // outbox it counts each event's success rows in the delivery ledger. It then measures two ceilings on the same
@@ -49,6 +50,8 @@ type config struct {
 	ceilingWorkers   int
 	timeout          time.Duration
 	operatorArgs     []string // appended to every run's operator command line
+	// The ordering runs (fast mode): orderedEvents over orderedKeys keys, the receiver failing orderedFailPercent %.
+	orderedEvents, orderedKeys, orderedFailPercent int
 	// The memory scenario: subscriptions and retained finished deliveries at rest; 0 subscriptions skips it.
 	memorySubs       int
 	memoryDeliveries int
@@ -71,6 +74,9 @@ func main() {
 	flag.IntVar(&cfg.fanoutSubs, "fanout-subscriptions", 100, "Subscriptions matching every event of the fan-out run; 0 skips it.")
 	flag.IntVar(&cfg.fanoutEvents, "fanout-events", 1000, "Events of the fan-out run.")
 	flag.StringVar(&fanoutModesFlag, "fanout-modes", "fast", "Modes that run the fan-out scenario, comma-separated: in objects mode 100,000 deliveries take many minutes.")
+	flag.IntVar(&cfg.orderedEvents, "ordered-events", 10000, "Events of the ordered and unordered runs (fast mode), one producer; 0 skips them.")
+	flag.IntVar(&cfg.orderedKeys, "ordered-keys", 100, "Keys the ordered runs' events are spread over (event seq has key seq % keys).")
+	flag.IntVar(&cfg.orderedFailPercent, "ordered-fail-percent", 10, "Share of the ordered runs' attempts the receiver answers with a 503, at random.")
 	flag.IntVar(&cfg.ceilingWorkers, "ceiling-workers", 64, "Concurrent workers of the HTTP and API ceilings.")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "Give up on a run after this long.")
 	flag.IntVar(&cfg.memorySubs, "memory-subscriptions", 10000, "Subscriptions of the memory scenario; 0 skips it.")

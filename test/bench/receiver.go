@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -29,6 +30,13 @@ type route struct {
 	badSig   int
 	badBody  int
 	last     time.Time
+	// keys, when set, gives event seq the key seq % keys: outOfOrder counts the events first received after a
+	// later event of their key, newest the latest seq received per key. failPercent % of the requests are
+	// answered 503 at random, failed counts them.
+	keys, failPercent int
+	newest            map[int]int
+	outOfOrder        int
+	failed            int
 }
 
 func newReceiver() *receiver {
@@ -50,10 +58,18 @@ func (r *receiver) expect(path, secret string, want int) (*route, error) {
 	return rt, nil
 }
 
+// keyed makes rt check the order of each key's events (keys > 0) and fail failPercent % of its requests.
+func (r *receiver) keyed(rt *route, keys, failPercent int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt.keys, rt.failPercent, rt.newest = keys, failPercent, map[int]int{}
+}
+
 // envelopeBody is the part of an Envelope body the receiver reads.
 type envelopeBody struct {
 	Data struct {
 		SentAtNs int64 `json:"sent_at_ns"`
+		Seq      int   `json:"seq"`
 	} `json:"data"`
 }
 
@@ -74,21 +90,36 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 
 	r.mu.Lock()
 	rt.requests++
+	fail := rt.failPercent > 0 && rand.IntN(100) < rt.failPercent
 	switch {
 	case sigErr != nil:
 		rt.badSig++
 	case bodyErr != nil || env.Data.SentAtNs == 0 || id == "":
 		rt.badBody++
+	case fail:
+		rt.failed++
 	default:
 		if _, seen := rt.first[id]; !seen {
 			rt.first[id] = now.Sub(time.Unix(0, env.Data.SentAtNs))
 			rt.last = now
+			if rt.keys > 0 {
+				key := env.Data.Seq % rt.keys
+				if newest, ok := rt.newest[key]; ok && newest > env.Data.Seq {
+					rt.outOfOrder++
+				} else {
+					rt.newest[key] = env.Data.Seq
+				}
+			}
 		}
 	}
 	r.mu.Unlock()
 	if sigErr != nil {
 		// The operator retries a 401 only with retryOn4xx; the count above is what the report shows.
 		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if fail {
+		http.Error(w, "failing at random", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -98,6 +129,8 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 // receipts are what the receiver recorded on a set of routes: a run's, one route per subscription.
 type receipts struct {
 	distinct, requests, badSig, badBody int
+	// outOfOrder and failed sum the routes' counts (keyed runs).
+	outOfOrder, failed int
 	// last is when the last distinct (route, event) pair arrived.
 	last time.Time
 	// latencies are each distinct pair's time from production to first receipt.
@@ -114,6 +147,8 @@ func (r *receiver) receipts(rts []*route) receipts {
 		out.requests += rt.requests
 		out.badSig += rt.badSig
 		out.badBody += rt.badBody
+		out.outOfOrder += rt.outOfOrder
+		out.failed += rt.failed
 		if rt.last.After(out.last) {
 			out.last = rt.last
 		}

@@ -30,6 +30,7 @@ func report(out io.Writer, cfg config, results []modeResult, c ceilings) {
 	}
 	reportRuns(out, results)
 	reportHanging(out, cfg, results)
+	reportOrdered(out, results)
 	reportWrites(out, results)
 	reportUsage(out, results)
 	reportLedger(out, results)
@@ -95,6 +96,28 @@ func reportHanging(out io.Writer, cfg config, results []modeResult) {
 				ms(r.latency.p50), ms(calm.latency.p50), ms(r.latency.p99), ms(calm.latency.p99),
 				float64(r.latency.p99)/float64(max(calm.latency.p99, time.Millisecond)))
 		}
+	}
+}
+
+// reportOrdered compares the ordering pair: the same keyed events to a receiver failing at random, with
+// spec.ordering and without, measured in the same run.
+func reportOrdered(out io.Writer, results []modeResult) {
+	for _, m := range results {
+		on, off := m.run(scenarioOrdered), m.run(scenarioUnordered)
+		if on == nil || off == nil {
+			continue
+		}
+		fmt.Fprintf(out, "\nOrdered delivery (%s, %s): %d events, %d keys, receiver failing %d %% of the attempts at random (503, retried after 1 s):\n",
+			m.source, m.mode.name, on.scenario.events, on.scenario.keys, on.scenario.failPercent)
+		for _, r := range []*runResult{on, off} {
+			what := "ordering on "
+			if !r.scenario.ordered {
+				what = "ordering off"
+			}
+			fmt.Fprintf(out, "  %s: out of order %d, delivered %d, attempts %d (%d answered 503), %s deliveries/s, p50 %s, p99 %s\n",
+				what, r.received.outOfOrder, r.received.distinct, r.received.requests, r.received.failed, f0(r.rate()), ms(r.latency.p50), ms(r.latency.p99))
+		}
+		fmt.Fprintf(out, "  throughput on / off: %.2f\n", on.rate()/off.rate())
 	}
 }
 

@@ -60,9 +60,12 @@ func (b *bench) measure(src eventSource, m mode, sc scenario) (runResult, error)
 	defer in.close()
 	ns := "bench-" + name
 	defer b.unsubscribe(context.WithoutCancel(ctx), ns)
-	routes, err := b.subscribe(ctx, ns, sc.subscriptions, sc.events)
+	routes, err := b.subscribe(ctx, ns, sc.subscriptions, sc.events, sc.subscriptionOptions()...)
 	if err != nil {
 		return runResult{}, err
+	}
+	for _, rt := range routes {
+		b.recv.keyed(rt, sc.keys, sc.failPercent)
 	}
 	if sc.hanging > 0 {
 		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging, sc.failing)
@@ -110,9 +113,13 @@ func (b *bench) deliver(ctx context.Context, sc scenario, in sourceRun, routes [
 	if sc.rate > 0 {
 		pace = fmt.Sprintf("at %.0f/s", sc.rate)
 	}
-	step(fmt.Sprintf("Producing %d events %s with %d producers, %d subscription(s)", sc.events, pace, b.cfg.producers, sc.subscriptions))
+	producers := b.cfg.producers
+	if sc.producers > 0 {
+		producers = sc.producers
+	}
+	step(fmt.Sprintf("Producing %d events %s with %d producers, %d subscription(s)", sc.events, pace, producers, sc.subscriptions))
 	start := time.Now()
-	if err := produce(ctx, sc.events, b.cfg.producers, sc.rate, in.publish); err != nil {
+	if err := produce(ctx, sc.events, producers, sc.rate, in.publish); err != nil {
 		return runResult{}, fmt.Errorf("produce: %w", err)
 	}
 	producing := time.Since(start)

@@ -60,6 +60,12 @@ type scenario struct {
 	hanging int
 	// failing makes those endpoints answer 503 at once instead of hanging.
 	failing bool
+	// keys, when set, gives event seq the key seq % keys; ordered sets the subscription's spec.ordering.key to it.
+	// The receiver then counts the events delivered after a later event of their key, and answers failPercent %
+	// of the attempts with a 503 at random. producers overrides the configured producers (the ordered runs use one,
+	// so source order is seq order).
+	keys, failPercent, producers int
+	ordered                      bool
 }
 
 func (s scenario) deliveries() int { return s.subscriptions * s.events }
@@ -73,6 +79,9 @@ const (
 	scenarioCalm    = "beside-calm"
 	scenarioHanging = "beside-hanging"
 	scenarioFailing = "beside-failing"
+	// The ordering pair: keyed events to a receiver failing at random, with spec.ordering and without.
+	scenarioOrdered   = "ordered"
+	scenarioUnordered = "unordered"
 )
 
 // scenarios are the runs of mode m that cfg asks for.
@@ -88,6 +97,13 @@ func (cfg config) scenarios(m mode) []scenario {
 			scenario{name: scenarioCalm, subscriptions: 1, events: n, rate: float64(cfg.hangingRate)},
 			scenario{name: scenarioHanging, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints},
 			scenario{name: scenarioFailing, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints, failing: true})
+	}
+	if cfg.orderedEvents > 0 && cfg.orderedKeys > 0 && m.firstAttempt {
+		keyed := scenario{subscriptions: 1, events: cfg.orderedEvents, keys: cfg.orderedKeys, failPercent: cfg.orderedFailPercent, producers: 1}
+		on, off := keyed, keyed
+		on.name, on.ordered = scenarioOrdered, true
+		off.name = scenarioUnordered
+		out = append(out, on, off)
 	}
 	if cfg.fanoutSubs > 0 && cfg.fanoutEvents > 0 && slices.Contains(cfg.fanoutModes, m) {
 		out = append(out, scenario{name: scenarioFanout, subscriptions: cfg.fanoutSubs, events: cfg.fanoutEvents})

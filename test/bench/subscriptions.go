@@ -20,8 +20,8 @@ import (
 const signingSecret = "bench-signing"
 
 // subscribe creates the run's namespace, its signing Secret and count subscriptions matching every event (Envelope,
-// HMACSHA256Hex), each posting to a receiver path of its own, and returns the receiver's routes.
-func (b *bench) subscribe(ctx context.Context, ns string, count, events int) ([]*route, error) {
+// HMACSHA256Hex, and opts), each posting to a receiver path of its own, and returns the receiver's routes.
+func (b *bench) subscribe(ctx context.Context, ns string, count, events int, opts ...fixtures.SubscriptionOption) ([]*route, error) {
 	c := b.cp.Client
 	// The operator runs with tenant isolation on, its default; the bench's events carry tenant "1".
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
@@ -44,9 +44,9 @@ func (b *bench) subscribe(ctx context.Context, ns string, count, events int) ([]
 			return nil, err
 		}
 		routes = append(routes, rt)
-		sub := fixtures.Subscription(ns, name, b.recv.URL+path, fixtures.InsecureHTTP(), fixtures.Events("*"),
+		sub := fixtures.Subscription(ns, name, b.recv.URL+path, append([]fixtures.SubscriptionOption{fixtures.InsecureHTTP(), fixtures.Events("*"),
 			fixtures.Format(hookpostv1.PayloadFormatEnvelope), fixtures.Scheme(hookpostv1.SigningSchemeHMACSHA256Hex),
-			fixtures.SecretRef(signingSecret, "secret"))
+			fixtures.SecretRef(signingSecret, "secret")}, opts...)...)
 		if err := c.Create(ctx, sub); err != nil {
 			return nil, err
 		}
@@ -84,4 +84,22 @@ func (b *bench) waitReady(ctx context.Context, ns string, count int) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// subscriptionOptions are what a scenario sets on its subscriptions besides subscribe's defaults: the keyed runs
+// retry a 503 after 1 s (the default schedule's first retry is a minute away), and the ordered one orders by the
+// key the receiver checks.
+func (s scenario) subscriptionOptions() []fixtures.SubscriptionOption {
+	if s.keys == 0 {
+		return nil
+	}
+	retries := make([]time.Duration, 25)
+	for i := range retries {
+		retries[i] = time.Second
+	}
+	opts := []fixtures.SubscriptionOption{fixtures.Schedule(retries...)}
+	if s.ordered {
+		opts = append(opts, fixtures.Ordering(fmt.Sprintf("string(int(data.seq) %% %d)", s.keys), hookpostv1.OrderingSkip))
+	}
+	return opts
 }

@@ -328,6 +328,7 @@ func decodeMessage(m message, prefix string, maxPayloadBytes int) (ev source.Eve
 		ev.OccurredAt = at
 	}
 	ev.Data = m.data
+	ev.Source, ev.Position = Name, m.sequence
 	if reason := source.ValidateType(ev.Type); reason != "" {
 		return ev, "subject: " + reason
 	}
@@ -338,6 +339,16 @@ func decodeMessage(m message, prefix string, maxPayloadBytes int) (ev source.Eve
 		return ev, "body: " + reason
 	}
 	return ev, ""
+}
+
+// Watermark returns one past the durable consumer's ack floor: every message of the stream below it that the
+// consumer takes has been acknowledged or terminated, by whichever replica fetched it. One request to the server.
+func (s *Source) Watermark(ctx context.Context) (uint64, error) {
+	info, err := s.consumer.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read consumer %s: %w", s.opts.Durable, err)
+	}
+	return info.AckFloor.Stream + 1, nil
 }
 
 // Ready reports whether the connection is up and the last pull worked.

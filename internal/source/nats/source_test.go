@@ -434,3 +434,52 @@ func TestHostileIDsAttributesAndDeepPayloadsAreTerminatedAndTheNextFlows(t *test
 		t.Fatalf("terminated messages still pending ack: %d", info.NumAckPending)
 	}
 }
+
+// The watermark is one past the consumer's ack floor: an unacknowledged batch holds it at its first message, and
+// events carry their stream sequence as positions.
+func TestWatermarkStaysBelowTheFirstUnacknowledgedEvent(t *testing.T) {
+	server, src := newSource(t, natssource.Options{})
+	_, js := producer(t, server)
+	ctx := testContext(t)
+	for i := range 4 {
+		publish(t, js, orderEvent(i))
+	}
+	first, err := src.Next(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest []source.Event
+	for len(rest) < 2 {
+		b, err := src.Next(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = append(rest, b.Events()...)
+		if err := b.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ev := range append(append([]source.Event(nil), first.Events()...), rest...) {
+		if ev.Position != uint64(i+1) {
+			t.Fatalf("event %d has position %d, want its stream sequence %d", i, ev.Position, i+1)
+		}
+	}
+	if w, err := src.Watermark(ctx); err != nil || w != 1 {
+		t.Fatalf("watermark with the first batch unacknowledged = %d, %v; want 1", w, err)
+	}
+	if err := first.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// An ack is asynchronous for the server's bookkeeping: wait for the floor to move.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w, err := src.Watermark(ctx)
+		if err == nil && w == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watermark with every event acknowledged = %d, %v; want 5", w, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -94,6 +94,7 @@ func sortOut(rows []claimedRow, maxPayloadBytes int) (accepted []leasedEvent, re
 			rejected = append(rejected, rejectedRow{id: r.id, rejection: source.Rejection{Source: Name, ID: ev.ID, Reason: reason}})
 			continue
 		}
+		ev.Source, ev.Position = Name, uint64(r.id) // bigserial: from 1 up
 		accepted = append(accepted, leasedEvent{id: r.id, event: ev})
 	}
 	return accepted, rejected

@@ -103,7 +103,7 @@ type Source struct {
 var _ source.Source = (*Source)(nil)
 
 type statements struct {
-	claim, reject, extend, ack, nack, release, purge, reread string
+	claim, reject, extend, ack, nack, release, purge, reread, watermark string
 }
 
 // New connects to the database and starts listening for notifications. It does not wait for the database: a
@@ -193,6 +193,9 @@ WHERE id = ANY($1) AND status = 'pending' AND claimed_until = $2`, q),
     CASE WHEN octet_length(payload::text) <= $5 THEN payload::text END, processed_at
 FROM %s WHERE status = 'done' AND processed_at >= $1 AND (processed_at, id) > ($1, $2) AND processed_at < $3
 ORDER BY processed_at, id LIMIT $4`, q),
+		// The lowest pending id (the partial index on pending ids holds it first), else one past the highest id
+		// (the primary key's last entry); 0 for a table that never held a row, when nothing is below it anyway.
+		watermark: fmt.Sprintf(`SELECT coalesce((SELECT min(id) FROM %[1]s WHERE status = 'pending'), (SELECT max(id) + 1 FROM %[1]s), 0)`, q),
 		purge: fmt.Sprintf(`DELETE FROM %[1]s WHERE id IN (
     SELECT id FROM %[1]s WHERE status = 'done' AND processed_at < $1 LIMIT %[2]d)`, q, purgeChunk),
 	}
@@ -325,6 +328,19 @@ func (s *Source) PurgeDone(ctx context.Context) (int64, error) {
 			return total, nil
 		}
 	}
+}
+
+// Watermark returns the lowest id still pending, or one past the highest id when none is: every row below it is
+// done (acknowledged) or rejected. Ids are drawn when a row is inserted and a transaction may commit after one that
+// drew a later id, so a row can become pending below the watermark already read: ordered delivery follows id
+// order, which is the order a producer wrote a key's events when it writes them one transaction after the other
+// (docs/outbox.md). Both subqueries read one index entry.
+func (s *Source) Watermark(ctx context.Context) (uint64, error) {
+	var w int64
+	if err := s.pool.QueryRow(ctx, s.sql.watermark).Scan(&w); err != nil {
+		return 0, fmt.Errorf("read the watermark of %s: %w", s.table.Qualified(), err)
+	}
+	return uint64(max(w, 0)), nil
 }
 
 // Ready reports why the source cannot work: the LISTEN connection is down, the last claim failed, or the

@@ -762,3 +762,82 @@ func TestHostileAttributesAndDeepPayloadsAreSetAside(t *testing.T) {
 		}
 	}
 }
+
+// The watermark is the lowest id still pending, so an unacknowledged batch holds it back (whatever replica holds
+// the batch), and events carry their ids as positions. Once everything is done it is one past the highest id.
+func TestWatermarkStaysBelowTheFirstUnacknowledgedEvent(t *testing.T) {
+	src := newSource(t, postgres.Options{})
+	other := sameTable(t, postgres.Options{DSN: sharedPostgres.DSN(), Table: fmt.Sprintf("outbox_%d", tableCounter.Load())})
+	ctx := testContext(t)
+	if w, err := src.Watermark(ctx); err != nil || w != 0 {
+		t.Fatalf("watermark of an empty table = %d, %v; want 0", w, err)
+	}
+	conn := connect(t, sharedPostgres.DSN())
+	insertEvents(t, conn, "", fmt.Sprintf("outbox_%d", tableCounter.Load()), orderRows(0, 6)...)
+
+	first, err := src.Next(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := other.Next(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var positions []uint64
+	for _, ev := range append(append([]source.Event(nil), first.Events()...), second.Events()...) {
+		positions = append(positions, ev.Position)
+	}
+	for i := 1; i < len(positions); i++ {
+		if positions[i] != positions[i-1]+1 {
+			t.Fatalf("positions %v, want the ids in order", positions)
+		}
+	}
+	base := positions[0]
+	if err := second.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := src.Watermark(ctx); err != nil || w != base {
+		t.Fatalf("watermark with the first batch unacknowledged = %d, %v; want its first id %d", w, err, base)
+	}
+	if err := first.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := other.Watermark(ctx); err != nil || w != base+6 {
+		t.Fatalf("watermark with every event done = %d, %v; want one past the last id, %d", w, err, base+6)
+	}
+}
+
+// Watermarks keeps a reading for its TTL: the ordered deliveries' many questions cost one query per TTL, and a
+// position below a reading needs none.
+func TestWatermarksKeepAReadingForItsTTL(t *testing.T) {
+	src := newSource(t, postgres.Options{})
+	ctx := testContext(t)
+	conn := connect(t, sharedPostgres.DSN())
+	insertEvents(t, conn, "", fmt.Sprintf("outbox_%d", tableCounter.Load()), orderRows(0, 2)...)
+	b, err := src.Next(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := b.Events()[0].Position
+	w := source.NewWatermarks(time.Second)
+	if _, _, err := w.Passed(ctx, "nats", pos, time.Now()); err == nil || !strings.Contains(err.Error(), `source "nats" is not configured`) {
+		t.Fatalf("a source not added: error %v, want one naming it", err)
+	}
+	w.Add(src)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if passed, readAt, err := w.Passed(ctx, postgres.Name, pos, t0); err != nil || passed || !readAt.Equal(t0) {
+		t.Fatalf("before the ack: Passed = %v, read at %s, %v; want false, read at %s", passed, readAt, err, t0)
+	}
+	if err := b.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if passed, readAt, _ := w.Passed(ctx, postgres.Name, pos, t0.Add(500*time.Millisecond)); passed || !readAt.Equal(t0) {
+		t.Fatal("within the TTL the reading before the ack still answers: want false, from the reading at t0")
+	}
+	if passed, readAt, err := w.Passed(ctx, postgres.Name, pos, t0.Add(time.Second)); err != nil || !passed || !readAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("after the TTL: Passed = %v, read at %s, %v; want true from a new reading", passed, readAt, err)
+	}
+	if passed, _, _ := w.Passed(ctx, postgres.Name, pos+1, t0.Add(1500*time.Millisecond)); passed {
+		t.Fatal("the second event is still pending: want false")
+	}
+}
