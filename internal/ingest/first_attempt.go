@@ -207,6 +207,9 @@ func (f *FirstAttempt) recordOutcome(ctx context.Context, sub *Subscription, ev 
 		}
 	} else {
 		metrics.FirstAttempt(metrics.FirstAttemptFailed)
+		// Writing its object is an API round trip (one per match of a failing endpoint until its circuit opens):
+		// the events claimed after this batch need not wait for it.
+		detachBatch(ctx)
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()

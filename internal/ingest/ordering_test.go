@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,33 @@ func (r *orderedReceiver) outOfOrderAttempts() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.outOfOrder...)
+}
+
+// keyNames returns n ordering keys: k00, k01, ...
+func keyNames(n int) []string {
+	names := make([]string, n)
+	for k := range names {
+		names[k] = fmt.Sprintf("k%02d", k)
+	}
+	return names
+}
+
+// waitEveryKeyInOrder waits until rcv got perKey events of every key in names, and fails if any attempt came out
+// of its key's order.
+func waitEveryKeyInOrder(t *testing.T, rcv *orderedReceiver, names []string, perKey int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, k := range names {
+		for rcv.delivered(k) < perKey {
+			if time.Now().After(deadline) {
+				t.Fatalf("key %s: %d of %d delivered in order after %s", k, rcv.delivered(k), perKey, timeout)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if ooo := rcv.outOfOrderAttempts(); len(ooo) != 0 {
+		t.Fatalf("%d attempts out of order, such as %v", len(ooo), ooo[:min(len(ooo), 5)])
+	}
 }
 
 // keyedRows returns perKey events for each of keys, interleaved: key0/0, key1/0, ..., key0/1, ...
@@ -273,32 +301,17 @@ func TestOrderedDeliveryKeepsEveryKeysOrderUnderRandomFailures(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
 		fixtures.Ordering("data.key", hookpostv1.OrderingBlock), fixtures.HistoryLimits(10, 10),
-		fixtures.Schedule(time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second,
-			time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second))
+		fixtures.Schedule(slices.Repeat([]time.Duration{time.Second}, 18)...))
 	src, table := newOutbox(t, postgres.Options{})
 	startOperator(t, operatorConfig{flushInterval: time.Hour, namespace: ns}, src)
 	readySubscription(t, sub)
 
-	names := make([]string, keys)
-	for k := range names {
-		names[k] = fmt.Sprintf("k%02d", k)
-	}
+	names := keyNames(keys)
 	rows := keyedRows(names, perKey)
 	for i := 0; i < len(rows); i += 100 {
 		insert(t, table, rows[i:min(i+100, len(rows))]...)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for _, k := range names {
-		for rcv.delivered(k) < perKey {
-			if time.Now().After(deadline) {
-				t.Fatalf("key %s: %d of %d delivered in order after 3 minutes", k, rcv.delivered(k), perKey)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if ooo := rcv.outOfOrderAttempts(); len(ooo) != 0 {
-		t.Fatalf("%d attempts out of order, such as %v", len(ooo), ooo[:min(len(ooo), 5)])
-	}
+	waitEveryKeyInOrder(t, rcv, names, perKey, 3*time.Minute)
 	rcv.mu.Lock()
 	failed := 0
 	for _, a := range rcv.attempts {
@@ -333,33 +346,18 @@ func TestOrderedDeliveryAcrossTwoIngestingReplicas(t *testing.T) {
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
 		fixtures.Ordering("data.key", hookpostv1.OrderingSkip),
-		fixtures.Schedule(time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second,
-			time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second))
+		fixtures.Schedule(slices.Repeat([]time.Duration{time.Second}, 18)...))
 	leaderSrc, table := newOutbox(t, postgres.Options{})
 	otherSrc, _ := newOutbox(t, postgres.Options{Table: table})
 	startOperator(t, operatorConfig{flushInterval: time.Hour, namespace: ns}, leaderSrc)
 	startOperator(t, operatorConfig{flushInterval: time.Hour, namespace: ns, ingestOnly: true}, otherSrc)
 	readySubscription(t, sub)
 
-	names := make([]string, keys)
-	for k := range names {
-		names[k] = fmt.Sprintf("k%02d", k)
-	}
+	names := keyNames(keys)
 	rows := keyedRows(names, perKey)
 	// Batches of 20 rows, so the two replicas take turns at claiming them.
 	for i := 0; i < len(rows); i += 20 {
 		insert(t, table, rows[i:min(i+20, len(rows))]...)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, k := range names {
-		for rcv.delivered(k) < perKey {
-			if time.Now().After(deadline) {
-				t.Fatalf("key %s: %d of %d delivered in order after 2 minutes", k, rcv.delivered(k), perKey)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if ooo := rcv.outOfOrderAttempts(); len(ooo) != 0 {
-		t.Fatalf("%d attempts out of order, such as %v", len(ooo), ooo[:min(len(ooo), 5)])
-	}
+	waitEveryKeyInOrder(t, rcv, names, perKey, 2*time.Minute)
 }

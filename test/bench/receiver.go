@@ -24,8 +24,8 @@ type receiver struct {
 
 // route is what the receiver knows and records for one path.
 type route struct {
-	key      []byte                   // HMAC key
-	first    map[string]time.Duration // event id -> latency of its first receipt
+	key      []byte                  // HMAC key
+	first    map[string]firstReceipt // event id -> its first receipt
 	requests int
 	badSig   int
 	badBody  int
@@ -51,7 +51,7 @@ func (r *receiver) expect(path, secret string, want int) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &route{key: key, first: make(map[string]time.Duration, want)}
+	rt := &route{key: key, first: make(map[string]firstReceipt, want)}
 	r.mu.Lock()
 	r.routes[path] = rt
 	r.mu.Unlock()
@@ -100,7 +100,8 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		rt.failed++
 	default:
 		if _, seen := rt.first[id]; !seen {
-			rt.first[id] = now.Sub(time.Unix(0, env.Data.SentAtNs))
+			sent := time.Unix(0, env.Data.SentAtNs)
+			rt.first[id] = firstReceipt{sent: sent, latency: now.Sub(sent)}
 			rt.last = now
 			if rt.keys > 0 {
 				key := env.Data.Seq % rt.keys
@@ -133,8 +134,43 @@ type receipts struct {
 	outOfOrder, failed int
 	// last is when the last distinct (route, event) pair arrived.
 	last time.Time
-	// latencies are each distinct pair's time from production to first receipt.
-	latencies []time.Duration
+	// firsts are each distinct pair's first receipt.
+	firsts []firstReceipt
+}
+
+// firstReceipt is when an event was produced and how long after that it first arrived.
+type firstReceipt struct {
+	sent    time.Time
+	latency time.Duration
+}
+
+func (r receipts) latencies() []time.Duration {
+	out := make([]time.Duration, len(r.firsts))
+	for i, f := range r.firsts {
+		out[i] = f.latency
+	}
+	return out
+}
+
+// slowAtOnset counts the pairs that took longer than over, and how many of them were produced within onset of the
+// run's first production: a cost paid when a fault begins (until a hang is detected or a circuit opens) rather
+// than all along.
+func (r receipts) slowAtOnset(over, onset time.Duration) (slow, atOnset int) {
+	var start time.Time
+	for _, f := range r.firsts {
+		if start.IsZero() || f.sent.Before(start) {
+			start = f.sent
+		}
+	}
+	for _, f := range r.firsts {
+		if f.latency > over {
+			slow++
+			if f.sent.Sub(start) < onset {
+				atOnset++
+			}
+		}
+	}
+	return slow, atOnset
 }
 
 // receipts returns the routes' counters under the lock.
@@ -152,8 +188,8 @@ func (r *receiver) receipts(rts []*route) receipts {
 		if rt.last.After(out.last) {
 			out.last = rt.last
 		}
-		for _, l := range rt.first {
-			out.latencies = append(out.latencies, l)
+		for _, f := range rt.first {
+			out.firsts = append(out.firsts, f)
 		}
 	}
 	return out

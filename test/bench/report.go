@@ -95,6 +95,11 @@ func reportHanging(out io.Writer, cfg config, results []modeResult) {
 				"p99 %s (alone %s), p99 ratio %.2f\n", r.scenario.hanging, beside.what, m.source, m.mode.name, cfg.hangingRate, cfg.hangingFor,
 				ms(r.latency.p50), ms(calm.latency.p50), ms(r.latency.p99), ms(calm.latency.p99),
 				float64(r.latency.p99)/float64(max(calm.latency.p99, time.Millisecond)))
+			over := max(2*calm.latency.p99, 20*time.Millisecond)
+			slow, atOnset := r.received.slowAtOnset(over, time.Second)
+			slowAlone, _ := calm.received.slowAtOnset(over, time.Second)
+			fmt.Fprintf(out, "  healthy events slower than %s: %d, of which %d produced in the run's first second (alone: %d)\n",
+				ms(over), slow, atOnset, slowAlone)
 		}
 	}
 }

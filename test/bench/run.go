@@ -133,7 +133,7 @@ func (b *bench) deliver(ctx context.Context, sc scenario, in sourceRun, routes [
 	}
 	got := b.recv.receipts(routes)
 	return runResult{scenario: sc, producing: producing, elapsed: got.last.Sub(start), received: got,
-		latency: summarise(got.latencies), writes: end.writes.minus(begin.writes), usage: usageOver(procs, begin, end)}, nil
+		latency: summarise(got.latencies()), writes: end.writes.minus(begin.writes), usage: usageOver(procs, begin, end)}, nil
 }
 
 // reading is the state at one end of a run's measurement window.
