@@ -103,6 +103,20 @@ func (r *orderedReceiver) outOfOrderAttempts() []string {
 	return append([]string(nil), r.outOfOrder...)
 }
 
+// randomlyFailingReceiver answers 10 % of the attempts with a 503, at random from the seeds.
+func randomlyFailingReceiver(seed1, seed2 uint64) *orderedReceiver {
+	rnd := rand.New(rand.NewPCG(seed1, seed2))
+	var mu sync.Mutex
+	return newOrderedReceiver(func(string, int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if rnd.IntN(10) == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+}
+
 // keyNames returns n ordering keys: k00, k01, ...
 func keyNames(n int) []string {
 	names := make([]string, n)
@@ -287,16 +301,7 @@ func TestOrderedKeyAfterAFailureSkipsOrBlocks(t *testing.T) {
 // bench runs the 10,000 events over 100 keys: test/bench, scenario ordered.)
 func TestOrderedDeliveryKeepsEveryKeysOrderUnderRandomFailures(t *testing.T) {
 	const keys, perKey = 20, 50
-	rnd := rand.New(rand.NewPCG(11, 3))
-	var rndMu sync.Mutex
-	rcv := newOrderedReceiver(func(string, int) int {
-		rndMu.Lock()
-		defer rndMu.Unlock()
-		if rnd.IntN(10) == 0 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	rcv := randomlyFailingReceiver(11, 3)
 	defer rcv.Close()
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
@@ -332,16 +337,7 @@ func TestOrderedDeliveryKeepsEveryKeysOrderUnderRandomFailures(t *testing.T) {
 // attempts arrive in order, although either replica may acknowledge an event's batch before or after the other.
 func TestOrderedDeliveryAcrossTwoIngestingReplicas(t *testing.T) {
 	const keys, perKey = 10, 40
-	rnd := rand.New(rand.NewPCG(5, 8))
-	var rndMu sync.Mutex
-	rcv := newOrderedReceiver(func(string, int) int {
-		rndMu.Lock()
-		defer rndMu.Unlock()
-		if rnd.IntN(10) == 0 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	rcv := randomlyFailingReceiver(5, 8)
 	defer rcv.Close()
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
