@@ -141,18 +141,9 @@ func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Tim
 		lease   time.Time
 	)
 	for rows.Next() {
-		var (
-			r          claimedRow
-			occurredAt *time.Time
-		)
-		if err := rows.Scan(&r.id, &r.event.ID, &r.eventType, &r.event.TenantID, &r.event.Collection,
-			&occurredAt, &r.payloadSize, &r.payload, &lease); err != nil {
+		r, err := scanRow(rows, &lease)
+		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("read pending row: %w", err)
-		}
-		if occurredAt == nil {
-			r.occurredAtInfinite = true // NOT NULL in the table: NULL here is the claim's reading of infinity
-		} else {
-			r.event.OccurredAt = *occurredAt
 		}
 		claimed = append(claimed, r)
 	}
@@ -160,6 +151,25 @@ func (s *Source) leaseRows(ctx context.Context, max int) ([]claimedRow, time.Tim
 		return nil, time.Time{}, fmt.Errorf("claim pending rows from %s: %w", s.table.Qualified(), err)
 	}
 	return claimed, lease, nil
+}
+
+// scanRow reads a row of the claim's or the re-read's columns, the last of which (the lease, the processing time)
+// goes to last.
+func scanRow(rows pgx.Rows, last *time.Time) (claimedRow, error) {
+	var (
+		r          claimedRow
+		occurredAt *time.Time
+	)
+	if err := rows.Scan(&r.id, &r.event.ID, &r.eventType, &r.event.TenantID, &r.event.Collection,
+		&occurredAt, &r.payloadSize, &r.payload, last); err != nil {
+		return claimedRow{}, err
+	}
+	if occurredAt == nil {
+		r.occurredAtInfinite = true // NOT NULL in the table: NULL here is the query's reading of infinity
+	} else {
+		r.event.OccurredAt = *occurredAt
+	}
+	return r, nil
 }
 
 // reject marks malformed rows rejected, all or none, then reports them.

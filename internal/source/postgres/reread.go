@@ -39,21 +39,12 @@ func (s *Source) rereadPage(ctx context.Context, afterAt time.Time, afterID int6
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			r           claimedRow
-			occurredAt  *time.Time
-			processedAt time.Time
-		)
-		if err := rows.Scan(&r.id, &r.event.ID, &r.eventType, &r.event.TenantID, &r.event.Collection,
-			&occurredAt, &r.payloadSize, &r.payload, &processedAt); err != nil {
+		var processedAt time.Time
+		r, err := scanRow(rows, &processedAt)
+		if err != nil {
 			return n, false, fmt.Errorf("read done row: %w", err)
 		}
 		n++
-		if occurredAt == nil {
-			r.occurredAtInfinite = true
-		} else {
-			r.event.OccurredAt = *occurredAt
-		}
 		ev, reason := decodeRow(r, s.opts.MaxPayloadBytes)
 		if reason != "" {
 			continue
