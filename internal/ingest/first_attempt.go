@@ -180,7 +180,9 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		}
 		// The attempt finishes even when shutdown began (within the graceful shutdown period), and so does
 		// writing its outcome: an attempt made and not recorded is made again.
+		inAttempt := attemptInFlight(ctx)
 		out, ok = f.o.Sender.SendWithin(context.WithoutCancel(ctx), req, p.target.Timeout, p.target.RetryOn4xx, start, f.o.HostWait)
+		inAttempt()
 	}
 	if !ok {
 		f.o.Breakers.Unused(key, circuit)

@@ -43,9 +43,12 @@ const idleWait = time.Second
 
 // detachAfter is how long a batch holds its place among the batches in flight. A batch still waiting after it
 // (usually on first attempts to a hanging endpoint, for up to the subscription's timeout) gives its place to the
-// next batch and finishes in the background, so a hanging endpoint cannot stop ingest for everyone. At most
-// detachedPerBatchInFlight x BatchesInFlight batches are detached at once, which bounds memory when everything
-// is slow (an API server that does not answer).
+// next batch and finishes in the background, so a hanging endpoint cannot stop ingest for everyone. A batch gives
+// its place sooner when all it still waits for is HTTP attempts in flight (see batchPlace). At most
+// detachedPerBatchInFlight x BatchesInFlight x BatchSize events are in detached batches at once, which bounds
+// memory when everything is slow (an API server that does not answer); counting events rather than batches lets
+// the small batches of a light load (an event or two each, many of them waiting on a hanging endpoint's slots at
+// a fault's onset) all detach.
 const (
 	detachAfter              = 250 * time.Millisecond
 	detachedPerBatchInFlight = 4
@@ -100,7 +103,8 @@ type Ingester struct {
 	// keys holds the compiled spec.ordering.key of the subscriptions in index, as filters does the expressions.
 	keys map[string]compiledFilter
 
-	// detached counts batches finishing in the background, without a place among the batches in flight.
+	// detached counts the events of batches finishing in the background, without a place among the batches in
+	// flight.
 	detached    atomic.Int64
 	maxDetached int64
 }
@@ -122,7 +126,7 @@ func New(src source.Source, c cache.Cache, d Dispatcher, opts Options) *Ingester
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	i := &Ingester{src: src, cache: c, dispatcher: d, opts: opts, maxDetached: int64(opts.BatchesInFlight * detachedPerBatchInFlight)}
+	i := &Ingester{src: src, cache: c, dispatcher: d, opts: opts, maxDetached: int64(opts.BatchesInFlight * detachedPerBatchInFlight * opts.BatchSize)}
 	i.dirty.Store(true)
 	return i
 }
@@ -197,9 +201,10 @@ func (i *Ingester) Start(ctx context.Context) error {
 		inFlight.Add(1)
 		go func() {
 			defer inFlight.Done()
-			done, detach := i.holdPlace(slots)
+			done, detach := i.holdPlace(slots, len(b.Events()))
 			defer done()
-			if err := i.handle(withDetach(ctx, detach), b); err != nil && ctx.Err() == nil {
+			place := &batchPlace{detach: detach}
+			if err := i.handle(context.WithValue(ctx, batchPlaceKey{}, place), place, b); err != nil && ctx.Err() == nil {
 				log.Error(err, "Batch handed back to the source", "events", len(b.Events()), "retryIn", i.opts.RetryDelay.String())
 			}
 		}()
@@ -207,18 +212,19 @@ func (i *Ingester) Start(ctx context.Context) error {
 }
 
 // holdPlace keeps a batch's place among the batches in flight (a value in slots) until done is called, or until
-// detach is called or detachAfter has passed, while fewer than maxDetached batches are detached: then the place
-// goes to the next batch, and done only counts the detached batch out. detachAfter is measured on the wall clock,
-// like an attempt's duration: it is how long the batch actually waited.
-func (i *Ingester) holdPlace(slots chan struct{}) (done, detach func()) {
+// detach is called or detachAfter has passed, while fewer than maxDetached events are in detached batches: then
+// the place goes to the next batch, and done only counts the detached batch's events out. detachAfter is
+// measured on the wall clock, like an attempt's duration: it is how long the batch actually waited.
+func (i *Ingester) holdPlace(slots chan struct{}, events int) (done, detach func()) {
 	var mu sync.Mutex
 	held, detached := true, false
+	n := int64(events)
 	detach = func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if !held || i.detached.Add(1) > i.maxDetached {
+		if !held || i.detached.Add(n) > i.maxDetached {
 			if held {
-				i.detached.Add(-1)
+				i.detached.Add(-n)
 			}
 			return
 		}
@@ -235,15 +241,60 @@ func (i *Ingester) holdPlace(slots chan struct{}) (done, detach func()) {
 			held = false
 			<-slots
 		case detached:
-			i.detached.Add(-1)
+			i.detached.Add(-n)
 		}
 	}, detach
 }
 
-type detachKey struct{}
+// batchPlace follows what a batch still waits for, and gives up its place among the batches in flight (detach)
+// as soon as every match is dispatched and all that is unfinished is HTTP attempts in flight: those hold their
+// host's, namespace's and global slots, which bound them, and the next batch needs none of what they hold. A
+// batch at a hanging endpoint's onset (its attempts out, every slot still seemingly healthy) thus lets the events
+// behind it go at once, rather than after detachAfter. A batch with dispatches still to start, waiting for a slot
+// or writing objects keeps its place, so a saturated host or API server still holds new batches back.
+type batchPlace struct {
+	detach func()
 
-func withDetach(ctx context.Context, detach func()) context.Context {
-	return context.WithValue(ctx, detachKey{}, detach)
+	mu sync.Mutex
+	// open counts dispatches and late work not finished; attempting those in an HTTP attempt.
+	open, attempting int
+	dispatched       bool
+}
+
+type batchPlaceKey struct{}
+
+// begin counts a dispatch or late work in.
+func (p *batchPlace) begin() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.open++
+}
+
+// end counts a dispatch or late work out.
+func (p *batchPlace) end() { p.update(func() { p.open-- }) }
+
+// allDispatched says every match of the batch has been handed to a dispatcher.
+func (p *batchPlace) allDispatched() { p.update(func() { p.dispatched = true }) }
+
+func (p *batchPlace) update(change func()) {
+	p.mu.Lock()
+	change()
+	only := p.dispatched && p.open > 0 && p.open == p.attempting
+	p.mu.Unlock()
+	if only {
+		p.detach()
+	}
+}
+
+// attemptInFlight tells the batch ctx belongs to that a dispatch is making an HTTP attempt, until the returned
+// function is called.
+func attemptInFlight(ctx context.Context) (done func()) {
+	p, ok := ctx.Value(batchPlaceKey{}).(*batchPlace)
+	if !ok {
+		return func() {}
+	}
+	p.update(func() { p.attempting++ })
+	return func() { p.update(func() { p.attempting-- }) }
 }
 
 // detachBatch gives the place of the batch ctx belongs to among the batches in flight to the next batch now,
@@ -251,8 +302,8 @@ func withDetach(ctx context.Context, detach func()) context.Context {
 // events claimed after it are not held up for as long as it waits. The batch is still acknowledged only once
 // all its matches are done.
 func detachBatch(ctx context.Context) {
-	if detach, ok := ctx.Value(detachKey{}).(func()); ok {
-		detach()
+	if p, ok := ctx.Value(batchPlaceKey{}).(*batchPlace); ok {
+		p.detach()
 	}
 }
 
@@ -262,17 +313,20 @@ type lateWork struct {
 	ctx   context.Context
 	g     *errgroup.Group
 	slots chan struct{}
+	place *batchPlace
 }
 
-func newLateWork(ctx context.Context, parallelism int) *lateWork {
+func newLateWork(ctx context.Context, place *batchPlace, parallelism int) *lateWork {
 	g, gctx := errgroup.WithContext(ctx)
 	// The group bounds how much may wait to run; past it a dispatch waits to hand more.
 	g.SetLimit(maxLaterPerBatch)
-	return &lateWork{ctx: gctx, g: g, slots: make(chan struct{}, parallelism)}
+	return &lateWork{ctx: gctx, g: g, slots: make(chan struct{}, parallelism), place: place}
 }
 
 func (l *lateWork) later(work func(ctx context.Context) error) {
+	l.place.begin()
 	l.g.Go(func() error {
+		defer l.place.end()
 		select {
 		case l.slots <- struct{}{}:
 		case <-l.ctx.Done():
@@ -286,7 +340,7 @@ func (l *lateWork) later(work func(ctx context.Context) error) {
 func (l *lateWork) wait() error { return l.g.Wait() }
 
 // handle dispatches every match of a batch, then settles it: Ack only when all are done.
-func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
+func (i *Ingester) handle(ctx context.Context, place *batchPlace, b source.Batch) error {
 	idx, err := i.currentIndex(ctx)
 	if err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))
@@ -295,7 +349,7 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 	metrics.ObserveLag(i.src.Name(), events, i.opts.Clock.Now())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(i.opts.Parallelism + i.opts.AttemptSlots)
-	late := newLateWork(ctx, i.opts.Parallelism)
+	late := newLateWork(ctx, place, i.opts.Parallelism)
 	var matches []*Subscription
 	dispatched := 0
 	for k := range events {
@@ -304,9 +358,14 @@ func (i *Ingester) handle(ctx context.Context, b source.Batch) error {
 		matches = contentFilter(ctx, ev, matches)
 		for _, sub := range matches {
 			dispatched++
-			g.Go(func() error { return i.dispatcher.Dispatch(gctx, sub, ev, late.later) })
+			place.begin()
+			g.Go(func() error {
+				defer place.end()
+				return i.dispatcher.Dispatch(gctx, sub, ev, late.later)
+			})
 		}
 	}
+	place.allDispatched()
 	err = g.Wait()
 	if err = errors.Join(err, late.wait()); err != nil {
 		return errors.Join(err, b.Nack(context.WithoutCancel(ctx), i.opts.RetryDelay, err))

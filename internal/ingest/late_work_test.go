@@ -11,7 +11,7 @@ import (
 // dispatchers' context: the work must not be cut off with it, or the batch would be handed back and its
 // successes sent again.
 func TestLateWorkOutlivesTheDispatchersContext(t *testing.T) {
-	late := newLateWork(context.Background(), 2)
+	late := newLateWork(context.Background(), &batchPlace{detach: func() {}}, 2)
 	dispatchers, dctx := errgroup.WithContext(context.Background())
 	dispatchers.Go(func() error {
 		late.later(func(ctx context.Context) error {
@@ -29,7 +29,7 @@ func TestLateWorkOutlivesTheDispatchersContext(t *testing.T) {
 }
 
 func TestLateWorkErrorIsTheBatchs(t *testing.T) {
-	late := newLateWork(context.Background(), 1)
+	late := newLateWork(context.Background(), &batchPlace{detach: func() {}}, 1)
 	late.later(func(context.Context) error { return context.DeadlineExceeded })
 	if err := late.wait(); err == nil {
 		t.Error("a failed late work: wait returned nil, want its error so the batch is handed back")
