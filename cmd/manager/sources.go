@@ -88,7 +88,7 @@ func (o *sourceOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.successFlushInterval, "success-flush-interval", ingest.DefaultFlushInterval, "How often successes are written per subscription: objects for the newest, counters into status. Env HOOKPOST_SUCCESS_FLUSH_INTERVAL.")
 	fs.IntVar(&o.successObjectsPerFlush, "success-objects-per-flush", ingest.DefaultObjectsPerFlush, "Most success objects one flush writes across all subscriptions (newest first, an equal share each); the rest are counted. Env HOOKPOST_SUCCESS_OBJECTS_PER_FLUSH.")
 	fs.IntVar(&o.successObjectsRate, "success-objects-per-second", ingest.DefaultObjectsPerSecond, "Most success objects written per subscription and second, averaged over the flush interval (always the newest); negative: only spec.history.succeededLimit bounds them. Env HOOKPOST_SUCCESS_OBJECTS_PER_SECOND.")
-	fs.DurationVar(&o.hostWait, "first-attempt-host-wait", ingest.DefaultHostWait, "How long a first attempt waits for a free slot for its destination host before the match is handed to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT_HOST_WAIT.")
+	fs.DurationVar(&o.hostWait, "first-attempt-host-wait", ingest.DefaultHostWait, "How long a first attempt waits for its destination host (or namespace) to free a slot, with none coming free, before the match is handed to the delivery controller. Env HOOKPOST_FIRST_ATTEMPT_HOST_WAIT.")
 }
 
 // dispatcher returns what ingest hands its matches to, adding the SuccessLog runnable to mgr when it needs one.

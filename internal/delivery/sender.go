@@ -265,9 +265,10 @@ func (s *Sender) TrySend(ctx context.Context, r Request, timeout time.Duration, 
 	return s.send(ctx, r, timeout, retryOn4xx, now, 0)
 }
 
-// SendWithin is Send waiting at most hostWait for a slot for r's host and namespace; sent is false when none came
-// free in time. The first attempt from ingest uses it: a healthy receiver's slots free up within milliseconds, while a
-// slow one's pairs are handed to the delivery controller instead of holding ingest up.
+// SendWithin is Send waiting for a slot for r's host and namespace while they keep turning over; sent is false once
+// none has come free for hostWait. The first attempt from ingest uses it: a busy healthy receiver frees a slot every
+// few milliseconds, so its matches queue for it, while a hanging one's are handed to the delivery controller
+// instead of holding ingest up.
 func (s *Sender) SendWithin(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, hostWait time.Duration) (out Outcome, sent bool) {
 	return s.send(ctx, r, timeout, retryOn4xx, now, max(hostWait, 0))
 }
@@ -275,8 +276,8 @@ func (s *Sender) SendWithin(ctx context.Context, r Request, timeout time.Duratio
 // waitForever makes send wait for a host slot as long as ctx allows.
 const waitForever = time.Duration(-1)
 
-// send makes the attempt. hostWait bounds the wait for a slot for r's host: negative waits as long as ctx
-// allows, zero does not wait.
+// send makes the attempt. hostWait bounds the wait for a slot for r's host with none coming free (see take):
+// negative waits as long as ctx allows, zero does not wait.
 func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, retryOn4xx bool, now time.Time, hostWait time.Duration) (Outcome, bool) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -372,19 +373,13 @@ func (s *Sender) send(ctx context.Context, r Request, timeout time.Duration, ret
 // may hold more than MaxPerNamespace, the global slots always turn over for the others. It returns nil and no
 // error when a wait ran out, and an error when ctx ended first.
 func (s *Sender) slots(ctx context.Context, host, namespace string, hostWait time.Duration) (release func(), err error) {
-	wctx := ctx
-	if hostWait > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, hostWait)
-		defer cancel()
-	}
-	releaseHost, err := take(ctx, wctx, s.hosts, host, hostWait)
+	releaseHost, err := take(ctx, s.hosts, host, hostWait)
 	if releaseHost == nil {
 		return nil, err
 	}
 	releaseNamespace := func() {}
 	if namespace != "" { // a request of no subscription (a test of the sender alone) is bounded by host only
-		if releaseNamespace, err = take(ctx, wctx, s.namespaces, namespace, hostWait); releaseNamespace == nil {
+		if releaseNamespace, err = take(ctx, s.namespaces, namespace, hostWait); releaseNamespace == nil {
 			releaseHost()
 			return nil, err
 		}
@@ -400,26 +395,35 @@ func (s *Sender) slots(ctx context.Context, host, namespace string, hostWait tim
 }
 
 // take takes a slot for key from l: without waiting when hostWait is 0, as long as ctx allows when negative, and
-// until wctx (ctx bounded by hostWait) ends otherwise. nil and no error when the wait ran out.
-func take(ctx, wctx context.Context, l *slotLimiter, key string, hostWait time.Duration) (func(), error) {
+// otherwise for as long as key's slots keep turning over: it gives up (nil, no error) only once none has come free
+// for hostWait. A busy healthy host frees a slot every few milliseconds, so its waiters queue rather than being
+// handed elsewhere however many there are (what bounds them is the batches in flight); a hanging one frees none.
+func take(ctx context.Context, l *slotLimiter, key string, hostWait time.Duration) (func(), error) {
 	switch {
 	case hostWait < 0:
 		return l.acquire(ctx, key)
 	case hostWait == 0:
 		return l.tryAcquire(key), nil
 	}
-	if release := l.tryAcquire(key); release != nil {
-		return release, nil
+	for {
+		if release := l.tryAcquire(key); release != nil {
+			return release, nil
+		}
+		left := hostWait - l.fullFor(key)
+		if left <= 0 {
+			// No slot came free for as long as we would wait: its attempts hang; do not wait behind them.
+			return nil, nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, left)
+		release, err := l.acquire(wctx, key)
+		cancel()
+		if err == nil {
+			return release, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
-	if l.fullFor(key) > hostWait {
-		// No slot came free for longer than we would wait: its attempts hang; do not wait behind them.
-		return nil, nil
-	}
-	release, err := l.acquire(wctx, key)
-	if err != nil && ctx.Err() == nil {
-		return nil, nil
-	}
-	return release, err
 }
 
 // parseDestination accepts only absolute http and https URLs: anything else

@@ -403,6 +403,53 @@ func TestSendWithinWaitsBoundedForABusyHost(t *testing.T) {
 	}
 }
 
+// TestSendWithinWaitsForAHostThatKeepsTurningOver: SendWithin gives up once its host has freed no slot for
+// hostWait, not after hostWait of waiting: a busy host that frees its slot in time, again and again, is waited for
+// as long as it does, so its matches queue for it rather than being handed to the delivery controller.
+func TestSendWithinWaitsForAHostThatKeepsTurningOver(t *testing.T) {
+	const hostWait = 2 * time.Second
+	arrived := make(chan struct{}, 3)
+	answer := make(chan struct{})
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-answer:
+		case <-r.Context().Done():
+		}
+	})
+	s := newSender(delivery.SenderOptions{MaxConcurrent: 4, MaxPerHost: 1})
+	go s.Send(context.Background(), post(srv.URL), time.Minute, false, testNow) // holds the host's one slot
+	<-arrived
+	start := time.Now()
+	sent := make(chan bool, 2)
+	for range 2 {
+		go func() {
+			_, ok := s.SendWithin(context.Background(), post(srv.URL), time.Minute, false, testNow, hostWait)
+			sent <- ok
+		}()
+	}
+	// The slot comes free twice, each time 60 % of hostWait after the last: the second waiter waits 120 % of it.
+	for i := range 2 {
+		time.Sleep(hostWait * 6 / 10)
+		answer <- struct{}{}
+		select {
+		case <-arrived:
+		case <-time.After(hostWait):
+			t.Fatalf("waiter %d of 2 never reached the host after its slot came free", i+1)
+		}
+	}
+	waited := time.Since(start)
+	answer <- struct{}{}
+	for range 2 {
+		if !<-sent {
+			t.Errorf("SendWithin gave up on a host that freed its slot every %s (hostWait %s)", hostWait*6/10, hostWait)
+		}
+	}
+	if waited <= hostWait {
+		t.Errorf("the second waiter waited %s, not longer than hostWait %s: this checked nothing", waited, hostWait)
+	}
+}
+
 // BenchmarkHealthyHostBesideSlowHost measures attempts to a healthy receiver alone, and while a slow receiver
 // (answering only when its attempts time out) keeps every one of its own slots busy. Compare the two ns/op in one
 // run: per-host slots keep the ratio near 1.

@@ -20,9 +20,9 @@ import (
 	"github.com/hookpost/hookpost/internal/source"
 )
 
-// DefaultHostWait is how long a first attempt waits for a free slot for its destination host before the match is
-// handed to the delivery controller instead: long enough for a healthy receiver's slots to turn over, short
-// enough that a slow receiver does not hold ingest up.
+// DefaultHostWait is how long a first attempt waits for its destination host (or namespace) to free a slot, with
+// none coming free, before the match is handed to the delivery controller instead: a busy healthy receiver frees
+// one every few milliseconds, so its matches queue for as long as it keeps doing so; a hanging one frees none.
 const DefaultHostWait = 250 * time.Millisecond
 
 // EndpointRoom returns how many parked matches of a subscription the drain may make objects of now, for its
@@ -79,7 +79,7 @@ type FirstAttemptOptions struct {
 	UserAgent string
 	// Clock stamps attempts (default the real clock).
 	Clock clock.PassiveClock
-	// HostWait bounds the wait for a slot for the destination host (default DefaultHostWait).
+	// HostWait bounds the wait for a slot for the destination host while none comes free (default DefaultHostWait).
 	HostWait time.Duration
 	// Breakers holds each subscription's circuit, shared with the delivery controller: a match whose circuit is
 	// open is handed over without an attempt. nil opens none.
