@@ -16,10 +16,11 @@ import (
 
 // subscribeHanging creates namespace ns with n subscriptions to every event, each to an endpoint of its own (a
 // port, so a host for the per-host bound) that reads the request and never answers: one tenant's endpoints
-// hanging for the whole 60 s attempt timeout. With failing set they answer 503 at once instead: one tenant's
-// endpoints down, which their circuit breakers stop attempting. The returned function releases the hanging requests, stops the
-// endpoints and deletes what was created; call it even when an error is returned.
-func (b *bench) subscribeHanging(ctx context.Context, ns string, n int, failing bool) (func(), error) {
+// hanging for the whole 60 s attempt timeout. With answer set they answer with that status at once instead: 503
+// is one tenant's endpoints down, which their circuit breakers stop attempting; 200 is the same work without a
+// fault. The returned function releases the hanging requests, stops the endpoints and deletes what was created;
+// call it even when an error is returned.
+func (b *bench) subscribeHanging(ctx context.Context, ns string, n, answer int) (func(), error) {
 	released := make(chan struct{})
 	var servers []*http.Server
 	stop := func() {
@@ -35,8 +36,8 @@ func (b *bench) subscribeHanging(ctx context.Context, ns string, n int, failing 
 		return stop, err
 	}
 	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing {
-			w.WriteHeader(http.StatusServiceUnavailable)
+		if answer != 0 {
+			w.WriteHeader(answer)
 			return
 		}
 		select {

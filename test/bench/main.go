@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&cfg.producers, "producers", 16, "Concurrent producers; each outbox producer inserts one row per transaction.")
 	flag.IntVar(&cfg.pacedRate, "paced-rate", 1000, "Events per second of the paced run.")
 	flag.DurationVar(&cfg.pacedFor, "paced-for", 20*time.Second, "Length of the paced run; 0 skips it.")
-	flag.IntVar(&cfg.hangingEndpoints, "hanging-endpoints", 8, "Endpoints of another namespace that never answer (beside-hanging), then that answer 503 (beside-failing), beside a paced run also measured alone (fast mode); 0 skips these runs.")
+	flag.IntVar(&cfg.hangingEndpoints, "hanging-endpoints", 8, "Endpoints of another namespace that answer 200 at once (beside-answering), never answer (beside-hanging), then answer 503 (beside-failing), beside a paced run also measured alone (fast mode); 0 skips these runs.")
 	flag.IntVar(&cfg.hangingRate, "hanging-rate", 100, "Events per second of the runs beside hanging endpoints (each event also becomes a WebhookDelivery per hanging endpoint).")
 	flag.DurationVar(&cfg.hangingFor, "hanging-for", 20*time.Second, "Length of the runs beside hanging endpoints.")
 	flag.IntVar(&cfg.fanoutSubs, "fanout-subscriptions", 100, "Subscriptions matching every event of the fan-out run; 0 skips it.")

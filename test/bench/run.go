@@ -68,7 +68,7 @@ func (b *bench) measure(src eventSource, m mode, sc scenario) (runResult, error)
 		b.recv.keyed(rt, sc.keys, sc.failPercent)
 	}
 	if sc.hanging > 0 {
-		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging, sc.failing)
+		stopHanging, err := b.subscribeHanging(ctx, ns+"-hanging", sc.hanging, sc.answer)
 		defer stopHanging()
 		if err != nil {
 			return runResult{}, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -55,11 +56,11 @@ type scenario struct {
 	rate float64
 	// checkLedger counts each event's success rows in the delivery ledger afterwards, when the source has one.
 	checkLedger bool
-	// hanging is how many endpoints that never answer, each on a host of its own, another namespace subscribes
-	// to every event with: the measured subscription's latency shows whether they hold it up.
+	// hanging is how many endpoints, each on a host of its own, another namespace subscribes to every event
+	// with: the measured subscription's latency shows whether they hold it up. They never answer, unless answer
+	// is set: then they answer with that status at once (503: failing; 200: the same load, healthy).
 	hanging int
-	// failing makes those endpoints answer 503 at once instead of hanging.
-	failing bool
+	answer  int
 	// keys, when set, gives event seq the key seq % keys; ordered sets the subscription's spec.ordering.key to it.
 	// The receiver then counts the events delivered after a later event of their key, and answers failPercent %
 	// of the attempts with a 503 at random. producers overrides the configured producers (the ordered runs use one,
@@ -75,10 +76,12 @@ const (
 	scenarioSaturation = "saturation"
 	scenarioPaced      = "paced"
 	scenarioFanout     = "fan-out"
-	// The starvation pair: the same paced load, alone and beside another namespace's hanging endpoints.
-	scenarioCalm    = "beside-calm"
-	scenarioHanging = "beside-hanging"
-	scenarioFailing = "beside-failing"
+	// The starvation runs: the same paced load alone, beside another namespace's endpoints answering at once (the
+	// same work, no fault), hanging, and failing.
+	scenarioCalm      = "beside-calm"
+	scenarioAnswering = "beside-answering"
+	scenarioHanging   = "beside-hanging"
+	scenarioFailing   = "beside-failing"
 	// The ordering pair: keyed events to a receiver failing at random, with spec.ordering and without.
 	scenarioOrdered   = "ordered"
 	scenarioUnordered = "unordered"
@@ -95,8 +98,9 @@ func (cfg config) scenarios(m mode) []scenario {
 		n := int(float64(cfg.hangingRate) * cfg.hangingFor.Seconds())
 		out = append(out,
 			scenario{name: scenarioCalm, subscriptions: 1, events: n, rate: float64(cfg.hangingRate)},
+			scenario{name: scenarioAnswering, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints, answer: http.StatusOK},
 			scenario{name: scenarioHanging, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints},
-			scenario{name: scenarioFailing, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints, failing: true})
+			scenario{name: scenarioFailing, subscriptions: 1, events: n, rate: float64(cfg.hangingRate), hanging: cfg.hangingEndpoints, answer: http.StatusServiceUnavailable})
 	}
 	if cfg.orderedEvents > 0 && cfg.orderedKeys > 0 && m.firstAttempt {
 		keyed := scenario{subscriptions: 1, events: cfg.orderedEvents, keys: cfg.orderedKeys, failPercent: cfg.orderedFailPercent, producers: 1}
