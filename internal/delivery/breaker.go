@@ -76,6 +76,8 @@ type Circuit struct {
 	Reason string
 	// Gone: the endpoint answered 410 Gone under a policy that disables on it; cleared by ClearGone.
 	Gone bool
+	// Consecutive is how many attempts in a row failed, counted while the circuit was closed.
+	Consecutive int
 }
 
 // probeLease is how long a half-open circuit waits for its probe's outcome before it lets another through: longer
@@ -348,7 +350,7 @@ func (b *Breakers) State(key string, now time.Time) Circuit {
 	if c == nil {
 		return Circuit{State: CircuitClosed}
 	}
-	out := Circuit{State: c.state, Since: c.since, Until: c.until, Reason: c.reason, Gone: c.gone}
+	out := Circuit{State: c.state, Since: c.since, Until: c.until, Reason: c.reason, Gone: c.gone, Consecutive: c.consecutive}
 	if c.state == CircuitOpen && !now.Before(c.until) {
 		out.State = CircuitHalfOpen
 	}

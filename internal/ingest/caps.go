@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	hookpostv1 "github.com/hookpost/hookpost/api/v1alpha1"
+	"github.com/hookpost/hookpost/internal/controller"
 	"github.com/hookpost/hookpost/internal/ledger"
 	"github.com/hookpost/hookpost/internal/metrics"
 	"github.com/hookpost/hookpost/internal/source"
@@ -45,7 +46,8 @@ type CapsOptions struct {
 // cluster past a cap gets no object and no first attempt: with a ledger it is parked there, in order of arrival,
 // and the Drain makes its object once there is room; without one it is refused, loudly (the DeliveriesRefused
 // condition with reason UnfinishedCapReached, a Warning Event, hookpost_deliveries_refused_total{reason="unfinishedCap"}).
-// While a subscription has parked matches, its new matches are parked behind them, so they still arrive in order.
+// While a subscription has matches parked past a cap, its new matches are parked behind them, so they still arrive
+// in order; matches parked for a failing or hanging endpoint (Park, ParkAttempted) hold nothing behind them.
 //
 // Caps is also a manager.Runnable, on every replica: it reads which subscriptions have parked matches (whoever
 // parked them) every Refresh. A nil *Caps admits everything.
@@ -53,8 +55,8 @@ type Caps struct {
 	o CapsOptions
 
 	mu sync.Mutex
-	// parked is which subscriptions had parked matches at the last refresh; marked, which this replica parked
-	// since (and when), so a refresh that began before a match was parked does not forget it.
+	// parked is which subscriptions had matches parked past a cap at the last refresh; marked, which this replica
+	// parked past a cap since (and when), so a refresh that began before a match was parked does not forget it.
 	parked map[ledger.SubscriptionKey]bool
 	marked map[ledger.SubscriptionKey]time.Time
 }
@@ -105,8 +107,10 @@ func (c *Caps) refresh(ctx context.Context) error {
 		return err
 	}
 	parked := make(map[ledger.SubscriptionKey]bool, len(counts))
-	for k := range counts {
-		parked[k] = true
+	for k, n := range counts {
+		if n.PastCap > 0 {
+			parked[k] = true
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -119,7 +123,7 @@ func (c *Caps) refresh(ctx context.Context) error {
 	return nil
 }
 
-// backlogged reports whether sub has parked matches, as far as this replica knows.
+// backlogged reports whether sub has matches parked past a cap, as far as this replica knows.
 func (c *Caps) backlogged(key ledger.SubscriptionKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -127,8 +131,8 @@ func (c *Caps) backlogged(key ledger.SubscriptionKey) bool {
 	return marked || c.parked[key]
 }
 
-// Admit decides whether a match may be dispatched: false when its subscription has parked matches or it, or
-// the cluster, is at its cap; the match is then done (parked, or refused without a ledger), or err says why it
+// Admit decides whether a match may be dispatched: false when its subscription has matches parked past a cap or
+// it, or the cluster, is at its cap; the match is then done (parked, or refused without a ledger), or err says why it
 // could not be parked (the batch is handed back). It reserves nothing: a first attempt that succeeds needs no
 // object. A match that will get an object without an attempt goes through Hold instead.
 func (c *Caps) Admit(ctx context.Context, sub *Subscription, ev *source.Event) (admitted bool, err error) {
@@ -137,7 +141,7 @@ func (c *Caps) Admit(ctx context.Context, sub *Subscription, ev *source.Event) (
 	}
 	key := subscriptionKey(sub)
 	if c.o.Parking != nil && c.backlogged(key) {
-		return false, c.park(ctx, key, ev)
+		return false, c.park(ctx, key, ev, ledger.ParkedPastCap, "")
 	}
 	if c.o.Unfinished.Count(sub) < c.o.PerSubscription && c.o.Unfinished.Total() < c.o.Total {
 		return true, nil
@@ -156,7 +160,7 @@ func (c *Caps) Hold(ctx context.Context, sub *Subscription, ev *source.Event) (r
 	name := hookpostv1.DeliveryName(sub.Name, ev.ID)
 	key := subscriptionKey(sub)
 	if c.o.Parking != nil && c.backlogged(key) {
-		return nil, false, c.park(ctx, key, ev)
+		return nil, false, c.park(ctx, key, ev, ledger.ParkedPastCap, "")
 	}
 	if c.o.Unfinished.reserve(sub, name, c.o.PerSubscription, c.o.Total) {
 		return func() { c.o.Unfinished.release(sub, name) }, true, nil
@@ -167,18 +171,30 @@ func (c *Caps) Hold(ctx context.Context, sub *Subscription, ev *source.Event) (r
 // Park parks a match below the caps too, when there is a ledger to park it in: a match of a subscription whose
 // endpoint is failing (its circuit open) or hanging, which would otherwise become a WebhookDelivery at once, one
 // API write per match while the endpoint cannot take any. parked is false without a ledger; the caller then makes
-// the object as before. The drain makes the parked matches deliveries, in order, as the caps allow.
+// the object as before. The drain makes the parked matches deliveries, in order, as the caps and the endpoint
+// allow. New matches are not parked behind them: once the endpoint takes deliveries they are attempted at once.
 func (c *Caps) Park(ctx context.Context, sub *Subscription, ev *source.Event) (parked bool, err error) {
 	if c == nil || c.o.Parking == nil {
 		return false, nil
 	}
-	return true, c.park(ctx, subscriptionKey(sub), ev)
+	return true, c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedForEndpoint, "")
+}
+
+// ParkAttempted is Park for a match whose first attempt was made and failed: its row carries the attempt, and
+// the object the drain makes of it carries it too, as if it had been written at once (its retries follow the
+// schedule from that attempt). A failing endpoint's failed first attempts are thus a row each (parks share an
+// INSERT) rather than an object each, an API round trip, until its circuit opens.
+func (c *Caps) ParkAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) (parked bool, err error) {
+	if c == nil || c.o.Parking == nil {
+		return false, nil
+	}
+	return true, c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedForEndpoint, first.Encode())
 }
 
 // setAside parks a match past a cap, or refuses it without a ledger.
 func (c *Caps) setAside(ctx context.Context, sub *Subscription, ev *source.Event) error {
 	if c.o.Parking != nil {
-		return c.park(ctx, subscriptionKey(sub), ev)
+		return c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedPastCap, "")
 	}
 	metrics.DeliveryRefused(refusalUnfinishedCap)
 	c.o.Refusals.Refused(ctx, sub, ev, refusalUnfinishedCap, c.capError(sub), nil)
@@ -192,15 +208,19 @@ func (c *Caps) created(sub *Subscription, name string) {
 	}
 }
 
-func (c *Caps) park(ctx context.Context, key ledger.SubscriptionKey, ev *source.Event) error {
-	if err := c.o.Parking.Park(ctx, ledger.Parked{Subscription: key, EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID,
-		Collection: ev.Collection, OccurredAt: ev.OccurredAt, Data: ev.Data}); err != nil {
+// park parks ev's match to key for reason, with the encoded first attempt already made ("" for none). Past a cap,
+// the subscription's next matches are parked behind it.
+func (c *Caps) park(ctx context.Context, key ledger.SubscriptionKey, ev *source.Event, reason ledger.ParkReason, first string) error {
+	if err := c.o.Parking.Park(ctx, ledger.Parked{Subscription: key, Reason: reason, EventID: ev.ID, EventType: ev.Type, TenantID: ev.TenantID,
+		Collection: ev.Collection, OccurredAt: ev.OccurredAt, Data: ev.Data, FirstAttempt: first}); err != nil {
 		return err
 	}
 	metrics.DeliveryParked()
-	c.mu.Lock()
-	c.marked[key] = c.o.Clock.Now()
-	c.mu.Unlock()
+	if reason == ledger.ParkedPastCap {
+		c.mu.Lock()
+		c.marked[key] = c.o.Clock.Now()
+		c.mu.Unlock()
+	}
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/hookpost/hookpost/internal/ledger"
 	ledgerpg "github.com/hookpost/hookpost/internal/ledger/postgres"
 	"github.com/hookpost/hookpost/internal/metrics"
+	"github.com/hookpost/hookpost/internal/source"
 	"github.com/hookpost/hookpost/internal/source/postgres"
 	"github.com/hookpost/hookpost/test/fixtures"
 	"github.com/hookpost/hookpost/test/harness"
@@ -451,8 +452,8 @@ func TestOpenCircuitParksMatchesWithALedger(t *testing.T) {
 	waitFor(t, "two failed first attempts", func() bool { return len(rcv.Requests("/down")) == 2 })
 	held := insert(t, table, row{"circuit.event", "", "", `{"n":3}`}, row{"circuit.event", "", "", `{"n":4}`}, row{"circuit.event", "", "", `{"n":5}`})
 	waitFor(t, "every row done", func() bool { return pendingRows(t, table) == 0 })
-	if got := metricValue(t, "hookpost_deliveries_parked_total") - parkedBefore; got != 3 {
-		t.Errorf("hookpost_deliveries_parked_total grew by %v, want the 3 matches of the open circuit", got)
+	if got := metricValue(t, "hookpost_deliveries_parked_total") - parkedBefore; got != 4 {
+		t.Errorf("hookpost_deliveries_parked_total grew by %v, want 4: the second failed first attempt (parked with it) and the 3 matches of the open circuit", got)
 	}
 	waitFor(t, "the healthy subscription got all five", func() bool { return len(rcv.Requests("/ok")) == 5 })
 
@@ -468,4 +469,103 @@ func TestOpenCircuitParksMatchesWithALedger(t *testing.T) {
 		})
 	}
 	waitFor(t, "the parked table empty", func() bool { return len(parkedEvents(t, "ledger_"+table)) == 0 })
+}
+
+// TestFailingEndpointsFailedFirstAttemptsAreParkedWithTheirAttempt: with a ledger, the second failed first attempt
+// in a row to one endpoint is parked carrying the attempt, instead of being written as an object at once. The
+// drain makes its object, which keeps that attempt (the receiver gets no second attempt 1) and retries it on the
+// schedule. An event after the endpoint recovers is attempted at once, not parked behind the row.
+func TestFailingEndpointsFailedFirstAttemptsAreParkedWithTheirAttempt(t *testing.T) {
+	rcv := harness.NewReceiver()
+	defer rcv.Close()
+	rcv.Script("/flaky", harness.Response{Status: 503}, harness.Response{Status: 503}, harness.Response{Status: 200})
+	ns := namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	w := newLedger(t, table)
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 1000}, src)
+	readySubscription(t, fixtures.Subscription(ns, "flaky", rcv.URL+"/flaky", fixtures.Events("flaky.*"), fixtures.InsecureHTTP(),
+		fixtures.Schedule(5*time.Second), fixtures.CircuitBreaker(10, time.Minute, 0)))
+	parkedBefore := metricValue(t, "hookpost_deliveries_parked_total")
+
+	var failed []string
+	for i := range 2 {
+		failed = append(failed, insert(t, table, row{"flaky.event", "", "", fmt.Sprintf(`{"n":%d}`, i)})...)
+		waitFor(t, "the failed first attempt", func() bool { return len(rcv.Requests("/flaky")) == i+1 })
+	}
+	waitFor(t, "both rows done", func() bool { return pendingRows(t, table) == 0 })
+	// The endpoint answers again; an event now goes at once, whatever is still parked.
+	recovered := insert(t, table, row{"flaky.event", "", "", `{"n":2}`})[0]
+	waitFor(t, "the event after the recovery delivered", func() bool { return len(requestsFor(rcv, "/flaky", recovered)) == 1 })
+	if got := metricValue(t, "hookpost_deliveries_parked_total") - parkedBefore; got != 1 {
+		t.Errorf("hookpost_deliveries_parked_total grew by %v, want 1: the second failure in a row (the first is an object at once, the event after the recovery is attempted)", got)
+	}
+	if got := requestsFor(rcv, "/flaky", recovered)[0].Header.Get(delivery.HeaderAttempt); got != "1" {
+		t.Errorf("the event after the recovery was sent as attempt %s, want its first attempt", got)
+	}
+
+	for _, id := range failed {
+		var d *hookpostv1.WebhookDelivery
+		waitFor(t, "the failed delivery retried and Succeeded", func() bool {
+			var ok bool
+			d, ok = getDelivery(t, ns, hookpostv1.DeliveryName("flaky", id))
+			return ok && d.Status.Phase == hookpostv1.DeliverySucceeded
+		})
+		if d.Status.Attempts != 2 || d.Status.History[0].StatusCode != 503 || d.Status.History[1].StatusCode != 200 {
+			t.Errorf("delivery of %s: %d attempts, history %+v; want the first attempt's 503, then 200", id, d.Status.Attempts, d.Status.History)
+		}
+		reqs := requestsFor(rcv, "/flaky", id)
+		if len(reqs) != 2 || reqs[0].Header.Get(delivery.HeaderAttempt) != "1" || reqs[1].Header.Get(delivery.HeaderAttempt) != "2" {
+			t.Errorf("receiver got %d requests for %s, want attempt 1 then attempt 2", len(reqs), id)
+		}
+	}
+	waitFor(t, "the parked table empty", func() bool { return len(parkedEvents(t, "ledger_"+table)) == 0 })
+}
+
+// requestsFor returns the requests rcv got on path for event id, in order.
+func requestsFor(rcv *harness.Receiver, path, id string) []harness.Received {
+	var out []harness.Received
+	for _, r := range rcv.Requests(path) {
+		if r.Header.Get(delivery.HeaderEventID) == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestOnlyMatchesParkedPastACapHoldNewMatchesBehindThem: a match parked past a cap holds its subscription's next
+// matches behind it (they arrive in order once there is room); one parked for its endpoint (circuit open,
+// hanging, failed first attempts) does not, so a recovered endpoint's new events go at once while the row drains.
+func TestOnlyMatchesParkedPastACapHoldNewMatchesBehindThem(t *testing.T) {
+	_, table := newOutbox(t, postgres.Options{})
+	w := newLedger(t, table)
+	caps := ingest.NewCaps(ingest.CapsOptions{PerSubscription: 1, Total: 100, Unfinished: ingest.NewUnfinished(nil), Parking: w.Parking()})
+	ctx := context.Background()
+	event := func(id string) *source.Event {
+		return &source.Event{ID: id, Type: "order.created", OccurredAt: time.Now(), Data: []byte(`{}`)}
+	}
+
+	failing := &ingest.Subscription{Namespace: "shop", Name: "failing", UID: "uid-failing"}
+	if parked, err := caps.Park(ctx, failing, event("for-endpoint")); !parked || err != nil {
+		t.Fatalf("Park for the endpoint: parked %v, %v", parked, err)
+	}
+	if admitted, err := caps.Admit(ctx, failing, event("after-endpoint")); !admitted || err != nil {
+		t.Errorf("a match after one parked for its endpoint: admitted %v (%v), want it dispatched", admitted, err)
+	}
+
+	full := &ingest.Subscription{Namespace: "shop", Name: "full", UID: "uid-full"}
+	release, admitted, err := caps.Hold(ctx, full, event("at-cap"))
+	if !admitted || err != nil {
+		t.Fatalf("the first match below the cap of 1: admitted %v, %v", admitted, err)
+	}
+	if admitted, err := caps.Admit(ctx, full, event("past-cap")); admitted || err != nil {
+		t.Fatalf("a match past the cap: admitted %v (%v), want it parked", admitted, err)
+	}
+	release() // room again, but a match is parked past the cap
+	if admitted, err := caps.Admit(ctx, full, event("behind")); admitted || err != nil {
+		t.Errorf("a match after one parked past the cap: admitted %v (%v), want it parked behind", admitted, err)
+	}
+	if got, want := parkedEvents(t, "ledger_"+table), []string{"for-endpoint", "past-cap", "behind"}; !slices.Equal(got, want) {
+		t.Errorf("parked %v, want %v", got, want)
+	}
 }

@@ -142,7 +142,8 @@ func (d *Drain) round(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	var total int64
-	for key, n := range counts {
+	for key, count := range counts {
+		n := count.All
 		left, err := d.drain(ctx, key, n)
 		total += left
 		if err != nil {
@@ -208,8 +209,9 @@ func (d *Drain) drain(ctx context.Context, key ledger.SubscriptionKey, n int64) 
 }
 
 // make creates the objects of parked, Parallelism at a time, starting them in their order of arrival, and
-// returns the Seq of each one that exists now. A refusal for good is reported (and in the ledger with outcome
-// refused) and counts as made: its row goes too. After an error no more are started.
+// returns the Seq of each one that exists now; one parked with its failed first attempt carries it. A refusal for
+// good is reported (and in the ledger with outcome refused) and counts as made: its row goes too. After an error
+// no more are started.
 func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Parked) (made []int64, err error) {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -220,7 +222,7 @@ func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Par
 		}
 		g.Go(func() error {
 			ev := &source.Event{ID: p.EventID, Type: p.EventType, TenantID: p.TenantID, Collection: p.Collection, OccurredAt: p.OccurredAt, Data: p.Data}
-			if err := createDelivery(gctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(gctx, sub, ev, d.o.Sealer)); err != nil {
+			if err := d.create(gctx, sub, ev, p.FirstAttempt); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -231,6 +233,21 @@ func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Par
 	}
 	err = g.Wait()
 	return made, err
+}
+
+// create makes the object of one parked match; first is its encoded failed first attempt, "" for none.
+func (d *Drain) create(ctx context.Context, sub *Subscription, ev *source.Event, first string) error {
+	if first == "" {
+		return createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer))
+	}
+	attempt, err := controller.DecodeFirstAttempt(first)
+	if err != nil {
+		// Not ours to lose: the delivery is made without it, and its first attempt is made again.
+		ctrl.LoggerFrom(ctx).Error(err, "Parked first attempt unreadable; the delivery is made without it", "eventID", ev.ID,
+			"namespace", sub.Namespace, "subscriptionName", sub.Name)
+		return createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer))
+	}
+	return createAttempted(ctx, d.o.Client, d.o.Refusals, d.o.Caps, d.o.Sealer, sub, ev, attempt)
 }
 
 // report writes key's Backlogged condition for left parked matches, with an Event when it flips. obj is the
@@ -286,7 +303,7 @@ func backloggedCondition(sub *hookpostv1.WebhookSubscription, left int64, perSub
 			left, perSub, total)
 	case !atCap:
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonEndpointUnavailable
-		c.Message = fmt.Sprintf("%d events are parked in the ledger's database: they (or events before them) came while the endpoint's circuit was open or its attempts hung; they become deliveries in order of arrival as the endpoint takes deliveries again (see the CircuitOpen condition)",
+		c.Message = fmt.Sprintf("%d events are parked in the ledger's database: they came while the endpoint's circuit was open, its attempts hung or its first attempts failed; they become deliveries in order of arrival as the endpoint takes deliveries again, while new events are attempted at once (see the CircuitOpen condition)",
 			left)
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, hookpostv1.ReasonUnfinishedCapReached

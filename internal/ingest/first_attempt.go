@@ -143,13 +143,7 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 		return err
 	}
 	if sub.OrderingKey != "" {
-		// An ordered match is never attempted here: whether it may go depends on the deliveries of its key before
-		// it, which the delivery controller sequences. Nor is it parked (for an open circuit, a hanging host, or past
-		// the caps): its position in its key lives in its object, and the controller's circuit holds it as it
-		// waits. It counts against the caps all the same. See docs/subscriptions.md, Ordered delivery.
-		later(func(ctx context.Context) error {
-			return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, f.o.Sealer))
-		})
+		f.handOverOrdered(sub, ev, later)
 		return nil
 	}
 	// Past a cap the match is not attempted either: a subscription with parked matches gets its events in order
@@ -195,6 +189,17 @@ func (f *FirstAttempt) Dispatch(ctx context.Context, sub *Subscription, ev *sour
 	return f.recordOutcome(ctx, sub, ev, first)
 }
 
+// handOverOrdered gives an ordered match to the delivery controller. It is never attempted here: whether it may
+// go depends on the deliveries of its key before it, which the delivery controller sequences. Nor is it parked
+// (for an open circuit, a hanging host, or past the caps): its position in its key lives in its object, and the
+// controller's circuit holds it as it waits. It counts against the caps all the same. See docs/subscriptions.md,
+// Ordered delivery.
+func (f *FirstAttempt) handOverOrdered(sub *Subscription, ev *source.Event, later Later) {
+	later(func(ctx context.Context) error {
+		return createDelivery(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, f.o.Sealer))
+	})
+}
+
 // recordOutcome keeps what a first attempt made: a success in the SuccessLog (and the ledger), anything else,
 // or a success without a SuccessLog, as a WebhookDelivery carrying the attempt.
 func (f *FirstAttempt) recordOutcome(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
@@ -209,13 +214,33 @@ func (f *FirstAttempt) recordOutcome(ctx context.Context, sub *Subscription, ev 
 		}
 	} else {
 		metrics.FirstAttempt(metrics.FirstAttemptFailed)
-		// Writing its object is an API round trip (one per match of a failing endpoint until its circuit opens):
-		// the events claimed after this batch need not wait for it.
+		if f.failing(sub, first) {
+			if parked, err := f.o.Caps.ParkAttempted(ctx, sub, ev, first); parked && err == nil {
+				return nil
+			}
+		}
+		// Writing its object is an API round trip: the events claimed after this batch need not wait for it.
 		detachBatch(ctx)
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	return f.recordAttempted(cctx, sub, ev, first)
+	return createAttempted(cctx, f.o.Client, f.o.Refusals, f.o.Caps, f.o.Sealer, sub, ev, first)
+}
+
+// parkFailedAfter is how many first attempts in a row must have failed, this one included, for a failed one to be
+// parked (with a ledger) rather than written as an object at once: an endpoint failing now and then gets its
+// object, and its retry, without the round trip through the drain; one failing on every event, until its circuit
+// opens, writes a row per match, not an object.
+const parkFailedAfter = 2
+
+// failing reports whether a first attempt that failed (and may be retried) belongs to an endpoint that keeps
+// failing: parkFailedAfter in a row by its circuit's count, or its circuit open by now.
+func (f *FirstAttempt) failing(sub *Subscription, first controller.FirstAttempt) bool {
+	if first.Class != delivery.ClassRetry {
+		return false // a rejected delivery fails now, and its object says why
+	}
+	c := f.o.Breakers.State(delivery.CircuitKey(sub.Namespace, sub.Name), first.End)
+	return c.State != delivery.CircuitClosed || c.Consecutive >= parkFailedAfter
 }
 
 // handOver gives a match that was not attempted to the delivery controller: its object is written once the
@@ -242,11 +267,12 @@ func (f *FirstAttempt) handOver(ctx context.Context, sub *Subscription, ev *sour
 	return nil
 }
 
-// recordAttempted writes the delivery carrying an attempt already made. When the API server refuses it for good,
-// a success is delivered all the same (and in the ledger already); a failure is not retried, and is reported as
-// refused, its attempt in the ledger with outcome refused, since no delivery controller will record it.
-func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
-	reason, err := tryCreate(ctx, f.o.Client, f.o.Refusals, f.o.Caps, sub, ev, deliveryWithFirstAttempt(ctx, sub, ev, first, f.o.Sealer))
+// createAttempted writes the delivery carrying an attempt already made (by ingest, or parked with it). When the
+// API server refuses it for good, a success is delivered all the same (and in the ledger already); a failure is
+// not retried, and is reported as refused, its attempt in the ledger with outcome refused, since no delivery
+// controller will record it.
+func createAttempted(ctx context.Context, c client.Client, refusals *Refusals, caps *Caps, sealer *controller.Sealer, sub *Subscription, ev *source.Event, first controller.FirstAttempt) error {
+	reason, err := tryCreate(ctx, c, refusals, caps, sub, ev, deliveryWithFirstAttempt(ctx, sub, ev, first, sealer))
 	if reason == "" {
 		return err
 	}
@@ -256,7 +282,7 @@ func (f *FirstAttempt) recordAttempted(ctx context.Context, sub *Subscription, e
 			"subscriptionName", sub.Name, "namespace", sub.Namespace, "reason", reason, "error", err.Error())
 		return nil
 	}
-	f.o.Refusals.Refused(ctx, sub, ev, reason, err, &first)
+	refusals.Refused(ctx, sub, ev, reason, err, &first)
 	return nil
 }
 

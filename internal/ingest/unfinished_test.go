@@ -89,7 +89,7 @@ func TestBackloggedCondition(t *testing.T) {
 		{name: "drained while paused", paused: true, left: 0, wantStatus: metav1.ConditionFalse, wantReason: hookpostv1.ReasonBacklogDrained, wantText: "every parked event"},
 		{name: "paused", paused: true, left: 15, atCap: true, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "15 events are parked in the ledger's database: the subscription is paused"},
 		{name: "receiver behind", left: 3, atCap: true, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonUnfinishedCapReached, wantText: "as its deliveries finish"},
-		{name: "endpoint failing, below the caps", left: 7, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonEndpointUnavailable, wantText: "7 events are parked in the ledger's database: they (or events before them) came while the endpoint's circuit was open"},
+		{name: "endpoint failing, below the caps", left: 7, wantStatus: metav1.ConditionTrue, wantReason: hookpostv1.ReasonEndpointUnavailable, wantText: "7 events are parked in the ledger's database: they came while the endpoint's circuit was open, its attempts hung or its first attempts failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sub := &hookpostv1.WebhookSubscription{ObjectMeta: metav1.ObjectMeta{Generation: 4}}

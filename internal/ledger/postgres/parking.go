@@ -20,7 +20,8 @@ const ParkingSuffix = "_parked"
 // ParkingDDL returns the idempotent statements that create the table of parked deliveries next to the ledger
 // table ledgerTable (default "webhook_deliveries") in schema. seq is the order of arrival; the unique key makes
 // parking an event handed over twice a no-op; the index serves the drain, which reads a subscription's oldest.
-// data is bytea, like the ledger's response, so the event's JSON comes back byte for byte.
+// data is bytea, like the ledger's response, so the event's JSON comes back byte for byte. reason and
+// first_attempt came later: a table made before them gets them added, its rows counting as parked past a cap.
 func ParkingDDL(schema, ledgerTable string) string {
 	t := parkingTable(schema, ledgerTable)
 	var b strings.Builder
@@ -39,6 +40,8 @@ func ParkingDDL(schema, ledgerTable string) string {
     data             bytea,
     UNIQUE (namespace, subscription, subscription_uid, event_id)
 );
+ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'cap';
+ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS first_attempt text;
 
 -- A subscription's parked deliveries in order of arrival (the drain).
 DO $hookpost$ BEGIN
@@ -134,20 +137,24 @@ func (p *Parking) flush() {
 func (p *Parking) insert(batch []parkRequest) error {
 	n := len(batch)
 	ns, subs, uids, ids, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	tenants, collections := make([]*string, n), make([]*string, n)
-	occurred, data := make([]time.Time, n), make([][]byte, n)
+	tenants, collections, firsts := make([]*string, n), make([]*string, n), make([]*string, n)
+	occurred, data, reasons := make([]time.Time, n), make([][]byte, n), make([]string, n)
 	for i, r := range batch {
 		d := r.row
 		ns[i], subs[i], uids[i], ids[i], types[i] = d.Subscription.Namespace, d.Subscription.Name, d.Subscription.UID, d.EventID, d.EventType
-		tenants[i], collections[i] = nullIfEmpty(d.TenantID), nullIfEmpty(d.Collection)
-		occurred[i], data[i] = d.OccurredAt, d.Data
+		tenants[i], collections[i], firsts[i] = nullIfEmpty(d.TenantID), nullIfEmpty(d.Collection), nullIfEmpty(d.FirstAttempt)
+		occurred[i], data[i], reasons[i] = d.OccurredAt, d.Data, string(d.Reason)
+		if reasons[i] == "" {
+			reasons[i] = string(ledger.ParkedPastCap)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), parkTimeout)
 	defer cancel()
 	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (namespace, subscription, subscription_uid, event_id, event_type,
-    tenant_id, collection, occurred_at, data)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[])
-ON CONFLICT DO NOTHING`, ns, subs, uids, ids, types, tenants, collections, occurred, data)
+    tenant_id, collection, occurred_at, data, reason, first_attempt)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::bytea[],
+    $10::text[], $11::text[])
+ON CONFLICT DO NOTHING`, ns, subs, uids, ids, types, tenants, collections, occurred, data, reasons, firsts)
 	if err != nil {
 		if n == 1 {
 			return fmt.Errorf("park delivery of event %s: %w", batch[0].row.EventID, err)
@@ -159,7 +166,8 @@ ON CONFLICT DO NOTHING`, ns, subs, uids, ids, types, tenants, collections, occur
 
 // Oldest returns up to limit of sub's parked deliveries, in order of arrival.
 func (p *Parking) Oldest(ctx context.Context, sub ledger.SubscriptionKey, limit int) ([]ledger.Parked, error) {
-	rows, err := p.pool.Query(ctx, `SELECT seq, event_id, event_type, coalesce(tenant_id, ''), coalesce(collection, ''), occurred_at, data
+	rows, err := p.pool.Query(ctx, `SELECT seq, reason, event_id, event_type, coalesce(tenant_id, ''), coalesce(collection, ''), occurred_at, data,
+    coalesce(first_attempt, '')
 FROM `+p.table+` WHERE namespace = $1 AND subscription = $2 AND subscription_uid = $3 ORDER BY seq LIMIT $4`,
 		sub.Namespace, sub.Name, sub.UID, limit)
 	if err != nil {
@@ -169,7 +177,7 @@ FROM `+p.table+` WHERE namespace = $1 AND subscription = $2 AND subscription_uid
 	var out []ledger.Parked
 	for rows.Next() {
 		d := ledger.Parked{Subscription: sub}
-		if err := rows.Scan(&d.Seq, &d.EventID, &d.EventType, &d.TenantID, &d.Collection, &d.OccurredAt, &d.Data); err != nil {
+		if err := rows.Scan(&d.Seq, &d.Reason, &d.EventID, &d.EventType, &d.TenantID, &d.Collection, &d.OccurredAt, &d.Data, &d.FirstAttempt); err != nil {
 			return nil, fmt.Errorf("read parked delivery: %w", err)
 		}
 		out = append(out, d)
@@ -202,17 +210,18 @@ func (p *Parking) RemoveSubscription(ctx context.Context, sub ledger.Subscriptio
 }
 
 // Counts returns the parked deliveries per subscription.
-func (p *Parking) Counts(ctx context.Context) (map[ledger.SubscriptionKey]int64, error) {
-	rows, err := p.pool.Query(ctx, `SELECT namespace, subscription, subscription_uid, count(*) FROM `+p.table+` GROUP BY 1, 2, 3`)
+func (p *Parking) Counts(ctx context.Context) (map[ledger.SubscriptionKey]ledger.ParkedCount, error) {
+	rows, err := p.pool.Query(ctx, `SELECT namespace, subscription, subscription_uid, count(*), count(*) FILTER (WHERE reason = $1)
+FROM `+p.table+` GROUP BY 1, 2, 3`, string(ledger.ParkedPastCap))
 	if err != nil {
 		return nil, fmt.Errorf("count parked deliveries: %w", err)
 	}
 	defer rows.Close()
-	out := map[ledger.SubscriptionKey]int64{}
+	out := map[ledger.SubscriptionKey]ledger.ParkedCount{}
 	for rows.Next() {
 		var k ledger.SubscriptionKey
-		var n int64
-		if err := rows.Scan(&k.Namespace, &k.Name, &k.UID, &n); err != nil {
+		var n ledger.ParkedCount
+		if err := rows.Scan(&k.Namespace, &k.Name, &k.UID, &n.All, &n.PastCap); err != nil {
 			return nil, fmt.Errorf("count parked deliveries: %w", err)
 		}
 		out[k] = n

@@ -13,7 +13,8 @@ import (
 
 // TestConcurrentParksAreAllKeptOnceInCallOrder: 300 matches parked at once, from as many goroutines (a failing
 // endpoint's matches across the batches in flight), are all stored, once each even when parked twice, with every
-// field as given; parks made one after another come back in the order they were made.
+// field as given (a row parked without a reason counts as parked past a cap); parks made one after another come
+// back in the order they were made.
 func TestConcurrentParksAreAllKeptOnceInCallOrder(t *testing.T) {
 	w, _ := newWriter(t, postgres.Options{})
 	p := w.Parking()
@@ -25,6 +26,12 @@ func TestConcurrentParksAreAllKeptOnceInCallOrder(t *testing.T) {
 			OccurredAt: at.Add(time.Duration(i) * time.Millisecond), Data: []byte(fmt.Sprintf(`{"n": %d}`, i))}
 		if i%2 == 0 {
 			d.TenantID, d.Collection = "acme", "orders"
+		}
+		switch i % 3 {
+		case 0:
+			d.Reason, d.FirstAttempt = ledger.ParkedForEndpoint, fmt.Sprintf(`{"n":%d}`, i)
+		case 1:
+			d.Reason = ledger.ParkedPastCap
 		}
 		return d
 	}
@@ -76,8 +83,12 @@ func TestConcurrentParksAreAllKeptOnceInCallOrder(t *testing.T) {
 		}
 		want := parked(i)
 		want.Seq = d.Seq
+		if want.Reason == "" {
+			want.Reason = ledger.ParkedPastCap
+		}
 		if d.EventType != want.EventType || d.TenantID != want.TenantID || d.Collection != want.Collection ||
-			!d.OccurredAt.Equal(want.OccurredAt) || !bytes.Equal(d.Data, want.Data) || d.Subscription != sub {
+			!d.OccurredAt.Equal(want.OccurredAt) || !bytes.Equal(d.Data, want.Data) || d.Subscription != sub ||
+			d.Reason != want.Reason || d.FirstAttempt != want.FirstAttempt {
 			t.Fatalf("parked delivery %+v, want %+v", d, want)
 		}
 	}
@@ -85,8 +96,47 @@ func TestConcurrentParksAreAllKeptOnceInCallOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts[sub] != 300 {
-		t.Fatalf("Counts = %v, want 300 for %v", counts, sub)
+	if want := (ledger.ParkedCount{All: 300, PastCap: 200}); counts[sub] != want {
+		t.Fatalf("Counts = %v, want %+v for %v", counts, want, sub)
+	}
+}
+
+// TestParkingTableOfAnEarlierVersionGainsReasons: a table of parked deliveries made before rows had a reason gets
+// the new columns from the migration; its rows count as parked past a cap (they held new matches behind them when
+// they were parked), and new rows keep theirs.
+func TestParkingTableOfAnEarlierVersionGainsReasons(t *testing.T) {
+	table := nextTable()
+	conn := connect(t, sharedPostgres.DSN())
+	ctx := testContext(t)
+	if _, err := conn.Exec(ctx, `CREATE TABLE `+table+`_parked (
+    seq bigserial PRIMARY KEY, parked_at timestamptz NOT NULL DEFAULT now(), namespace text NOT NULL,
+    subscription text NOT NULL, subscription_uid text NOT NULL, event_id text NOT NULL, event_type text NOT NULL,
+    tenant_id text, collection text, occurred_at timestamptz NOT NULL, data bytea,
+    UNIQUE (namespace, subscription, subscription_uid, event_id));
+INSERT INTO `+table+`_parked (namespace, subscription, subscription_uid, event_id, event_type, occurred_at)
+VALUES ('shop', 'orders', 'uid-1', 'ev-old', 'order.created', now())`); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := newWriter(t, postgres.Options{Table: table}) // migrates
+	p := w.Parking()
+	sub := ledger.SubscriptionKey{Namespace: "shop", Name: "orders", UID: "uid-1"}
+	if err := p.Park(ctx, ledger.Parked{Subscription: sub, Reason: ledger.ParkedForEndpoint, EventID: "ev-new",
+		EventType: "order.created", OccurredAt: time.Now()}); err != nil {
+		t.Fatalf("park into the migrated table: %v", err)
+	}
+	got, err := p.Oldest(ctx, sub, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].EventID != "ev-old" || got[0].Reason != ledger.ParkedPastCap || got[1].Reason != ledger.ParkedForEndpoint {
+		t.Fatalf("parked after the migration: %+v, want ev-old past a cap, then ev-new for its endpoint", got)
+	}
+	counts, err := p.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ledger.ParkedCount{All: 2, PastCap: 1}); counts[sub] != want {
+		t.Errorf("Counts = %+v, want %+v", counts[sub], want)
 	}
 }
 
