@@ -430,6 +430,17 @@ func TestFailedDeliveriesArePrunedOnlyOnceTheLedgerHasThem(t *testing.T) {
 	}
 }
 
+// startParkingOperator starts an operator on a new outbox with a ledger to park in and caps, in a new namespace
+// whose subscriptions go with the test, and returns the namespace and the outbox table.
+func startParkingOperator(t *testing.T) (ns, table string) {
+	t.Helper()
+	ns = namespace(t)
+	removeSubscriptionsAfter(t, ns)
+	src, table := newOutbox(t, postgres.Options{})
+	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: newLedger(t, table), maxUnfinished: 1000}, src)
+	return ns, table
+}
+
 // TestOpenCircuitParksMatchesWithALedger: with a ledger, the matches of a subscription whose circuit is open are
 // parked (one row each) instead of each becoming a WebhookDelivery in the batch that ingested it, and stay rows
 // while the circuit is open. Once it is due for a probe the drain makes their objects, the probe succeeds against
@@ -438,11 +449,7 @@ func TestOpenCircuitParksMatchesWithALedger(t *testing.T) {
 	rcv := harness.NewReceiver()
 	defer rcv.Close()
 	rcv.Script("/down", harness.Response{Status: 503})
-	ns := namespace(t)
-	removeSubscriptionsAfter(t, ns)
-	src, table := newOutbox(t, postgres.Options{})
-	w := newLedger(t, table)
-	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 1000}, src)
+	ns, table := startParkingOperator(t)
 	readySubscription(t, fixtures.Subscription(ns, "down", rcv.URL+"/down", fixtures.Events("circuit.*"), fixtures.InsecureHTTP(),
 		fixtures.Schedule(time.Hour), fixtures.CircuitBreaker(2, 3*time.Second, 0)))
 	readySubscription(t, fixtures.Subscription(ns, "healthy", rcv.URL+"/ok", fixtures.Events("circuit.*"), fixtures.InsecureHTTP()))
@@ -479,11 +486,7 @@ func TestFailingEndpointsFailedFirstAttemptsAreParkedWithTheirAttempt(t *testing
 	rcv := harness.NewReceiver()
 	defer rcv.Close()
 	rcv.Script("/flaky", harness.Response{Status: 503}, harness.Response{Status: 503}, harness.Response{Status: 200})
-	ns := namespace(t)
-	removeSubscriptionsAfter(t, ns)
-	src, table := newOutbox(t, postgres.Options{})
-	w := newLedger(t, table)
-	startOperator(t, operatorConfig{flushInterval: time.Hour, ledger: w, maxUnfinished: 1000}, src)
+	ns, table := startParkingOperator(t)
 	readySubscription(t, fixtures.Subscription(ns, "flaky", rcv.URL+"/flaky", fixtures.Events("flaky.*"), fixtures.InsecureHTTP(),
 		fixtures.Schedule(5*time.Second), fixtures.CircuitBreaker(10, time.Minute, 0)))
 	parkedBefore := metricValue(t, "hookpost_deliveries_parked_total")
