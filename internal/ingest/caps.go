@@ -47,7 +47,7 @@ type CapsOptions struct {
 // and the Drain makes its object once there is room; without one it is refused, loudly (the DeliveriesRefused
 // condition with reason UnfinishedCapReached, a Warning Event, hookpost_deliveries_refused_total{reason="unfinishedCap"}).
 // While a subscription has matches parked past a cap, its new matches are parked behind them, so they still arrive
-// in order; matches parked for a failing or hanging endpoint (Park, ParkAttempted) hold nothing behind them.
+// in order; matches parked for a failing or hanging endpoint (Park) hold nothing behind them.
 //
 // Caps is also a manager.Runnable, on every replica: it reads which subscriptions have parked matches (whoever
 // parked them) every Refresh. A nil *Caps admits everything.
@@ -169,26 +169,22 @@ func (c *Caps) Hold(ctx context.Context, sub *Subscription, ev *source.Event) (r
 }
 
 // Park parks a match below the caps too, when there is a ledger to park it in: a match of a subscription whose
-// endpoint is failing (its circuit open) or hanging, which would otherwise become a WebhookDelivery at once, one
-// API write per match while the endpoint cannot take any. parked is false without a ledger; the caller then makes
-// the object as before. The drain makes the parked matches deliveries, in order, as the caps and the endpoint
-// allow. New matches are not parked behind them: once the endpoint takes deliveries they are attempted at once.
-func (c *Caps) Park(ctx context.Context, sub *Subscription, ev *source.Event) (parked bool, err error) {
+// endpoint is failing (its circuit open, or its first attempts failing) or hanging, which would otherwise become a
+// WebhookDelivery at once, one API write per match while the endpoint cannot take any. first is the failed first
+// attempt already made, nil for none: the row carries it, and the object the drain makes of it carries it too, as
+// if it had been written at once (its retries follow the schedule from that attempt). parked is false without a
+// ledger; the caller then makes the object as before. The drain makes the parked matches deliveries, in order, as
+// the caps and the endpoint allow. New matches are not parked behind them: once the endpoint takes deliveries they
+// are attempted at once.
+func (c *Caps) Park(ctx context.Context, sub *Subscription, ev *source.Event, first *controller.FirstAttempt) (parked bool, err error) {
 	if c == nil || c.o.Parking == nil {
 		return false, nil
 	}
-	return true, c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedForEndpoint, "")
-}
-
-// ParkAttempted is Park for a match whose first attempt was made and failed: its row carries the attempt, and
-// the object the drain makes of it carries it too, as if it had been written at once (its retries follow the
-// schedule from that attempt). A failing endpoint's failed first attempts are thus a row each (parks share an
-// INSERT) rather than an object each, an API round trip, until its circuit opens.
-func (c *Caps) ParkAttempted(ctx context.Context, sub *Subscription, ev *source.Event, first controller.FirstAttempt) (parked bool, err error) {
-	if c == nil || c.o.Parking == nil {
-		return false, nil
+	encoded := ""
+	if first != nil {
+		encoded = first.Encode()
 	}
-	return true, c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedForEndpoint, first.Encode())
+	return true, c.park(ctx, subscriptionKey(sub), ev, ledger.ParkedForEndpoint, encoded)
 }
 
 // setAside parks a match past a cap, or refuses it without a ledger.

@@ -549,7 +549,7 @@ func TestOnlyMatchesParkedPastACapHoldNewMatchesBehindThem(t *testing.T) {
 	}
 
 	failing := &ingest.Subscription{Namespace: "shop", Name: "failing", UID: "uid-failing"}
-	if parked, err := caps.Park(ctx, failing, event("for-endpoint")); !parked || err != nil {
+	if parked, err := caps.Park(ctx, failing, event("for-endpoint"), nil); !parked || err != nil {
 		t.Fatalf("Park for the endpoint: parked %v, %v", parked, err)
 	}
 	if admitted, err := caps.Admit(ctx, failing, event("after-endpoint")); !admitted || err != nil {

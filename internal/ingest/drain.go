@@ -237,17 +237,16 @@ func (d *Drain) make(ctx context.Context, sub *Subscription, parked []ledger.Par
 
 // create makes the object of one parked match; first is its encoded failed first attempt, "" for none.
 func (d *Drain) create(ctx context.Context, sub *Subscription, ev *source.Event, first string) error {
-	if first == "" {
-		return createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer))
-	}
-	attempt, err := controller.DecodeFirstAttempt(first)
-	if err != nil {
-		// Not ours to lose: the delivery is made without it, and its first attempt is made again.
+	if first != "" {
+		attempt, err := controller.DecodeFirstAttempt(first)
+		if err == nil {
+			return createAttempted(ctx, d.o.Client, d.o.Refusals, d.o.Caps, d.o.Sealer, sub, ev, attempt)
+		}
+		// The delivery is made without it, and its first attempt is made again.
 		ctrl.LoggerFrom(ctx).Error(err, "Parked first attempt unreadable; the delivery is made without it", "eventID", ev.ID,
 			"namespace", sub.Namespace, "subscriptionName", sub.Name)
-		return createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer))
 	}
-	return createAttempted(ctx, d.o.Client, d.o.Refusals, d.o.Caps, d.o.Sealer, sub, ev, attempt)
+	return createDelivery(ctx, d.o.Client, d.o.Refusals, d.o.Caps, sub, ev, NewDelivery(ctx, sub, ev, d.o.Sealer))
 }
 
 // report writes key's Backlogged condition for left parked matches, with an Event when it flips. obj is the

@@ -215,7 +215,7 @@ func (f *FirstAttempt) recordOutcome(ctx context.Context, sub *Subscription, ev 
 	} else {
 		metrics.FirstAttempt(metrics.FirstAttemptFailed)
 		if f.failing(sub, first) {
-			if parked, err := f.o.Caps.ParkAttempted(ctx, sub, ev, first); parked && err == nil {
+			if parked, err := f.o.Caps.Park(ctx, sub, ev, &first); parked && err == nil {
 				return nil
 			}
 		}
@@ -251,7 +251,7 @@ func (f *FirstAttempt) failing(sub *Subscription, first controller.FirstAttempt)
 // becomes an object as before.
 func (f *FirstAttempt) handOver(ctx context.Context, sub *Subscription, ev *source.Event, failing bool, later Later) error {
 	if failing {
-		if parked, err := f.o.Caps.Park(ctx, sub, ev); parked && err == nil {
+		if parked, err := f.o.Caps.Park(ctx, sub, ev, nil); parked && err == nil {
 			return nil
 		}
 	}

@@ -190,8 +190,7 @@ func TestOrderedKeyWaitsForItsFailingHeadWhileOtherKeysFlow(t *testing.T) {
 	defer rcv.Close()
 	ns := namespace(t)
 	sub := fixtures.Subscription(ns, "orders", rcv.URL+"/orders", fixtures.Events("order.*"), fixtures.InsecureHTTP(),
-		fixtures.Ordering("data.key", hookpostv1.OrderingSkip), fixtures.Schedule(time.Second, time.Second, time.Second, time.Second, time.Second,
-			time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second, time.Second))
+		fixtures.Ordering("data.key", hookpostv1.OrderingSkip), fixtures.Schedule(slices.Repeat([]time.Duration{time.Second}, 16)...))
 	src, table := newOutbox(t, postgres.Options{})
 	startOperator(t, operatorConfig{flushInterval: time.Hour, namespace: ns}, src)
 	readySubscription(t, sub)
